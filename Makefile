@@ -1,0 +1,58 @@
+# trigger-ml: every target runs the CLI inside .venv, which `make setup` creates.
+# The first command on a fresh clone may be any target: each depends on the venv.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MODEL  ?= dips-small
+CLI    := $(BIN)/trigger-ml
+
+.PHONY: setup data train hls cost models test lint format bench clean-projects help
+
+help:
+	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
+	@echo "make test                   ruff + the test suite (real Pythia, QKeras, hls4ml on tiny inputs)"
+	@echo "make models | data | train | cost  MODEL=...   single stages (each cached)"
+
+# The venv is (re)installed when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found -> install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+models: $(STAMP)
+	$(CLI) models
+
+data: $(STAMP)
+	$(CLI) data $(MODEL)
+
+train: $(STAMP)
+	$(CLI) train $(MODEL)
+
+hls: $(STAMP)
+	$(CLI) hls $(MODEL)
+
+cost: $(STAMP)
+	$(CLI) cost hls_projects/$(MODEL)
+
+lint: $(STAMP)
+	$(BIN)/ruff check trigger_ml tests
+	$(BIN)/ruff format --check trigger_ml tests
+
+format: $(STAMP)
+	$(BIN)/ruff format trigger_ml tests
+	$(BIN)/ruff check --fix trigger_ml tests
+
+# pytest exit code 5 means "no tests collected": that is a failure here, said plainly.
+test: lint
+	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests -> the suite is missing"; exit 1; fi; \
+	exit $$rc
+
+clean-projects:
+	rm -rf hls_projects/*/ runs/

@@ -1,0 +1,139 @@
+"""``trigger-ml``: a thin command line over the stages. The Makefile calls it.
+
+Every user-fixable problem ends in one line on stderr naming the problem and the fix,
+with exit status 2 for bad input (unknown model, malformed config) and 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from trigger_ml.config import ModelConfig, load_config_file, load_model_config, zoo_names
+from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.workspace import Workspace
+
+
+def _config(args: argparse.Namespace) -> ModelConfig:
+    if getattr(args, "config", None):
+        return load_config_file(Path(args.config))
+    return load_model_config(args.model)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = [load_model_config(name) for name in zoo_names()]
+    width = max(len(c.name) for c in rows)
+    for c in rows:
+        q = c.quantization
+        bits = f"{q.weight.bits}-bit" if q.enabled else "float"
+        arch = c.architecture
+        shape = f"phi {list(arch.phi_widths)} F {list(arch.f_widths)}" if arch.kind == "deepsets" else ""
+        print(f"{c.name:<{width}}  {arch.kind:<8} {c.inputs.max_tracks:>2} tracks  {bits:<7} {shape}  {c.description}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(json.dumps(config.model_dump(mode="json"), indent=2))
+    print(f"# config sha256 {config.digest()}  training sha256 {config.training_digest()}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from trigger_ml.pipeline import ensure_data
+
+    print(ensure_data(_config(args), Workspace.default()))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trigger_ml.pipeline import ensure_trained
+
+    config = _config(args)
+    run = ensure_trained(config, Workspace.default())
+    print(f"[train] {config.name}: {run.path}")
+    for kind, metrics in run.metrics["models"].items():
+        print(f"  {kind:<7} " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if v is not None))
+    return 0
+
+
+def cmd_hls(args: argparse.Namespace) -> int:
+    from trigger_ml.pipeline import ensure_hls
+
+    config = _config(args)
+    report = ensure_hls(config, Workspace.default(), force=args.force)
+    project = Workspace.default().hls_dir(config.name)
+    fid = report["fidelity"]
+    print(f"[hls] {config.name}: {project}/report.md")
+    for kind, metrics in report["metrics"].items():
+        print(
+            f"  {kind:<7} AUC {metrics['auc_b_vs_light']:.4f}  light rej @70% {metrics['rej_light_at_70'] or float('nan'):.1f}"
+            f"  @77% {metrics['rej_light_at_77'] or float('nan'):.1f}"
+        )
+    print(
+        f"  C sim == QKeras on {fid['csim_vs_qkeras_exact_fraction']:.4%} of {fid['n_jets']} jets; "
+        f"permutation invariant on {fid['permutation_invariant_fraction']:.4%}"
+    )
+    if fid["csim_vs_qkeras_exact_fraction"] < 1.0 and args.require_exact:
+        blame = fid.get("first_divergent_layer") or {}
+        raise TriggerMLError(
+            f"C simulation differs from QKeras on {1 - fid['csim_vs_qkeras_exact_fraction']:.4%} of jets, "
+            f"first at layer {blame.get('layer', '?')}",
+            "see report.md (types per layer) and fix hls.precision_overrides",
+        )
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from trigger_ml.cost import cost_for_project, format_cost_table
+
+    project = Path(args.project)
+    if not (project / "report.json").is_file():
+        raise UsageError(f"{project} is not an HLS project (no report.json)", "run `trigger-ml hls MODEL` first")
+    cost = cost_for_project(project)
+    print(json.dumps(cost, indent=2) if args.json else format_cost_table(cost["best"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trigger-ml", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str, model: bool = True):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if model:
+            p.add_argument("model", nargs="?", default="dips-small", help="zoo name, optionally name@key=value,...")
+            p.add_argument("--config", help="a YAML configuration file instead of a zoo name")
+        p.set_defaults(func=func)
+        return p
+
+    add("models", cmd_models, "list the model zoo", model=False)
+    add("show", cmd_show, "print a model's resolved configuration and its hashes")
+    add("data", cmd_data, "generate (or reuse) the model's physics sample")
+    add("train", cmd_train, "train the QKeras model and its float twin (cached)")
+    p = add("hls", cmd_hls, "data, training, hls4ml conversion, C simulation, fidelity and report")
+    p.add_argument("--force", action="store_true", help="rebuild the HLS project even if it is current")
+    p.add_argument("--require-exact", action="store_true", help="exit 1 unless C simulation == QKeras everywhere")
+    p = add("cost", cmd_cost, "print the cost section (latency, resources) of an HLS project", model=False)
+    p.add_argument("project", help="an HLS project directory, e.g. hls_projects/dips-small")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TriggerMLError as error:
+        print(error.one_line(), file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; finished stages are kept, rerun to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

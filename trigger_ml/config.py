@@ -1,0 +1,295 @@
+"""Model configurations: the zoo of declarative YAML files, their schema, and overrides.
+
+A model is named either plainly (``dips-small``) or with overrides
+(``dips-small@training.epochs=5,reuse=2``). Every configuration is validated against the
+schema below when it is loaded: wrong types, out-of-range values and unknown keys are
+rejected with the offending key named. Stages never read raw dicts: they get a
+:class:`ModelConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trigger_ml.errors import UsageError
+from trigger_ml.fileio import sha256_of_obj
+
+TRACK_FEATURES = ("sd0", "sz0", "log_ptfrac", "log_dr", "d0", "z0sintheta", "valid")
+"""Per-track features a model may ask for (see trigger_ml.data.dataset for definitions)."""
+
+JET_FEATURES = ("log_pt", "eta", "n_tracks")
+"""Per-jet features a flat (dense) model may append to its track inputs."""
+
+CLASSES = ("b", "c", "light")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SampleConfig(_Strict):
+    """Which generated sample a model trains on (see trigger_ml.data.generate)."""
+
+    process: Literal["ttbar"] = "ttbar"
+    n_jets: int = Field(100_000, ge=100, le=10_000_000)
+    seed: int = Field(1, ge=0, le=900_000_000)
+    jets_per_shard: int = Field(5000, ge=10, le=1_000_000)
+
+
+class SplitConfig(_Strict):
+    train: float = Field(0.6, gt=0, lt=1)
+    val: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.3, gt=0, lt=1)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        if not math.isclose(self.train + self.val + self.test, 1.0, abs_tol=1e-9):
+            raise ValueError("split fractions train + val + test must add up to 1")
+        return self
+
+
+class InputsConfig(_Strict):
+    max_tracks: int = Field(16, ge=1, le=64)
+    track_features: tuple[str, ...] = TRACK_FEATURES
+    jet_features: tuple[str, ...] = ()
+
+    @field_validator("track_features")
+    @classmethod
+    def _known_track_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in TRACK_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown track feature(s) {unknown}; known: {list(TRACK_FEATURES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("track features must not repeat")
+        return value
+
+    @field_validator("jet_features")
+    @classmethod
+    def _known_jet_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in JET_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown jet feature(s) {unknown}; known: {list(JET_FEATURES)}")
+        return value
+
+
+class ArchitectureConfig(_Strict):
+    kind: Literal["deepsets", "dense"] = "deepsets"
+    phi_widths: tuple[int, ...] = (32, 32)
+    f_widths: tuple[int, ...] = (32, 16)
+    classes: tuple[str, ...] = CLASSES
+
+    @field_validator("phi_widths", "f_widths")
+    @classmethod
+    def _positive_widths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(width < 1 or width > 1024 for width in value):
+            raise ValueError("layer widths must be between 1 and 1024")
+        return value
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if tuple(value) != CLASSES:
+            raise ValueError(f"classes must be {list(CLASSES)} (the discriminant needs b, c and light)")
+        return value
+
+
+class FixedPoint(_Strict):
+    """A signed fixed-point type as QKeras counts it: ``integer`` bits exclude the sign bit."""
+
+    bits: int = Field(ge=2, le=32)
+    integer: int = Field(ge=0, le=16)
+
+    @model_validator(mode="after")
+    def _fits(self) -> FixedPoint:
+        if self.integer > self.bits - 1:
+            raise ValueError("integer bits must be at most bits - 1 (one bit is the sign)")
+        return self
+
+
+class QuantizationConfig(_Strict):
+    enabled: bool = True
+    input: FixedPoint = FixedPoint(bits=10, integer=3)
+    weight: FixedPoint = FixedPoint(bits=8, integer=0)
+    bias: FixedPoint = FixedPoint(bits=8, integer=3)
+    activation: FixedPoint = FixedPoint(bits=8, integer=3)
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(30, ge=1, le=1000)
+    batch_size: int = Field(256, ge=1, le=65536)
+    learning_rate: float = Field(2e-3, gt=0, lt=1)
+    seed: int = Field(42, ge=0)
+    early_stopping_patience: int = Field(5, ge=0, le=1000)
+    float_twin: bool = True
+
+
+class PhysicsConfig(_Strict):
+    f_c: float = Field(0.018, ge=0, le=1)
+    working_points: tuple[float, ...] = (0.70, 0.77, 0.85)
+
+
+class HLSConfig(_Strict):
+    backend: Literal["Vitis", "Vivado"] = "Vitis"
+    part: str = "xcvu13p-flga2577-2-e"
+    clock_period_ns: float = Field(5.0, gt=0, le=100)
+    io_type: Literal["io_parallel"] = "io_parallel"
+    strategy: Literal["Latency", "Resource"] = "Latency"
+    reuse_factor: int = Field(1, ge=1, le=4096)
+    precision_overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class ModelConfig(_Strict):
+    name: str
+    description: str = ""
+    sample: SampleConfig = SampleConfig()
+    split: SplitConfig = SplitConfig()
+    inputs: InputsConfig = InputsConfig()
+    architecture: ArchitectureConfig = ArchitectureConfig()
+    quantization: QuantizationConfig = QuantizationConfig()
+    training: TrainingConfig = TrainingConfig()
+    physics: PhysicsConfig = PhysicsConfig()
+    hls: HLSConfig = HLSConfig()
+
+    @model_validator(mode="after")
+    def _exact_track_average(self) -> ModelConfig:
+        # The Deep Set sums tracks with an average pooling; dividing by a power of two is an
+        # exact shift in fixed point, any other track count would round in the firmware.
+        n = self.inputs.max_tracks
+        if self.architecture.kind == "deepsets" and self.quantization.enabled and n & (n - 1):
+            raise ValueError(f"inputs.max_tracks must be a power of two for a quantized Deep Set (got {n})")
+        return self
+
+    def digest(self) -> str:
+        """Hash of the whole resolved configuration (keys the HLS project)."""
+        return sha256_of_obj(self.model_dump(mode="json"))
+
+    def training_digest(self) -> str:
+        """Hash of what determines the trained weights (keys ``runs/<model>/<hash>``)."""
+        data = self.model_dump(mode="json", exclude={"name", "description", "hls", "physics"})
+        return sha256_of_obj(data)
+
+
+# Short names for overrides, e.g. ``dips-small@bits=6,reuse=2``.
+OVERRIDE_ALIASES: dict[str, tuple[str, ...]] = {
+    "bits": ("quantization.weight.bits", "quantization.activation.bits"),
+    "reuse": ("hls.reuse_factor",),
+    "epochs": ("training.epochs",),
+    "tracks": ("inputs.max_tracks",),
+    "seed": ("training.seed",),
+    "n_jets": ("sample.n_jets",),
+    "clock": ("hls.clock_period_ns",),
+    "strategy": ("hls.strategy",),
+}
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def zoo_dir() -> Path:
+    """The folder holding one YAML file per model of the zoo."""
+    return Path(str(resources.files("trigger_ml") / "zoo"))
+
+
+def zoo_names() -> list[str]:
+    return sorted(path.stem for path in zoo_dir().glob("*.yaml"))
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{key}'"
+    return f"{source}: key '{key}': {first['msg']}"
+
+
+def parse_model_config(data: Any, source: str) -> ModelConfig:
+    """Validate a raw mapping against the schema; one-line error naming the key."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: expected a mapping at the top level", "see trigger_ml/zoo/dips-small.yaml")
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as error:
+        raise UsageError(_format_validation_error(source, error), "fix the key or value") from None
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"{source}: override key '{dotted}' goes below a value", "use a section key")
+        node = child
+    node[parts[-1]] = value
+
+
+def split_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"dips-small@bits=6,reuse=2"`` -> ("dips-small", {"bits": 6, "reuse": 2})."""
+    name, _, rest = spec.partition("@")
+    overrides: dict[str, Any] = {}
+    if rest:
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise UsageError(
+                    f"model '{spec}': override '{item}' is not key=value",
+                    "write e.g. dips-small@training.epochs=5,reuse=2",
+                )
+            overrides[key.strip()] = _parse_value(value.strip())
+    return name, overrides
+
+
+def canonical_spec(name: str, overrides: dict[str, Any]) -> str:
+    if not overrides:
+        return name
+    items = ",".join(f"{key}={overrides[key]}" for key in sorted(overrides))
+    return f"{name}@{items}"
+
+
+def load_model_config(spec: str, zoo: Path | None = None) -> ModelConfig:
+    """Load a zoo model by name, with optional ``@key=value,...`` overrides, validated."""
+    name, overrides = split_model_spec(spec)
+    zoo = zoo or zoo_dir()
+    path = zoo / f"{name}.yaml"
+    if not _NAME_RE.match(name) or not path.is_file():
+        names = ", ".join(sorted(p.stem for p in zoo.glob("*.yaml")))
+        raise UsageError(f"unknown model '{name}'", f"choose one of: {names}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path}: not valid YAML ({error.__class__.__name__})", "fix the file") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping at the top level", "see dips-small.yaml")
+    if data.get("name") != name:
+        raise UsageError(f"{path}: 'name' must be '{name}' (the file name)", "make them agree")
+    for key, value in overrides.items():
+        for dotted in OVERRIDE_ALIASES.get(key, (key,)):
+            _set_dotted(data, dotted, value, spec)
+    data["name"] = canonical_spec(name, overrides)
+    return parse_model_config(data, spec if overrides else str(path))
+
+
+def load_config_file(path: Path) -> ModelConfig:
+    """Load a configuration from an arbitrary YAML file (for user-defined models)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist", "check the path") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path}: not valid YAML ({error.__class__.__name__})", "fix the file") from None
+    return parse_model_config(data, str(path))

@@ -1,0 +1,215 @@
+"""The cost section: one flat, JSON-serialisable dict per source of cost figures.
+
+Every producer (``estimate.py``, ``vendor.py``, a future RTL reader) returns the same
+shape, documented in ``docs/cost-model.md``::
+
+    {"source": "estimate" | "vendor" | "rtl", "tool": str | None, "tool_version": str | None,
+     "part": str | None, "clock_period_ns": float, "estimated_clock_period_ns": float | None,
+     "latency_cycles": {"min": int, "max": int}, "latency_ns": {"min": float, "max": float},
+     "initiation_interval": int,
+     "resources": {"LUT": int, "FF": int, "DSP": int, "BRAM_18K": int, "URAM": int},
+     "available": {same keys} | None, "logic_synthesis": {same keys} | None,
+     "per_layer": [{"name", "class", "latency_cycles", "initiation_interval",
+                    "LUT", "FF", "DSP", "BRAM_18K", "notes"}] | None,
+     "notes": [str]}
+
+``best_cost`` picks the most trustworthy section (vendor > rtl > estimate) and
+``cost_for_project`` gathers the sections of one HLS project directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trigger_ml.errors import TriggerMLError
+from trigger_ml.fileio import read_json
+
+# Most trustworthy first: the vendor's own report, then an RTL-level count, then our model.
+SOURCE_PRIORITY = ("vendor", "rtl", "estimate")
+RESOURCE_KEYS = ("LUT", "FF", "DSP", "BRAM_18K", "URAM")
+SECTION_KEYS = (
+    "source",
+    "tool",
+    "tool_version",
+    "part",
+    "clock_period_ns",
+    "estimated_clock_period_ns",
+    "latency_cycles",
+    "latency_ns",
+    "initiation_interval",
+    "resources",
+    "available",
+    "logic_synthesis",
+    "per_layer",
+    "notes",
+)
+
+
+def resource_dict(values: dict[str, Any] | None = None) -> dict[str, int]:
+    """A resources dict with every key of ``RESOURCE_KEYS``; missing keys count as 0."""
+    values = values or {}
+    return {key: int(values.get(key, 0) or 0) for key in RESOURCE_KEYS}
+
+
+def make_section(
+    *,
+    source: str,
+    clock_period_ns: float,
+    latency_cycles: tuple[int, int],
+    initiation_interval: int,
+    resources: dict[str, Any],
+    tool: str | None = None,
+    tool_version: str | None = None,
+    part: str | None = None,
+    estimated_clock_period_ns: float | None = None,
+    available: dict[str, Any] | None = None,
+    logic_synthesis: dict[str, Any] | None = None,
+    per_layer: list[dict[str, Any]] | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """Build a cost section; ``latency_ns`` is derived from the cycles and the clock period."""
+    if source not in SOURCE_PRIORITY:
+        raise ValueError(f"unknown cost source {source!r}")
+    lat_min, lat_max = int(latency_cycles[0]), int(latency_cycles[1])
+    period = float(clock_period_ns)
+    return {
+        "source": source,
+        "tool": tool,
+        "tool_version": tool_version,
+        "part": part,
+        "clock_period_ns": period,
+        "estimated_clock_period_ns": estimated_clock_period_ns,
+        "latency_cycles": {"min": lat_min, "max": lat_max},
+        "latency_ns": {"min": round(lat_min * period, 6), "max": round(lat_max * period, 6)},
+        "initiation_interval": int(initiation_interval),
+        "resources": resource_dict(resources),
+        "available": resource_dict(available) if available is not None else None,
+        "logic_synthesis": resource_dict(logic_synthesis) if logic_synthesis is not None else None,
+        "per_layer": per_layer,
+        "notes": list(notes or []),
+    }
+
+
+def check_section(section: Any, where: str) -> dict[str, Any]:
+    """Return ``section`` if it has the cost-section shape, else raise a TriggerMLError naming ``where``."""
+    if not isinstance(section, dict):
+        raise TriggerMLError(f"{where}: cost section is not a JSON object", "re-run the stage that wrote it")
+    missing = [key for key in SECTION_KEYS if key not in section]
+    if missing:
+        raise TriggerMLError(
+            f"{where}: cost section lacks {', '.join(missing)}", "re-run the stage that wrote it"
+        )
+    if section["source"] not in SOURCE_PRIORITY:
+        raise TriggerMLError(
+            f"{where}: unknown cost source {section['source']!r}", "re-run the stage that wrote it"
+        )
+    return section
+
+
+def best_cost(sections: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """The most trustworthy of ``sections`` (vendor > rtl > estimate); ``None`` entries are skipped."""
+    present = [section for section in sections if section is not None]
+    if not present:
+        raise TriggerMLError(
+            "no cost figures: neither vendor reports nor a stored estimate",
+            "convert the model first (it stores an estimate in report.json) or run C synthesis",
+        )
+    return min(present, key=lambda section: SOURCE_PRIORITY.index(section["source"]))
+
+
+def _fmt_used(used: int, available: int | None) -> str:
+    if available:
+        return f"{used} / {available} ({100.0 * used / available:.1f} %)"
+    return str(used)
+
+
+def format_cost_table(section: dict[str, Any]) -> str:
+    """Markdown rendering of one cost section (used in report.md and by ``trigger-ml cost``)."""
+    tool = section["tool"] or "trigger_ml analytic model"
+    if section["tool_version"]:
+        tool += f" {section['tool_version']}"
+    lat_c, lat_ns = section["latency_cycles"], section["latency_ns"]
+    lines = [
+        f"**Cost** (source: {section['source']}, {tool}"
+        + (f", part {section['part']}" if section["part"] else "")
+        + ")",
+        "",
+        "| quantity | value |",
+        "| --- | --- |",
+        f"| latency (cycles) | {lat_c['min']}"
+        + (f" - {lat_c['max']}" if lat_c["max"] != lat_c["min"] else "")
+        + " |",
+        f"| latency (ns) | {lat_ns['min']:g}"
+        + (f" - {lat_ns['max']:g}" if lat_ns["max"] != lat_ns["min"] else "")
+        + " |",
+        f"| initiation interval (cycles) | {section['initiation_interval']} |",
+        f"| clock period target (ns) | {section['clock_period_ns']:g} |",
+    ]
+    if section["estimated_clock_period_ns"] is not None:
+        lines.append(
+            f"| clock period estimated by the tool (ns) | {section['estimated_clock_period_ns']:g} |"
+        )
+    available = section["available"] or {}
+    for key in RESOURCE_KEYS:
+        lines.append(f"| {key} | {_fmt_used(section['resources'][key], available.get(key))} |")
+    if section["logic_synthesis"] is not None:
+        synth = section["logic_synthesis"]
+        lines.append(
+            "| after logic synthesis | " + ", ".join(f"{key} {synth[key]}" for key in RESOURCE_KEYS) + " |"
+        )
+    if section["per_layer"]:
+        lines += [
+            "",
+            "| layer | class | latency (cycles) | II | LUT | FF | DSP | BRAM_18K |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for layer in section["per_layer"]:
+            lines.append(
+                f"| {layer['name']} | {layer['class']} | {layer['latency_cycles']} | {layer['initiation_interval']}"
+                f" | {layer['LUT']} | {layer['FF']} | {layer['DSP']} | {layer['BRAM_18K']} |"
+            )
+    if section["notes"]:
+        lines.append("")
+        lines += [f"- {note}" for note in section["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def stored_sections(project_dir: Path) -> dict[str, dict[str, Any]]:
+    """Cost sections stored in ``<project_dir>/report.json`` under ``cost`` -> ``sources``."""
+    report_path = Path(project_dir) / "report.json"
+    if not report_path.is_file():
+        return {}
+    try:
+        report = read_json(report_path)
+    except (OSError, ValueError) as exc:
+        raise TriggerMLError(f"{report_path} is unreadable ({exc})", "re-run the convert stage") from exc
+    sources = ((report.get("cost") or {}).get("sources") or {}) if isinstance(report, dict) else {}
+    return {
+        name: check_section(section, f"{report_path} cost.sources.{name}")
+        for name, section in sources.items()
+        if section is not None and name in SOURCE_PRIORITY
+    }
+
+
+def cost_for_project(project_dir: Path) -> dict[str, Any]:
+    """All cost figures for one HLS project dir and the best of them.
+
+    Vendor reports are read fresh from disk (they may have been copied back after a
+    synthesis run elsewhere); the estimate (and an RTL count, if any) come from
+    ``report.json``. Returns ``{"best": section, "sources": {"vendor": ..., "estimate": ..., ...}}``.
+    """
+    from trigger_ml.cost.vendor import read_vendor_cost
+
+    project_dir = Path(project_dir)
+    if not project_dir.is_dir():
+        raise TriggerMLError(f"{project_dir} is not a directory", "pass an hls_projects/<model> directory")
+    stored = stored_sections(project_dir)
+    clock = stored["estimate"]["clock_period_ns"] if "estimate" in stored else None
+    sources: dict[str, dict[str, Any] | None] = {
+        "vendor": read_vendor_cost(project_dir, clock),
+        "estimate": stored.get("estimate"),
+    }
+    if "rtl" in stored:
+        sources["rtl"] = stored["rtl"]
+    return {"best": best_cost(list(sources.values())), "sources": sources}

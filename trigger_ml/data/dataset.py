@@ -1,0 +1,227 @@
+"""From a jets.h5 file to network inputs: features, splits, scaling, input quantization.
+
+The file layout (written by :mod:`trigger_ml.data.generate`, also the ATLAS
+training-dataset-dumper layout) is a structured ``jets`` dataset and a structured
+``tracks`` dataset of shape (n_jets, n_tracks) with a ``valid`` flag; tracks are ordered
+by signed d0 significance, descending, and padded with zeros.
+
+Per-track features (all dimensionless after scaling):
+
+============  ==============================================================
+sd0           lifetime-signed transverse IP significance d0 / sigma(d0)
+sz0           lifetime-signed longitudinal IP significance z0 sin(theta) / sigma
+log_ptfrac    ln(track pT / jet pT)
+log_dr        ln(Delta R(track, jet axis))
+d0            lifetime-signed transverse IP [mm]
+z0sintheta    lifetime-signed z0 sin(theta) [mm]
+valid         1 for a real track (never scaled): with bias-free Phi layers it
+              gives real tracks their bias while padding stays exactly zero
+============  ==============================================================
+
+Scaling (offset, scale per feature) is fitted on the training split's valid tracks only
+and saved beside the trained model; padded tracks stay exactly zero after scaling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from trigger_ml.config import FixedPoint, ModelConfig
+from trigger_ml.errors import TriggerMLError
+from trigger_ml.fileio import read_json, write_json_atomic
+from trigger_ml.physics import classes_from_truth
+
+REQUIRED_JET_FIELDS = ("pt", "eta", "flavour")
+REQUIRED_TRACK_FIELDS = ("valid", "d0_mm", "z0sintheta_mm", "d0_sigma_mm", "z0sintheta_sigma_mm", "dr", "ptfrac")
+UNSCALED_FEATURES = ("valid",)
+MIN_DR = 1e-4  # Delta R below this is clipped before the logarithm
+
+
+@dataclass(frozen=True)
+class RawSample:
+    """The jets and tracks read from disk, before any feature is computed."""
+
+    path: Path
+    jets: np.ndarray
+    tracks: np.ndarray
+
+
+def read_sample(path: Path) -> RawSample:
+    """Read and check a jets.h5 file; a one-line error names what is wrong and the fix."""
+    path = Path(path)
+    fix = f"delete {path.parent} and rerun `trigger-ml data`"
+    if not path.is_file():
+        raise TriggerMLError(f"data file {path} does not exist", "run `trigger-ml data MODEL` first")
+    try:
+        with h5py.File(path, "r") as handle:
+            for name in ("jets", "tracks"):
+                if name not in handle:
+                    raise TriggerMLError(f"{path}: no '{name}' dataset", fix)
+            jets = handle["jets"][()]
+            tracks = handle["tracks"][()]
+    except OSError as error:
+        raise TriggerMLError(f"{path}: unreadable or truncated HDF5 file ({error})", fix) from None
+    for kind, array, fields in (("jets", jets, REQUIRED_JET_FIELDS), ("tracks", tracks, REQUIRED_TRACK_FIELDS)):
+        missing = [f for f in fields if array.dtype.names is None or f not in array.dtype.names]
+        if missing:
+            raise TriggerMLError(f"{path}: '{kind}' lacks field(s) {missing}", fix)
+    if tracks.ndim != 2 or tracks.shape[0] != jets.shape[0]:
+        raise TriggerMLError(f"{path}: tracks shape {tracks.shape} does not match {jets.shape[0]} jets", fix)
+    if len(jets) == 0:
+        raise TriggerMLError(f"{path}: the file holds no jets", fix)
+    return RawSample(path=path, jets=jets, tracks=tracks)
+
+
+def track_feature_matrix(tracks: np.ndarray, names: tuple[str, ...], max_tracks: int) -> np.ndarray:
+    """(n_jets, max_tracks, n_features) float32 of unscaled features; padding exactly zero."""
+    tracks = tracks[:, :max_tracks]
+    valid = tracks["valid"].astype(bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns = {
+            "sd0": tracks["d0_mm"] / tracks["d0_sigma_mm"],
+            "sz0": tracks["z0sintheta_mm"] / tracks["z0sintheta_sigma_mm"],
+            "log_ptfrac": np.log(tracks["ptfrac"]),
+            "log_dr": np.log(np.maximum(tracks["dr"], MIN_DR)),
+            "d0": tracks["d0_mm"],
+            "z0sintheta": tracks["z0sintheta_mm"],
+            "valid": valid,
+        }
+    features = np.zeros((*tracks.shape, len(names)), dtype=np.float32)
+    for i, name in enumerate(names):
+        features[..., i] = np.where(valid, columns[name], 0.0)
+    bad = ~np.isfinite(features)
+    if bad.any():
+        jet_rows = np.unique(np.nonzero(bad)[0])
+        raise TriggerMLError(
+            f"{int(bad.sum())} NaN/inf track feature value(s) in {len(jet_rows)} jet(s) (first jet {jet_rows[0]})",
+            "check the sigma and pT fields of the input file",
+        )
+    return features
+
+
+@dataclass(frozen=True)
+class FeatureScaling:
+    """Per-feature affine scaling x' = (x - offset) / scale, applied to valid tracks only."""
+
+    names: tuple[str, ...]
+    offset: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, features: np.ndarray, valid: np.ndarray, names: tuple[str, ...]) -> FeatureScaling:
+        real = features[valid]
+        offset, scale = [], []
+        for i, name in enumerate(names):
+            if name in UNSCALED_FEATURES or len(real) == 0:
+                offset.append(0.0)
+                scale.append(1.0)
+                continue
+            column = real[:, i].astype(np.float64)
+            std = float(column.std())
+            offset.append(float(column.mean()))
+            scale.append(std if std > 0 else 1.0)
+        return cls(tuple(names), tuple(offset), tuple(scale))
+
+    def apply(self, features: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        offset = np.asarray(self.offset, dtype=np.float32)
+        scale = np.asarray(self.scale, dtype=np.float32)
+        scaled = (features - offset) / scale
+        return np.where(valid[..., None], scaled, 0.0).astype(np.float32)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "features": [
+                {"name": n, "offset": o, "scale": s} for n, o, s in zip(self.names, self.offset, self.scale, strict=True)
+            ],
+            "formula": "x_scaled = (x - offset) / scale for valid tracks; padded tracks are all zero",
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureScaling:
+        rows = data["features"]
+        return cls(
+            tuple(r["name"] for r in rows), tuple(float(r["offset"]) for r in rows), tuple(float(r["scale"]) for r in rows)
+        )
+
+    def save(self, path: Path) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureScaling:
+        return cls.from_dict(read_json(path))
+
+
+def fixed_point_grid(fp: FixedPoint) -> tuple[float, float, float]:
+    """(step, lowest, highest) of a signed fixed-point type in the QKeras convention."""
+    step = 2.0 ** -(fp.bits - 1 - fp.integer)
+    return step, -(2.0**fp.integer), 2.0**fp.integer - step
+
+
+def quantize_to_fixed(values: np.ndarray, fp: FixedPoint) -> np.ndarray:
+    """Round half to even onto the grid and saturate: what QKeras' quantized_bits(alpha=1) does
+    and what ap_fixed<bits, integer+1, AP_RND_CONV, AP_SAT> holds. The result is exactly
+    representable, so feeding it to the C simulation involves no further rounding."""
+    step, low, high = fixed_point_grid(fp)
+    return np.clip(np.round(np.asarray(values, dtype=np.float64) / step) * step, low, high).astype(np.float32)
+
+
+def split_indices(n_jets: int, config: ModelConfig) -> dict[str, np.ndarray]:
+    """Deterministic train/val/test indices from the configured fractions and seed."""
+    order = np.random.default_rng(config.split.seed).permutation(n_jets)
+    n_train = int(round(config.split.train * n_jets))
+    n_val = int(round(config.split.val * n_jets))
+    return {
+        "train": np.sort(order[:n_train]),
+        "val": np.sort(order[n_train : n_train + n_val]),
+        "test": np.sort(order[n_train + n_val :]),
+    }
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Scaled network inputs and class labels of every split, with what produced them."""
+
+    inputs: dict[str, np.ndarray]  # split -> (n, max_tracks, n_features) scaled float32
+    classes: dict[str, np.ndarray]  # split -> (n,) class indices (b, c, light)
+    indices: dict[str, np.ndarray]  # split -> row numbers in the file
+    scaling: FeatureScaling
+    n_truncated_jets: int  # jets that had more tracks than max_tracks
+
+
+def prepare(sample: RawSample, config: ModelConfig, scaling: FeatureScaling | None = None) -> PreparedData:
+    """Features, splits and scaling (fitted on train unless given) for a Deep Set model."""
+    names = config.inputs.track_features
+    max_tracks = config.inputs.max_tracks
+    features = track_feature_matrix(sample.tracks, names, max_tracks)
+    valid = sample.tracks["valid"][:, :max_tracks].astype(bool)
+    n_valid_all = sample.tracks["valid"].astype(bool).sum(axis=1)
+    classes = classes_from_truth(sample.jets["flavour"])
+    indices = split_indices(len(classes), config)
+    if scaling is None:
+        train = indices["train"]
+        scaling = FeatureScaling.fit(features[train], valid[train], names)
+    elif scaling.names != names:
+        raise TriggerMLError(
+            f"scaling file features {list(scaling.names)} differ from the config's {list(names)}",
+            "retrain the model (`trigger-ml train MODEL`)",
+        )
+    scaled = scaling.apply(features, valid)
+    return PreparedData(
+        inputs={k: scaled[v] for k, v in indices.items()},
+        classes={k: classes[v] for k, v in indices.items()},
+        indices=indices,
+        scaling=scaling,
+        n_truncated_jets=int(np.count_nonzero(n_valid_all > max_tracks)),
+    )
+
+
+def model_inputs(scaled: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """The exact array a model takes: quantized onto the input type when quantization is on
+    (the firmware's input encoding), else the scaled floats themselves (float models)."""
+    if config.quantization.enabled:
+        return quantize_to_fixed(scaled, config.quantization.input)
+    return scaled

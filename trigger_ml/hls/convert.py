@@ -1,0 +1,139 @@
+"""hls4ml conversion: an hls4ml configuration derived from the model's quantizers, then
+convert, write and compile the C simulation.
+
+What makes the C simulation compute exactly what QKeras computes (each was measured to
+break exactness when left out):
+
+1. The input type is the input quantizer's type, ``ap_fixed<bits, integer+1, AP_RND_CONV,
+   AP_SAT>``, and inputs are quantized onto it before they reach either model
+   (:func:`trigger_ml.data.dataset.quantize_to_fixed`), so the C simulation's
+   float-to-fixed conversion is exact.
+2. The quantized weights are baked into the Keras model before conversion
+   (:func:`trigger_ml.models.bake_quantized_weights`): hls4ml rewrites a Dense applied to
+   tracks as a PointwiseConv1D and would otherwise truncate its float kernel.
+3. The track pooling gets exact types: for 2^k slots, accumulator ``+2k`` bits
+   (``+k`` integer bits for the sum, ``+k`` fractional bits so that the division by 2^k,
+   done in the accumulator type, is exact) and result ``+k`` fractional bits. hls4ml's
+   default (``fixed<16,6>``, or the input type) truncates the average.
+4. Accumulators and Dense outputs are left to hls4ml's precision inference (``auto``),
+   which sizes them to hold the exact sums.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import hls4ml
+import tensorflow as tf
+
+from trigger_ml.config import FixedPoint, ModelConfig
+from trigger_ml.errors import UsageError
+from trigger_ml.models import INPUT_NAME, POOL_NAME, bake_quantized_weights
+
+PROJECT_NAME = "myproject"
+
+
+def fixed_type(fp: FixedPoint, signed: bool = True, quantizer_modes: bool = True) -> str:
+    """hls4ml precision string of a QKeras-convention fixed-point type."""
+    modes = ",RND_CONV,SAT" if quantizer_modes else ""
+    if signed:
+        return f"fixed<{fp.bits},{fp.integer + 1}{modes}>"
+    return f"ufixed<{fp.bits},{fp.integer}{modes}>"
+
+
+def pooling_types(config: ModelConfig) -> dict[str, str]:
+    """Exact accumulator and result types of the track average (see module docstring, 3)."""
+    k = int(math.log2(config.inputs.max_tracks))
+    q = config.quantization
+    if config.architecture.phi_widths:  # pooled values come out of a quantized ReLU
+        width, integer, kind = q.activation.bits, q.activation.integer, "ufixed"
+    else:
+        width, integer, kind = q.input.bits, q.input.integer + 1, "fixed"
+    return {
+        "accum": f"{kind}<{width + 2 * k},{integer + k}>",
+        "result": f"{kind}<{width + k},{integer}>",
+    }
+
+
+def hls_config_for(model: tf.keras.Model, config: ModelConfig) -> dict[str, Any]:
+    """The hls4ml configuration (granularity 'name') with the exactness rules applied."""
+    h = config.hls
+    with contextlib.redirect_stdout(io.StringIO()):
+        hls_cfg = hls4ml.utils.config_from_keras_model(
+            model, granularity="name", backend=h.backend, default_reuse_factor=h.reuse_factor
+        )
+    hls_cfg["Model"]["Strategy"] = h.strategy
+    hls_cfg["Model"]["ReuseFactor"] = h.reuse_factor
+    layers = hls_cfg["LayerName"]
+    if config.quantization.enabled:
+        layers[INPUT_NAME]["Precision"]["result"] = fixed_type(config.quantization.input)
+        if config.architecture.kind == "deepsets" and POOL_NAME in layers:
+            layers[POOL_NAME]["Precision"] = pooling_types(config)
+    for layer_name, precisions in h.precision_overrides.items():
+        if layer_name not in layers:
+            raise UsageError(
+                f"{config.name}: hls.precision_overrides names unknown layer '{layer_name}'",
+                f"layers are: {', '.join(layers)}",
+            )
+        layers[layer_name].setdefault("Precision", {}).update(precisions)
+    return hls_cfg
+
+
+def convert(model: tf.keras.Model, config: ModelConfig, output_dir: str, trace: bool = False) -> Any:
+    """Convert a trained Keras/QKeras model into an hls4ml ModelGraph written at ``output_dir``.
+
+    The model's weights are baked to their quantized values in place (outputs unchanged).
+    ``trace=True`` records every layer's output in the C simulation (for blame).
+    """
+    if config.quantization.enabled:
+        bake_quantized_weights(model)
+    hls_cfg = hls_config_for(model, config)
+    if trace:
+        for layer in hls_cfg["LayerName"].values():
+            layer["Trace"] = True
+    h = config.hls
+    with contextlib.redirect_stdout(io.StringIO()):
+        return hls4ml.converters.convert_from_keras_model(
+            model,
+            hls_config=hls_cfg,
+            output_dir=output_dir,
+            project_name=PROJECT_NAME,
+            backend=h.backend,
+            io_type=h.io_type,
+            part=h.part,
+            clock_period=h.clock_period_ns,
+        )
+
+
+def compile_csim(hls_model: Any) -> None:
+    """Write the project and build its C simulation library with g++."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        hls_model.compile()
+
+
+def make_relocatable(project_dir: Path) -> None:
+    """Rewrite the absolute (temporary) paths hls4ml records in hls4ml_config.yml as paths
+    relative to the project itself, so the project can be moved, copied and bundled."""
+    config_file = project_dir / "hls4ml_config.yml"
+    text = config_file.read_text()
+    written = str(project_dir)
+    text = text.replace(f"{written}/", "").replace(f"OutputDir: {written}", "OutputDir: .")
+    config_file.write_text(text)
+
+
+def layer_types(hls_model: Any) -> list[dict[str, Any]]:
+    """Per layer of the converted graph: class and every fixed-point type after hls4ml's passes."""
+    rows = []
+    for layer in hls_model.get_layers():
+        rows.append(
+            {
+                "name": layer.name,
+                "class": layer.class_name,
+                "types": {name: str(t.precision) for name, t in layer.types.items()},
+            }
+        )
+    return rows

@@ -1,0 +1,172 @@
+"""The HLS stage: from a trained run to ``hls_projects/<model>/`` with its report.
+
+The project directory is built under a temporary name and renamed into place only when
+the conversion, the C simulation, the fidelity checks and the report all succeeded::
+
+    hls_projects/<model>/
+        hls4ml_prj/            the hls4ml project (firmware/, build_prj.tcl, ...)
+        csim_predictions.h5    test-split logits of float, QKeras and C simulation
+        report.json            machine-readable report (see trigger_ml.report)
+        report.md              the same for people
+        roc.png                light rejection vs b-efficiency: float, QKeras, C simulation
+        logit_diff.png         C simulation - float logits, per class
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from trigger_ml.config import ModelConfig
+from trigger_ml.data.dataset import model_inputs, prepare, read_sample
+from trigger_ml.fileio import atomic_path, read_json, sha256_of_file
+from trigger_ml.hls.convert import compile_csim, convert, fixed_type, layer_types, make_relocatable
+from trigger_ml.hls.fidelity import (
+    blame_first_divergence,
+    csim_predict,
+    exact_match,
+    permutation_invariance,
+)
+from trigger_ml.physics import tagging_metrics
+from trigger_ml.report import write_report
+from trigger_ml.training import TrainedRun
+
+PROJECT_SUBDIR = "hls4ml_prj"
+
+
+def is_current(project_dir: Path, config: ModelConfig, data_sha256: str) -> bool:
+    """Does ``project_dir`` hold a finished project of exactly this configuration and data?"""
+    path = project_dir / "report.json"
+    if not path.is_file():
+        return False
+    try:
+        report = read_json(path)
+    except ValueError:
+        return False
+    return report.get("config_sha256") == config.digest() and report.get("data", {}).get("sha256") == data_sha256
+
+
+def _output_diff_summary(diff: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
+    summary = {}
+    for i, name in enumerate(classes):
+        column = diff[:, i]
+        summary[name] = {
+            "mean": float(column.mean()),
+            "std": float(column.std()),
+            "p01": float(np.percentile(column, 1)),
+            "p50": float(np.percentile(column, 50)),
+            "p99": float(np.percentile(column, 99)),
+            "max_abs": float(np.abs(column).max()),
+        }
+    return summary
+
+
+def build_hls_project(
+    config: ModelConfig, run: TrainedRun, data_path: Path, project_dir: Path, log: bool = True
+) -> dict[str, Any]:
+    """Convert, compile, simulate and check the model of ``run``; returns report.json's content."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    sample = read_sample(data_path)
+    data = prepare(sample, config, scaling=run.scaling)
+    x_test = model_inputs(data.inputs["test"], config)
+    classes = data.classes["test"]
+    valid = sample.tracks["valid"][data.indices["test"], : config.inputs.max_tracks].astype(bool)
+    model = run.load_model(config, "qkeras")
+    logits_qkeras = model.predict(x_test, batch_size=4096, verbose=0).astype(np.float64)
+    stored = run.test_predictions()
+    timings["prepare_s"] = time.perf_counter() - start
+
+    with atomic_path(project_dir) as tmp:
+        tmp.mkdir()
+        if log:
+            print(f"[hls] {config.name}: converting with hls4ml ({config.hls.backend}, {config.hls.io_type})", flush=True)
+        start = time.perf_counter()
+        hls_model = convert(model, config, str(tmp / PROJECT_SUBDIR))
+        timings["convert_s"] = time.perf_counter() - start
+        if log:
+            print(f"[hls] {config.name}: compiling the C simulation with g++", flush=True)
+        start = time.perf_counter()
+        compile_csim(hls_model)
+        timings["compile_s"] = time.perf_counter() - start
+
+        if log:
+            print(f"[hls] {config.name}: C simulation of {len(x_test)} test jets", flush=True)
+        start = time.perf_counter()
+        logits_csim = csim_predict(hls_model, x_test)
+        timings["csim_s"] = time.perf_counter() - start
+        same = exact_match(logits_csim, logits_qkeras)
+        fidelity: dict[str, Any] = {
+            "n_jets": int(len(same)),
+            "csim_vs_qkeras_exact_fraction": float(same.mean()),
+            "max_abs_logit_diff": float(np.abs(logits_csim - logits_qkeras).max()),
+            "first_divergent_layer": None,
+        }
+        start = time.perf_counter()
+        fidelity.update(permutation_invariance(hls_model, x_test, valid, logits_csim, seed=config.split.seed))
+        timings["permutation_s"] = time.perf_counter() - start
+        if not same.all():
+            if log:
+                print(f"[hls] {config.name}: {int((~same).sum())} jets differ; tracing layers", flush=True)
+            start = time.perf_counter()
+            traced = convert(run.load_model(config, "qkeras"), config, str(tmp / "trace_prj"), trace=True)
+            compile_csim(traced)
+            fidelity["first_divergent_layer"] = blame_first_divergence(traced, model, x_test[~same])
+            shutil.rmtree(tmp / "trace_prj", ignore_errors=True)
+            timings["blame_s"] = time.perf_counter() - start
+        make_relocatable(tmp / PROJECT_SUBDIR)
+
+        f_c = config.physics.f_c
+        all_logits = {"qkeras": logits_qkeras, "csim": logits_csim}
+        if "logits_float" in stored:
+            all_logits = {"float": stored["logits_float"].astype(np.float64), **all_logits}
+        metrics = {kind: tagging_metrics(values, classes, f_c) for kind, values in all_logits.items()}
+        with h5py.File(tmp / "csim_predictions.h5", "w") as handle:
+            handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
+            handle.create_dataset("classes", data=classes, track_times=False)
+            for kind, values in all_logits.items():
+                handle.create_dataset(f"logits_{kind}", data=values, track_times=False)
+
+        run_metrics = run.metrics
+        output_type = str(hls_model.get_output_variables()[0].type.precision)
+        report: dict[str, Any] = {
+            "model": config.name,
+            "description": config.description,
+            "config_sha256": config.digest(),
+            "training_sha256": config.training_digest(),
+            "run_dir": str(run.path),
+            "data": {
+                "path": str(data_path),
+                "sha256": sha256_of_file(data_path),
+                "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
+                "n_truncated_jets": data.n_truncated_jets,
+            },
+            "n_params": run_metrics["n_params"],
+            "metrics": metrics,
+            "fidelity": fidelity,
+            "output_diff_csim_minus_float": (
+                _output_diff_summary(logits_csim - all_logits["float"], config.architecture.classes)
+                if "float" in all_logits
+                else None
+            ),
+            "hls": {
+                "backend": config.hls.backend,
+                "part": config.hls.part,
+                "clock_period_ns": config.hls.clock_period_ns,
+                "io_type": config.hls.io_type,
+                "strategy": config.hls.strategy,
+                "reuse_factor": config.hls.reuse_factor,
+                "project": PROJECT_SUBDIR,
+                "input_type": fixed_type(config.quantization.input),
+                "output_type": output_type,
+                "layers": layer_types(hls_model),
+            },
+            "timings_s": {"train": run_metrics["timings_s"], "hls": timings},
+        }
+        write_report(tmp, report, all_logits, classes, config)
+    return read_json(project_dir / "report.json")

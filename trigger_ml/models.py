@@ -1,0 +1,106 @@
+"""Network builders: QKeras Deep Sets (DIPS style) and their float twins.
+
+A Deep Set here is ``F(mean_t Phi(track_t))`` over ``max_tracks`` track slots:
+
+* ``Phi`` is a stack of bias-free Dense layers applied to every track (Keras applies a
+  Dense on a (tracks, features) tensor track by track; hls4ml turns it into a pointwise
+  1D convolution). With no bias and ReLU activations, a padded (all-zero) track maps to
+  exactly zero, so the pooling ignores padding with no mask input; the ``valid`` feature
+  gives real tracks their bias back through its weight.
+* The pooling is an average over the (power-of-two) slots, i.e. the sum over valid tracks
+  followed by an exact shift: permutation invariant by construction.
+* ``F`` is a stack of Dense layers on the pooled representation, ending in three logits
+  (b, c, light).
+
+The quantized model uses QKeras quantizers from the configuration; the float twin has the
+same layers and names without quantizers.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+from qkeras import QActivation, QDense, quantized_bits, quantized_relu  # noqa: E402
+
+from trigger_ml.config import FixedPoint, ModelConfig  # noqa: E402
+
+INPUT_NAME = "tracks"
+POOL_NAME = "track_pool"
+LOGITS_NAME = "logits"
+
+
+def _bits(fp: FixedPoint) -> quantized_bits:
+    return quantized_bits(fp.bits, fp.integer, alpha=1)
+
+
+def _relu(fp: FixedPoint) -> quantized_relu:
+    return quantized_relu(fp.bits, fp.integer)
+
+
+def _dense(config: ModelConfig, width: int, name: str, use_bias: bool, quantized: bool) -> tf.keras.layers.Layer:
+    q = config.quantization
+    if quantized:
+        return QDense(
+            width,
+            use_bias=use_bias,
+            kernel_quantizer=_bits(q.weight),
+            bias_quantizer=_bits(q.bias) if use_bias else None,
+            name=name,
+        )
+    return tf.keras.layers.Dense(width, use_bias=use_bias, name=name)
+
+
+def _activation(config: ModelConfig, name: str, quantized: bool) -> tf.keras.layers.Layer:
+    if quantized:
+        return QActivation(_relu(config.quantization.activation), name=name)
+    return tf.keras.layers.ReLU(name=name)
+
+
+def build_deepsets(config: ModelConfig, quantized: bool) -> tf.keras.Model:
+    """The Deep Set of ``config``; ``quantized=False`` gives the float twin."""
+    n_tracks = config.inputs.max_tracks
+    n_features = len(config.inputs.track_features)
+    inputs = tf.keras.Input(shape=(n_tracks, n_features), name=INPUT_NAME)
+    x = inputs
+    if quantized:
+        x = QActivation(_bits(config.quantization.input), name="input_quant")(x)
+    for i, width in enumerate(config.architecture.phi_widths, start=1):
+        x = _dense(config, width, f"phi_{i}", use_bias=False, quantized=quantized)(x)
+        x = _activation(config, f"phi_{i}_relu", quantized)(x)
+    x = tf.keras.layers.GlobalAveragePooling1D(name=POOL_NAME)(x)
+    for i, width in enumerate(config.architecture.f_widths, start=1):
+        x = _dense(config, width, f"f_{i}", use_bias=True, quantized=quantized)(x)
+        x = _activation(config, f"f_{i}_relu", quantized)(x)
+    outputs = _dense(config, len(config.architecture.classes), LOGITS_NAME, use_bias=True, quantized=quantized)(x)
+    suffix = "qkeras" if quantized else "float"
+    return tf.keras.Model(inputs, outputs, name=f"{config.architecture.kind}_{suffix}")
+
+
+def build_model(config: ModelConfig, quantized: bool) -> tf.keras.Model:
+    """Dispatch on ``architecture.kind``."""
+    if config.architecture.kind == "deepsets":
+        return build_deepsets(config, quantized)
+    raise NotImplementedError(f"architecture kind '{config.architecture.kind}' has no builder yet")
+
+
+def bake_quantized_weights(model: tf.keras.Model) -> None:
+    """Replace each quantized layer's float weights by their quantized values, in place.
+
+    QKeras quantizers are idempotent, so the model's outputs do not change; hls4ml then
+    writes the exact quantized values (it would otherwise truncate the float kernels of
+    layers it rewrites, such as Dense on tracks -> PointwiseConv1D, breaking bit-exactness).
+    """
+    for layer in model.layers:
+        kernel_q = getattr(layer, "kernel_quantizer_internal", None)
+        if kernel_q is not None:
+            layer.kernel.assign(kernel_q(layer.kernel))
+        bias_q = getattr(layer, "bias_quantizer_internal", None)
+        if bias_q is not None and getattr(layer, "use_bias", False):
+            layer.bias.assign(bias_q(layer.bias))
+
+
+def count_parameters(model: tf.keras.Model) -> int:
+    return int(sum(int(tf.size(w)) for w in model.trainable_weights))

@@ -1,0 +1,49 @@
+"""The chain of stages, each cached on disk: data -> train -> hls.
+
+Each ``ensure_*`` function returns the stage's output, producing it only when it is
+missing or its inputs changed (outputs are keyed by hashes of what went in).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from trigger_ml.config import ModelConfig
+from trigger_ml.data.generate import GeneratorSettings, generate_sample
+from trigger_ml.fileio import sha256_of_file
+from trigger_ml.workspace import Workspace
+
+
+def generator_settings(config: ModelConfig) -> GeneratorSettings:
+    s = config.sample
+    return GeneratorSettings(process=s.process, n_jets=s.n_jets, seed=s.seed, jets_per_shard=s.jets_per_shard)
+
+
+def ensure_data(config: ModelConfig, ws: Workspace, log: bool = True) -> Path:
+    """The jets.h5 of the model's sample, generated with all cores if it is not there yet."""
+    workers = int(os.environ.get("TRIGGER_ML_WORKERS", "0")) or None
+    return generate_sample(generator_settings(config), ws.data_dir, n_workers=workers, progress=log)
+
+
+def ensure_trained(config: ModelConfig, ws: Workspace, log: bool = True) -> Any:
+    from trigger_ml.training import train
+
+    data_path = ensure_data(config, ws, log)
+    return train(config, data_path, ws.run_dir(config.name, config.training_digest()), log=log)
+
+
+def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool = False) -> dict[str, Any]:
+    """Train if needed, then build ``hls_projects/<model>/`` unless it is current."""
+    from trigger_ml.fileio import read_json
+    from trigger_ml.hls.stage import build_hls_project, is_current
+
+    run = ensure_trained(config, ws, log)
+    data_path = ensure_data(config, ws, log=False)
+    project_dir = ws.hls_dir(config.name)
+    if not force and is_current(project_dir, config, sha256_of_file(data_path)):
+        if log:
+            print(f"[hls] {config.name}: {project_dir} is current; nothing to do", flush=True)
+        return read_json(project_dir / "report.json")
+    return build_hls_project(config, run, data_path, project_dir, log=log)

@@ -1,0 +1,150 @@
+"""Reports beside each HLS project: report.json (machines), report.md (people), plots (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from trigger_ml.config import ModelConfig  # noqa: E402
+from trigger_ml.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+from trigger_ml.physics import roc_light_rejection  # noqa: E402
+
+MODEL_LABELS = {"float": "float twin", "qkeras": "QKeras (QAT)", "csim": "hls4ml C simulation"}
+METRIC_ROWS = (
+    ("auc_b_vs_light", "AUC b vs light", "{:.4f}"),
+    ("rej_light_at_70", "light rejection @ 70 %", "{:.1f}"),
+    ("rej_light_at_77", "light rejection @ 77 %", "{:.1f}"),
+    ("rej_c_at_70", "c rejection @ 70 %", "{:.2f}"),
+    ("rej_c_at_77", "c rejection @ 77 %", "{:.2f}"),
+)
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def plot_roc(path: Path, logits: dict[str, np.ndarray], classes: np.ndarray, f_c: float, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    styles = {"float": "-", "qkeras": "--", "csim": ":"}
+    for kind, values in logits.items():
+        eff, rej = roc_light_rejection(values, classes, f_c)
+        keep = eff >= 0.5
+        ax.plot(eff[keep], rej[keep], styles.get(kind, "-"), label=MODEL_LABELS.get(kind, kind))
+    ax.set_yscale("log")
+    ax.set_xlabel("b-jet efficiency")
+    ax.set_ylabel("light-jet rejection")
+    ax.set_xlim(0.5, 1.0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_logit_diff(path: Path, diff: np.ndarray, class_names: tuple[str, ...], title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for i, name in enumerate(class_names):
+        ax.hist(diff[:, i], bins=80, histtype="step", label=f"logit {name}")
+    ax.set_yscale("log")
+    ax.set_xlabel("C simulation - float logit")
+    ax.set_ylabel("jets")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """report.md: the same content as report.json, laid out for a person."""
+    metrics = report["metrics"]
+    kinds = list(metrics)
+    lines = [
+        f"# {report['model']}",
+        "",
+        report.get("description", ""),
+        "",
+        f"- configuration sha256: `{report['config_sha256']}`",
+        f"- data: `{report['data']['path']}` (sha256 `{report['data']['sha256'][:16]}…`), "
+        + ", ".join(f"{k} {v}" for k, v in report["data"]["jets_per_split"].items())
+        + " jets",
+        f"- parameters: {', '.join(f'{k} {v}' for k, v in report['n_params'].items())}",
+        "",
+        "## Physics on the test split",
+        "",
+        "| metric | " + " | ".join(MODEL_LABELS.get(k, k) for k in kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+    ]
+    for key, label, pattern in METRIC_ROWS:
+        lines.append(f"| {label} | " + " | ".join(_fmt(metrics[k].get(key), pattern) for k in kinds) + " |")
+    fid = report["fidelity"]
+    lines += [
+        "",
+        "![ROC](roc.png)",
+        "",
+        "## Fidelity of the C simulation",
+        "",
+        f"- jets compared: {fid['n_jets']}",
+        f"- C simulation == QKeras, bit for bit: **{fid['csim_vs_qkeras_exact_fraction']:.6f}**",
+        f"- largest |logit difference| to QKeras: {fid['max_abs_logit_diff']:.3g}",
+        f"- unchanged when valid tracks are shuffled: **{fid['permutation_invariant_fraction']:.6f}** "
+        f"({fid['permutation_n_jets_with_2plus_tracks']} jets with 2 or more tracks)",
+    ]
+    blame = fid.get("first_divergent_layer")
+    if blame:
+        lines.append(
+            f"- first layer that diverges: `{blame['layer']}` ({blame['class']}, {blame['result_type']}): "
+            f"{blame['fraction_of_traced_jets_differing']:.3f} of {blame['n_traced_jets']} traced jets, "
+            f"max |diff| {blame['max_abs_diff']:.3g}"
+        )
+    diff = report.get("output_diff_csim_minus_float")
+    if diff:
+        lines += ["", "C simulation - float twin, per logit:", "", "| logit | mean | std | 1 % | 99 % | max abs |"]
+        lines.append("|---|---|---|---|---|---|")
+        for name, row in diff.items():
+            lines.append(
+                f"| {name} | {row['mean']:.4f} | {row['std']:.4f} | {row['p01']:.4f} | {row['p99']:.4f} | {row['max_abs']:.4f} |"
+            )
+        lines += ["", "![logit differences](logit_diff.png)"]
+    hls = report["hls"]
+    lines += [
+        "",
+        "## HLS project",
+        "",
+        f"`{hls['project']}/`: {hls['backend']} backend, part `{hls['part']}`, clock {hls['clock_period_ns']} ns, "
+        f"{hls['io_type']}, strategy {hls['strategy']}, reuse factor {hls['reuse_factor']}.",
+        f"Input type `{hls['input_type']}`, output type `{hls['output_type']}`.",
+        "",
+        "| layer | class | types |",
+        "|---|---|---|",
+    ]
+    for layer in hls["layers"]:
+        types = ", ".join(f"{k}=`{v}`" for k, v in layer["types"].items())
+        lines.append(f"| {layer['name']} | {layer['class']} | {types} |")
+    cost_md = report.get("cost_markdown")
+    if cost_md:
+        lines += ["", "## Cost", "", cost_md]
+    lines += ["", "## Timings (s)", ""]
+    for stage, values in report["timings_s"].items():
+        lines.append(f"- {stage}: " + ", ".join(f"{k} {v:.1f}" for k, v in values.items()))
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    directory: Path, report: dict[str, Any], logits: dict[str, np.ndarray], classes: np.ndarray, config: ModelConfig
+) -> None:
+    """Write report.json, report.md, roc.png and logit_diff.png into ``directory``."""
+    plot_roc(directory / "roc.png", logits, classes, config.physics.f_c, config.name)
+    if "float" in logits:
+        plot_logit_diff(
+            directory / "logit_diff.png", logits["csim"] - logits["float"], config.architecture.classes, config.name
+        )
+    write_json_atomic(directory / "report.json", report)
+    write_text_atomic(directory / "report.md", markdown_report(report))

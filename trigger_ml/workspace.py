@@ -1,0 +1,45 @@
+"""Where each stage reads and writes: the stable on-disk layout of a trigger-ml workspace.
+
+::
+
+    data/<process>-<settings hash>/jets.h5          generated sample (trigger_ml.data)
+    runs/<model>/<training hash>/                    trained weights, scaling, predictions
+    hls_projects/<model>/                            hls4ml project + report.json/report.md
+    firmware/<model>-<hash>/                         hand-off bundles
+
+The root is the current directory unless ``TRIGGER_ML_HOME`` names another.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _safe(name: str) -> str:
+    # Model names with overrides ("dips-small@bits=6") become directory names.
+    return name.replace("@", "__").replace("=", "-").replace(",", "_").replace("/", "_")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def default(cls) -> Workspace:
+        return cls(Path(os.environ.get("TRIGGER_ML_HOME", ".")).resolve())
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def run_dir(self, model_name: str, training_digest: str) -> Path:
+        return self.root / "runs" / _safe(model_name) / training_digest[:16]
+
+    def hls_dir(self, model_name: str) -> Path:
+        return self.root / "hls_projects" / _safe(model_name)
+
+    @property
+    def firmware_dir(self) -> Path:
+        return self.root / "firmware"
