@@ -31,7 +31,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         bits = f"{q.weight.bits}-bit" if q.enabled else "float"
         arch = c.architecture
         shape = f"phi {list(arch.phi_widths)} F {list(arch.f_widths)}" if arch.kind == "deepsets" else ""
-        print(f"{c.name:<{width}}  {arch.kind:<8} {c.inputs.max_tracks:>2} tracks  {bits:<7} {shape}  {c.description}")
+        print(
+            f"{c.name:<{width}}  {arch.kind:<8} {c.inputs.max_tracks:>2} tracks  {bits:<7} {shape}  {c.description}"
+        )
     return 0
 
 
@@ -92,7 +94,9 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     project = Path(args.project)
     if not (project / "report.json").is_file():
-        raise UsageError(f"{project} is not an HLS project (no report.json)", "run `trigger-ml hls MODEL` first")
+        raise UsageError(
+            f"{project} is not an HLS project (no report.json)", "run `trigger-ml hls MODEL` first"
+        )
     cost = cost_for_project(project)
     print(json.dumps(cost, indent=2) if args.json else format_cost_table(cost["best"]))
     return 0
@@ -105,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str, model: bool = True):
         p = sub.add_parser(name, help=help_text, description=help_text)
         if model:
-            p.add_argument("model", nargs="?", default="dips-small", help="zoo name, optionally name@key=value,...")
+            p.add_argument(
+                "model", nargs="?", default="dips-small", help="zoo name, optionally name@key=value,..."
+            )
             p.add_argument("--config", help="a YAML configuration file instead of a zoo name")
         p.set_defaults(func=func)
         return p
@@ -116,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("train", cmd_train, "train the QKeras model and its float twin (cached)")
     p = add("hls", cmd_hls, "data, training, hls4ml conversion, C simulation, fidelity and report")
     p.add_argument("--force", action="store_true", help="rebuild the HLS project even if it is current")
-    p.add_argument("--require-exact", action="store_true", help="exit 1 unless C simulation == QKeras everywhere")
+    p.add_argument(
+        "--require-exact", action="store_true", help="exit 1 unless C simulation == QKeras everywhere"
+    )
     p = add("cost", cmd_cost, "print the cost section (latency, resources) of an HLS project", model=False)
     p.add_argument("project", help="an HLS project directory, e.g. hls_projects/dips-small")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -204,16 +204,19 @@ def zoo_names() -> list[str]:
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}'"
-    return f"{source}: key '{key}': {first['msg']}"
+    return f"{source}: key '{key}': {message}" if key else f"{source}: {message}"
 
 
 def parse_model_config(data: Any, source: str) -> ModelConfig:
     """Validate a raw mapping against the schema; one-line error naming the key."""
     if not isinstance(data, dict):
-        raise UsageError(f"{source}: expected a mapping at the top level", "see trigger_ml/zoo/dips-small.yaml")
+        raise UsageError(
+            f"{source}: expected a mapping at the top level", "see trigger_ml/zoo/dips-small.yaml"
+        )
     try:
         return ModelConfig.model_validate(data)
     except ValidationError as error:
@@ -238,12 +241,30 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> N
     node[parts[-1]] = value
 
 
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets: ``a=1,b=[2,3]`` -> ["a=1", "b=[2,3]"]."""
+    items, depth, current = [], 0, []
+    for char in text:
+        depth += char in "[{"
+        depth -= char in "]}"
+        if char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return items
+
+
 def split_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"dips-small@bits=6,reuse=2"`` -> ("dips-small", {"bits": 6, "reuse": 2})."""
+    """``"dips-small@bits=6,reuse=2"`` -> ("dips-small", {"bits": 6, "reuse": 2}).
+
+    Values are YAML scalars or flow lists: ``architecture.phi_widths=[8,8]``.
+    """
     name, _, rest = spec.partition("@")
     overrides: dict[str, Any] = {}
     if rest:
-        for item in rest.split(","):
+        for item in _split_top_level(rest):
             key, eq, value = item.partition("=")
             if not eq or not key.strip():
                 raise UsageError(
@@ -254,10 +275,16 @@ def split_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, overrides
 
 
+def _compact(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_compact(v) for v in value) + "]"
+    return str(value)
+
+
 def canonical_spec(name: str, overrides: dict[str, Any]) -> str:
     if not overrides:
         return name
-    items = ",".join(f"{key}={overrides[key]}" for key in sorted(overrides))
+    items = ",".join(f"{key}={_compact(overrides[key])}" for key in sorted(overrides))
     return f"{name}@{items}"
 
 

@@ -40,7 +40,9 @@ def _relu(fp: FixedPoint) -> quantized_relu:
     return quantized_relu(fp.bits, fp.integer)
 
 
-def _dense(config: ModelConfig, width: int, name: str, use_bias: bool, quantized: bool) -> tf.keras.layers.Layer:
+def _dense(
+    config: ModelConfig, width: int, name: str, use_bias: bool, quantized: bool
+) -> tf.keras.layers.Layer:
     q = config.quantization
     if quantized:
         return QDense(
@@ -74,7 +76,9 @@ def build_deepsets(config: ModelConfig, quantized: bool) -> tf.keras.Model:
     for i, width in enumerate(config.architecture.f_widths, start=1):
         x = _dense(config, width, f"f_{i}", use_bias=True, quantized=quantized)(x)
         x = _activation(config, f"f_{i}_relu", quantized)(x)
-    outputs = _dense(config, len(config.architecture.classes), LOGITS_NAME, use_bias=True, quantized=quantized)(x)
+    outputs = _dense(
+        config, len(config.architecture.classes), LOGITS_NAME, use_bias=True, quantized=quantized
+    )(x)
     suffix = "qkeras" if quantized else "float"
     return tf.keras.Model(inputs, outputs, name=f"{config.architecture.kind}_{suffix}")
 

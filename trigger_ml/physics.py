@@ -44,7 +44,7 @@ def discriminant_from_logits(logits: np.ndarray, f_c: float) -> np.ndarray:
 def threshold_at_efficiency(signal_scores: np.ndarray, efficiency: float) -> float:
     """Cut value such that a fraction ``efficiency`` of signal has a score strictly above it."""
     scores = np.sort(np.asarray(signal_scores, dtype=np.float64))
-    index = int(np.floor((1.0 - efficiency) * len(scores)))
+    index = int(np.floor((1.0 - efficiency) * len(scores) + 1e-9))  # 1e-9: (1 - 0.77) * 1000 < 230
     index = min(max(index, 0), len(scores) - 1)
     # Cut just below the score at that rank, so that rank and all above pass.
     return float(np.nextafter(scores[index], -np.inf))

@@ -106,7 +106,12 @@ def markdown_report(report: dict[str, Any]) -> str:
         )
     diff = report.get("output_diff_csim_minus_float")
     if diff:
-        lines += ["", "C simulation - float twin, per logit:", "", "| logit | mean | std | 1 % | 99 % | max abs |"]
+        lines += [
+            "",
+            "C simulation - float twin, per logit:",
+            "",
+            "| logit | mean | std | 1 % | 99 % | max abs |",
+        ]
         lines.append("|---|---|---|---|---|---|")
         for name, row in diff.items():
             lines.append(
@@ -138,13 +143,20 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 
 def write_report(
-    directory: Path, report: dict[str, Any], logits: dict[str, np.ndarray], classes: np.ndarray, config: ModelConfig
+    directory: Path,
+    report: dict[str, Any],
+    logits: dict[str, np.ndarray],
+    classes: np.ndarray,
+    config: ModelConfig,
 ) -> None:
     """Write report.json, report.md, roc.png and logit_diff.png into ``directory``."""
     plot_roc(directory / "roc.png", logits, classes, config.physics.f_c, config.name)
     if "float" in logits:
         plot_logit_diff(
-            directory / "logit_diff.png", logits["csim"] - logits["float"], config.architecture.classes, config.name
+            directory / "logit_diff.png",
+            logits["csim"] - logits["float"],
+            config.architecture.classes,
+            config.name,
         )
     write_json_atomic(directory / "report.json", report)
     write_text_atomic(directory / "report.md", markdown_report(report))

@@ -121,7 +121,8 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True)
     kinds = [
         kind
         for kind in MODEL_KINDS
-        if (kind == "qkeras" and config.quantization.enabled) or (kind == "float" and config.training.float_twin)
+        if (kind == "qkeras" and config.quantization.enabled)
+        or (kind == "float" and config.training.float_twin)
     ]
     for kind in kinds:
         if log:

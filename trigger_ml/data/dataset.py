@@ -36,7 +36,15 @@ from trigger_ml.fileio import read_json, write_json_atomic
 from trigger_ml.physics import classes_from_truth
 
 REQUIRED_JET_FIELDS = ("pt", "eta", "flavour")
-REQUIRED_TRACK_FIELDS = ("valid", "d0_mm", "z0sintheta_mm", "d0_sigma_mm", "z0sintheta_sigma_mm", "dr", "ptfrac")
+REQUIRED_TRACK_FIELDS = (
+    "valid",
+    "d0_mm",
+    "z0sintheta_mm",
+    "d0_sigma_mm",
+    "z0sintheta_sigma_mm",
+    "dr",
+    "ptfrac",
+)
 UNSCALED_FEATURES = ("valid",)
 MIN_DR = 1e-4  # Delta R below this is clipped before the logarithm
 
@@ -65,7 +73,10 @@ def read_sample(path: Path) -> RawSample:
             tracks = handle["tracks"][()]
     except OSError as error:
         raise TriggerMLError(f"{path}: unreadable or truncated HDF5 file ({error})", fix) from None
-    for kind, array, fields in (("jets", jets, REQUIRED_JET_FIELDS), ("tracks", tracks, REQUIRED_TRACK_FIELDS)):
+    for kind, array, fields in (
+        ("jets", jets, REQUIRED_JET_FIELDS),
+        ("tracks", tracks, REQUIRED_TRACK_FIELDS),
+    ):
         missing = [f for f in fields if array.dtype.names is None or f not in array.dtype.names]
         if missing:
             raise TriggerMLError(f"{path}: '{kind}' lacks field(s) {missing}", fix)
@@ -135,7 +146,8 @@ class FeatureScaling:
     def to_dict(self) -> dict[str, object]:
         return {
             "features": [
-                {"name": n, "offset": o, "scale": s} for n, o, s in zip(self.names, self.offset, self.scale, strict=True)
+                {"name": n, "offset": o, "scale": s}
+                for n, o, s in zip(self.names, self.offset, self.scale, strict=True)
             ],
             "formula": "x_scaled = (x - offset) / scale for valid tracks; padded tracks are all zero",
         }
@@ -144,7 +156,9 @@ class FeatureScaling:
     def from_dict(cls, data: dict) -> FeatureScaling:
         rows = data["features"]
         return cls(
-            tuple(r["name"] for r in rows), tuple(float(r["offset"]) for r in rows), tuple(float(r["scale"]) for r in rows)
+            tuple(r["name"] for r in rows),
+            tuple(float(r["offset"]) for r in rows),
+            tuple(float(r["scale"]) for r in rows),
         )
 
     def save(self, path: Path) -> None:

@@ -25,9 +25,9 @@ def exact_match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def csim_predict(hls_model: Any, inputs: np.ndarray) -> np.ndarray:
-    return np.asarray(hls_model.predict(np.ascontiguousarray(inputs, dtype=np.float32)), dtype=np.float64).reshape(
-        len(inputs), -1
-    )
+    return np.asarray(
+        hls_model.predict(np.ascontiguousarray(inputs, dtype=np.float32)), dtype=np.float64
+    ).reshape(len(inputs), -1)
 
 
 def shuffle_valid_tracks(inputs: np.ndarray, valid: np.ndarray, seed: int) -> np.ndarray:
@@ -42,7 +42,9 @@ def shuffle_valid_tracks(inputs: np.ndarray, valid: np.ndarray, seed: int) -> np
     return shuffled
 
 
-def permutation_invariance(hls_model: Any, inputs: np.ndarray, valid: np.ndarray, reference: np.ndarray, seed: int) -> dict:
+def permutation_invariance(
+    hls_model: Any, inputs: np.ndarray, valid: np.ndarray, reference: np.ndarray, seed: int
+) -> dict:
     shuffled = shuffle_valid_tracks(inputs, valid, seed)
     same = exact_match(csim_predict(hls_model, shuffled), reference)
     return {

@@ -48,7 +48,9 @@ def is_current(project_dir: Path, config: ModelConfig, data_sha256: str) -> bool
         report = read_json(path)
     except ValueError:
         return False
-    return report.get("config_sha256") == config.digest() and report.get("data", {}).get("sha256") == data_sha256
+    return (
+        report.get("config_sha256") == config.digest() and report.get("data", {}).get("sha256") == data_sha256
+    )
 
 
 def _output_diff_summary(diff: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
@@ -85,7 +87,10 @@ def build_hls_project(
     with atomic_path(project_dir) as tmp:
         tmp.mkdir()
         if log:
-            print(f"[hls] {config.name}: converting with hls4ml ({config.hls.backend}, {config.hls.io_type})", flush=True)
+            print(
+                f"[hls] {config.name}: converting with hls4ml ({config.hls.backend}, {config.hls.io_type})",
+                flush=True,
+            )
         start = time.perf_counter()
         hls_model = convert(model, config, str(tmp / PROJECT_SUBDIR))
         timings["convert_s"] = time.perf_counter() - start

@@ -1,0 +1,84 @@
+"""The zoo and its schema: every file validates; bad input is rejected naming the key."""
+
+from pathlib import Path
+
+import pytest
+
+from trigger_ml.config import load_config_file, load_model_config, split_model_spec, zoo_names
+from trigger_ml.errors import UsageError
+
+
+def test_every_zoo_model_validates():
+    names = zoo_names()
+    assert "dips-small" in names
+    for name in names:
+        assert load_model_config(name).name == name
+
+
+def test_dips_small_defaults_match_the_brief():
+    c = load_model_config("dips-small")
+    assert c.inputs.max_tracks == 16
+    assert c.architecture.classes == ("b", "c", "light")
+    assert (c.hls.backend, c.hls.part, c.hls.clock_period_ns, c.hls.io_type) == (
+        "Vitis",
+        "xcvu13p-flga2577-2-e",
+        5.0,
+        "io_parallel",
+    )
+    assert c.physics.f_c == pytest.approx(0.018)
+    assert c.sample.n_jets >= 100_000
+
+
+def test_unknown_model_lists_the_valid_names():
+    with pytest.raises(UsageError) as info:
+        load_model_config("nonexistent")
+    assert info.value.exit_code == 2
+    assert "dips-small" in info.value.one_line()
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("dips-small@foo=1", "unknown key 'foo'"),
+        ("dips-small@training.epochs=-1", "training.epochs"),
+        ("dips-small@training.epochs=many", "training.epochs"),
+        ("dips-small@tracks=12", "power of two"),
+        ("dips-small@quantization.weight.integer=9", "integer bits"),
+        ("dips-small@inputs.track_features=[sd0,bogus]", "bogus"),
+        ("dips-small@bits", "not key=value"),
+    ],
+)
+def test_bad_overrides_name_the_problem(spec, fragment):
+    with pytest.raises(UsageError) as info:
+        load_model_config(spec)
+    assert fragment in info.value.one_line()
+    assert "\n" not in info.value.one_line()
+
+
+def test_overrides_aliases_lists_and_canonical_name():
+    c = load_model_config("dips-small@reuse=2,bits=6,architecture.phi_widths=[8, 4]")
+    assert c.hls.reuse_factor == 2
+    assert c.quantization.weight.bits == 6 and c.quantization.activation.bits == 6
+    assert c.architecture.phi_widths == (8, 4)
+    assert c.name == "dips-small@architecture.phi_widths=[8,4],bits=6,reuse=2"
+    assert split_model_spec("m@a=[1,2],b=x") == ("m", {"a": [1, 2], "b": "x"})
+
+
+def test_hashes_separate_training_from_firmware_settings():
+    base = load_model_config("dips-small")
+    reuse = load_model_config("dips-small@reuse=4")
+    epochs = load_model_config("dips-small@epochs=3")
+    assert base.training_digest() == reuse.training_digest()
+    assert base.digest() != reuse.digest()
+    assert base.training_digest() != epochs.training_digest()
+
+
+def test_malformed_config_file(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\narchitecture: {kind: deepsets, phi_widths: [8]\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        load_config_file(bad)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("name: x\nhls: {reuse_factor: 0}\n")
+    with pytest.raises(UsageError, match="hls.reuse_factor"):
+        load_config_file(wrong)

@@ -1,0 +1,46 @@
+"""Tagging conventions: discriminant, working points, rejections."""
+
+import numpy as np
+import pytest
+
+from trigger_ml.physics import (
+    classes_from_truth,
+    discriminant_from_logits,
+    rejection,
+    softmax,
+    tagging_metrics,
+    threshold_at_efficiency,
+)
+
+
+def test_discriminant_matches_the_dips_formula():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(100, 3))
+    p = softmax(logits)
+    f_c = 0.018
+    expected = np.log(p[:, 0] / (f_c * p[:, 1] + (1 - f_c) * p[:, 2]))
+    np.testing.assert_allclose(discriminant_from_logits(logits, f_c), expected, rtol=1e-12)
+
+
+def test_truth_labels_map_to_classes():
+    assert classes_from_truth(np.array([5, 4, 0, 15])).tolist() == [0, 1, 2, 2]
+
+
+def test_threshold_keeps_the_requested_signal_fraction():
+    scores = np.arange(1000, dtype=float)
+    for eff in (0.7, 0.77, 0.85):
+        cut = threshold_at_efficiency(scores, eff)
+        assert np.mean(scores > cut) == pytest.approx(eff, abs=1e-3)
+
+
+def test_rejection_and_metrics_on_separated_classes():
+    assert rejection(np.array([0.0, 1.0, 2.0, 3.0]), 2.5) == 4.0
+    assert rejection(np.array([0.0, 1.0]), 5.0) is None
+    rng = np.random.default_rng(1)
+    classes = np.repeat([0, 1, 2], 2000)
+    logits = np.zeros((6000, 3))
+    logits[:, 0] = np.where(classes == 0, 2.0, np.where(classes == 1, 0.5, -1.0)) + rng.normal(size=6000)
+    metrics = tagging_metrics(logits, classes, f_c=0.018)
+    assert 0.95 < metrics["auc_b_vs_light"] < 1.0
+    assert metrics["rej_light_at_77"] < metrics["rej_light_at_70"]
+    assert metrics["rej_c_at_70"] < metrics["rej_light_at_70"]
