@@ -45,16 +45,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    config = _config(args)
     from trigger_ml.pipeline import ensure_data
 
-    print(ensure_data(_config(args), Workspace.default()))
+    print(ensure_data(config, Workspace.default()))
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    config = _config(args)
     from trigger_ml.pipeline import ensure_trained
 
-    config = _config(args)
     run = ensure_trained(config, Workspace.default())
     print(f"[train] {config.name}: {run.path}")
     for kind, metrics in run.metrics["models"].items():
@@ -63,9 +64,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_hls(args: argparse.Namespace) -> int:
+    config = _config(args)
     from trigger_ml.pipeline import ensure_hls
 
-    config = _config(args)
     report = ensure_hls(config, Workspace.default(), force=args.force)
     project = Workspace.default().hls_dir(config.name)
     fid = report["fidelity"]

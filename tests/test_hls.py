@@ -1,0 +1,88 @@
+"""The spine on tiny real inputs: train a QKeras Deep Set, convert it with hls4ml, and check
+that the g++ C simulation is bit-exact and permutation invariant."""
+
+import numpy as np
+import pytest
+
+from trigger_ml.config import load_model_config
+from trigger_ml.fileio import read_json
+from trigger_ml.pipeline import ensure_hls
+from trigger_ml.training import train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_report(workspace, tiny_config, tiny_sample):
+    return ensure_hls(tiny_config, workspace, log=False)
+
+
+def test_csim_is_bit_exact_and_permutation_invariant(tiny_report):
+    fidelity = tiny_report["fidelity"]
+    assert fidelity["n_jets"] == tiny_report["data"]["jets_per_split"]["test"] > 100
+    assert fidelity["csim_vs_qkeras_exact_fraction"] == 1.0
+    assert fidelity["max_abs_logit_diff"] == 0.0
+    assert fidelity["first_divergent_layer"] is None
+    assert fidelity["permutation_invariant_fraction"] == 1.0
+    assert fidelity["permutation_n_jets_with_2plus_tracks"] > 50
+    # bit-exact C simulation gives the QKeras physics exactly
+    assert tiny_report["metrics"]["csim"] == tiny_report["metrics"]["qkeras"]
+
+
+def test_report_and_project_are_complete(workspace, tiny_config, tiny_report):
+    project = workspace.hls_dir(tiny_config.name)
+    for name in ("report.json", "report.md", "roc.png", "logit_diff.png", "csim_predictions.h5"):
+        assert (project / name).is_file(), name
+    prj = project / "hls4ml_prj"
+    for name in ("build_prj.tcl", "firmware/myproject.cpp", "firmware/parameters.h", "myproject_test.cpp"):
+        assert (prj / name).is_file(), name
+    assert "OutputDir: ." in (prj / "hls4ml_config.yml").read_text()
+    report = read_json(project / "report.json")
+    assert report["model"] == tiny_config.name
+    assert report["config_sha256"] == tiny_config.digest()
+    for kind in ("float", "qkeras", "csim"):
+        assert set(report["metrics"][kind]) >= {
+            "auc_b_vs_light",
+            "rej_light_at_70",
+            "rej_light_at_77",
+            "rej_c_at_70",
+        }
+    assert report["hls"]["input_type"] == "fixed<10,4,RND_CONV,SAT>"
+    pool = next(layer for layer in report["hls"]["layers"] if layer["name"] == "track_pool")
+    assert pool["types"]["result_t"].startswith("ufixed<12,3")  # 8-bit ReLU output + 4 fractional bits
+    assert set(report["timings_s"]) == {"train", "hls"}
+    leftovers = [p.name for p in project.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_current_project_is_reused(workspace, tiny_config, tiny_report):
+    report_file = workspace.hls_dir(tiny_config.name) / "report.json"
+    before = report_file.stat().st_mtime_ns
+    again = ensure_hls(tiny_config, workspace, log=False)
+    assert report_file.stat().st_mtime_ns == before
+    assert again == tiny_report
+
+
+def test_a_lossy_pooling_type_is_caught_and_blamed(workspace, tiny_config, tiny_sample, tiny_report):
+    # Same trained model (only an HLS setting differs), pooling result truncated to 8 bits.
+    lossy = load_model_config(
+        tiny_config.name + ",hls.precision_overrides={track_pool: {result: 'ufixed<8,3>'}}"
+    )
+    assert lossy.training_digest() == tiny_config.training_digest()
+    report = ensure_hls(lossy, workspace, log=False)
+    fidelity = report["fidelity"]
+    assert fidelity["csim_vs_qkeras_exact_fraction"] < 1.0
+    assert fidelity["first_divergent_layer"]["layer"] == "track_pool"
+    assert fidelity["first_divergent_layer"]["max_abs_diff"] > 0
+
+
+def test_training_is_deterministic(workspace, tiny_config, tiny_sample, tmp_path):
+    config = load_model_config(tiny_config.name.replace("epochs=4", "epochs=1"))
+    first = train(config, tiny_sample, tmp_path / "a", log=False)
+    second = train(config, tiny_sample, tmp_path / "b", log=False)
+    for kind in ("qkeras", "float"):
+        weights_a = first.load_model(config, kind).get_weights()
+        weights_b = second.load_model(config, kind).get_weights()
+        for wa, wb in zip(weights_a, weights_b, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+    assert first.metrics["models"] == second.metrics["models"]
