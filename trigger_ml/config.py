@@ -143,6 +143,9 @@ class HLSConfig(_Strict):
     io_type: Literal["io_parallel"] = "io_parallel"
     strategy: Literal["Latency", "Resource"] = "Latency"
     reuse_factor: int = Field(1, ge=1, le=4096)
+    # Tracks Phi processes per clock (hls4ml's ParallelizationFactor of the per-track layers);
+    # None = all tracks at once (initiation interval 1), the trigger default.
+    track_parallelization: int | None = Field(None, ge=1, le=64)
     precision_overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
     enabled: bool = True
 
@@ -166,6 +169,15 @@ class ModelConfig(_Strict):
         n = self.inputs.max_tracks
         if self.architecture.kind == "deepsets" and self.quantization.enabled and n & (n - 1):
             raise ValueError(f"inputs.max_tracks must be a power of two for a quantized Deep Set (got {n})")
+        return self
+
+    @model_validator(mode="after")
+    def _parallelization_divides_tracks(self) -> ModelConfig:
+        pf = self.hls.track_parallelization
+        if pf is not None and self.inputs.max_tracks % pf:
+            raise ValueError(
+                f"hls.track_parallelization ({pf}) must divide inputs.max_tracks ({self.inputs.max_tracks})"
+            )
         return self
 
     def digest(self) -> str:

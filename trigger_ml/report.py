@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from trigger_ml.config import ModelConfig  # noqa: E402
+from trigger_ml.cost import format_cost_table  # noqa: E402
 from trigger_ml.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 from trigger_ml.physics import roc_light_rejection  # noqa: E402
 
@@ -133,9 +134,9 @@ def markdown_report(report: dict[str, Any]) -> str:
     for layer in hls["layers"]:
         types = ", ".join(f"{k}=`{v}`" for k, v in layer["types"].items())
         lines.append(f"| {layer['name']} | {layer['class']} | {types} |")
-    cost_md = report.get("cost_markdown")
-    if cost_md:
-        lines += ["", "## Cost", "", cost_md]
+    cost = report.get("cost")
+    if cost:
+        lines += ["", f"## Cost (source: {cost['best']['source']})", "", format_cost_table(cost["best"])]
     lines += ["", "## Timings (s)", ""]
     for stage, values in report["timings_s"].items():
         lines.append(f"- {stage}: " + ", ".join(f"{k} {v:.1f}" for k, v in values.items()))

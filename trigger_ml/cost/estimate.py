@@ -11,7 +11,7 @@ templates (``nnet_dense_latency.h``, ``nnet_conv1d_latency.h``, ``nnet_pooling.h
   operand types are wider than ``LUT_MULT_MAX_BITS``, else to LUT shift-add networks;
 - each output sums its non-zero products and bias in an adder tree of ``ceil(log2 n)``
   levels at one LUT per bit;
-- DSP products take ``DSP_MULT_CYCLES`` pipeline stages, the adder tree as many cycles as
+- DSP products take ``ctx.dsp_mult_cycles`` pipeline stages, the adder tree as many cycles as
   its delay needs at the clock period less the clock uncertainty;
 - io_parallel: the layers form one pipeline, latencies add, II is the largest layer II;
   io_stream: each layer also reads and writes its streams, FIFOs join the layers and the
@@ -32,9 +32,16 @@ import numpy as np
 from trigger_ml.cost.sections import make_section
 
 # --- model constants (docs/cost-model.md explains and validates each) -------------------
-# Pipeline stages of a DSP multiplier as Vivado/Vitis HLS schedules it at hls4ml's clocks
-# (3 in the reference report's dense layer and in hls4ml issue #49, "NUM_STAGE => 3").
-DSP_MULT_CYCLES = 3
+# Timing per device family, as the HLS tool's own delay model schedules hls4ml's layers.
+# 7-series: DSP products get a 3-stage multiplier (the reference report's dense layer;
+# hls4ml issue #49, "NUM_STAGE => 3") and a 16-bit adder takes 1.44 ns (reference report:
+# 5 adder levels in 2 cycles at 5 ns). UltraScale(+): the product is chained with the
+# adder tree (hls4ml tutorial report: every 16-bit dense layer of the 16-64-32-32-5
+# network in 1 cycle at 5 ns, 7 adder levels after the product).
+TIMING = {
+    "7series": {"dsp_mult_cycles": 3, "dsp_mult_ns": 0.0, "add_base_ns": 0.8, "add_per_bit_ns": 0.04},
+    "ultrascale": {"dsp_mult_cycles": 0, "dsp_mult_ns": 1.5, "add_base_ns": 0.2, "add_per_bit_ns": 0.0125},
+}
 # Products whose operand types are both wider than this many bits may use a DSP.
 LUT_MULT_MAX_BITS = 10
 # Constant weights with at most this many set bits become shift(-and-add) logic, not a DSP
@@ -44,9 +51,6 @@ SHIFT_ADD_MAX_SET_BITS = 2
 DSP_B_BITS = 18
 DSP_A_BITS_7SERIES = 25
 DSP_A_BITS_ULTRASCALE = 27
-# Carry-chain adder delay: base + per bit (7-series -1 figures; faster parts are conservative).
-ADD_DELAY_BASE_NS = 0.8
-ADD_DELAY_PER_BIT_NS = 0.04
 # LUTs per partial-product bit of a non-constant multiplier in fabric (hls4ml issue #99:
 # 365-401 LUTs for an 18x18 LUT multiplier).
 GENERIC_MULT_LUT_PER_PP_BIT = 1.2
@@ -118,6 +122,14 @@ class _Context:
     effective_period_ns: float
     dsp_a_bits: int
     io_type: str
+    dsp_mult_cycles: int
+    dsp_mult_ns: float
+    add_base_ns: float
+    add_per_bit_ns: float
+
+    def add_ns(self, bits: int) -> float:
+        """Delay of one carry-chain adder of ``bits`` bits."""
+        return self.add_base_ns + self.add_per_bit_ns * bits
 
 
 # --- precisions and constants -----------------------------------------------------------
@@ -164,10 +176,6 @@ def csd_digits(value: int) -> int:
 
 def _is_po2_type(precision: Any) -> bool:
     return type(precision).__name__ in ("ExponentPrecisionType", "XnorPrecisionType")
-
-
-def _adder_delay_ns(bits: int) -> float:
-    return ADD_DELAY_BASE_NS + ADD_DELAY_PER_BIT_NS * bits
 
 
 def _cycles(delay_ns: float, ctx: _Context) -> int:
@@ -228,12 +236,15 @@ def _constant_products(
 
 
 def _adder_tree(
-    terms: list[int], acc_bits: int, extra_levels: int, ctx: _Context
+    terms: list[int], acc_bits: int, extra_levels: int, ctx: _Context, lead_ns: float = 0.0
 ) -> tuple[float, int, float]:
-    """(LUTs, cycles, FFs at the cycle boundaries inside the tree) of one adder tree per output."""
+    """(LUTs, cycles, FFs at the cycle boundaries inside the tree) of one adder tree per output.
+
+    ``lead_ns`` is combinational delay chained in front of the tree (an unregistered product).
+    """
     luts = sum(max(t - 1, 0) for t in terms) * acc_bits
     levels = max((_levels(t) for t in terms), default=0) + extra_levels
-    cycles = _cycles(levels * _adder_delay_ns(acc_bits), ctx)
+    cycles = _cycles(lead_ns + levels * ctx.add_ns(acc_bits), ctx)
     ffs = 0.0
     for boundary in range(1, cycles):
         done = levels * boundary / cycles
@@ -302,9 +313,10 @@ def _mac_layer(layer: Any, ctx: _Context) -> LayerCost:
 
     if strategy == "latency" and rf == 1:
         products = _constant_products(mant, bias, data_bits, weight_bits, ctx)
-        mult_cycles = DSP_MULT_CYCLES if products.dsp_products else 0
+        mult_cycles = ctx.dsp_mult_cycles if products.dsp_products else 0
+        lead = ctx.dsp_mult_ns if products.dsp_products else 0.0
         tree_lut, tree_cycles, tree_ff = _adder_tree(
-            products.terms_per_output, acc_bits, products.lut_levels, ctx
+            products.terms_per_output, acc_bits, products.lut_levels, ctx, lead
         )
         prod_bits = data_bits + weight_bits
         cost.DSP = products.dsp * instances
@@ -334,16 +346,16 @@ def _mac_layer(layer: Any, ctx: _Context) -> LayerCost:
     tree_lut, tree_cycles, tree_ff = _adder_tree(terms, acc_bits, 0, ctx)
     prod_bits = data_bits + weight_bits
     cost.LUT = (mult_lut + mux_lut + tree_lut) * instances
-    cost.FF = (DSP_MULT_CYCLES * units * prod_bits + tree_ff + n_out * (acc_bits + out_bits)) * instances
+    cost.FF = (ctx.dsp_mult_cycles * units * prod_bits + tree_ff + n_out * (acc_bits + out_bits)) * instances
     if strategy == "resource":
         rom_bits = rf * weight_bits
         if rom_bits >= ROM_BRAM_MIN_BITS:
             cost.BRAM_18K = units * math.ceil(rom_bits / BRAM_18K_BITS) * instances
         else:
             cost.LUT += units * weight_bits * math.ceil(rf / LUTROM_BITS_PER_LUT) * instances
-        cost.latency_cycles = (rf + DSP_MULT_CYCLES + tree_cycles + RESOURCE_EXTRA_CYCLES) * sequential
+        cost.latency_cycles = (rf + ctx.dsp_mult_cycles + tree_cycles + RESOURCE_EXTRA_CYCLES) * sequential
     else:
-        cost.latency_cycles = (rf - 1 + DSP_MULT_CYCLES + tree_cycles) + (sequential - 1) * rf
+        cost.latency_cycles = (rf - 1 + ctx.dsp_mult_cycles + tree_cycles) + (sequential - 1) * rf
     cost.initiation_interval = rf * sequential
     cost.notes.append(f"{strategy} strategy, reuse factor {rf}: {units} shared multiplier(s) per kernel")
     return cost
@@ -388,12 +400,12 @@ def _activation(layer: Any, ctx: _Context) -> LayerCost:
         cost.BRAM_18K = exp_bram + inv_bram
         cost.LUT = exp_lut + inv_lut + sum_lut + n * in_bits  # + index arithmetic per element
         cost.DSP = n * _dsps_per_product(exp_bits, inv_bits, ctx)
-        cost.latency_cycles = exp_cycles + sum_cycles + inv_cycles + DSP_MULT_CYCLES + 1
+        cost.latency_cycles = exp_cycles + sum_cycles + inv_cycles + ctx.dsp_mult_cycles + 1
         if impl == "stable":
             max_lut = (n - 1) * 2 * in_bits + n * in_bits  # comparator tree + subtraction
             cost.LUT += max_lut
-            cost.latency_cycles += _cycles(_levels(n) * _adder_delay_ns(in_bits), ctx) + 1
-        cost.FF = sum_ff + n * (exp_bits + in_bits) * 2 + DSP_MULT_CYCLES * n * (exp_bits + inv_bits)
+            cost.latency_cycles += _cycles(_levels(n) * ctx.add_ns(in_bits), ctx) + 1
+        cost.FF = sum_ff + n * (exp_bits + in_bits) * 2 + ctx.dsp_mult_cycles * n * (exp_bits + inv_bits)
         cost.notes.append(f"softmax ({impl}): exp/inv tables, {n} multipliers")
         return cost
     if kind in ("sigmoid", "tanh", "softsign", "elu", "selu", "softplus"):
@@ -417,7 +429,7 @@ def _global_pooling(layer: Any, ctx: _Context) -> LayerCost:
     in_bits = _width(layer.get_input_variable().type.precision)
     if str(layer.get_attr("pool_op", "Average")).lower().startswith("max"):
         cost.LUT = n_filt * (n_in - 1) * 2 * in_bits
-        cost.latency_cycles = _cycles(_levels(n_in) * _adder_delay_ns(in_bits), ctx)
+        cost.latency_cycles = _cycles(_levels(n_in) * ctx.add_ns(in_bits), ctx)
         return cost
     tree_lut, tree_cycles, tree_ff = _adder_tree([n_in] * n_filt, acc_bits, 0, ctx)
     cost.LUT, cost.FF, cost.latency_cycles = tree_lut, tree_ff, tree_cycles
@@ -426,8 +438,8 @@ def _global_pooling(layer: Any, ctx: _Context) -> LayerCost:
         recip = int(quantize(np.array([1.0 / n_in]), acc.precision if acc is not None else None)[0]) or 1
         if bin(recip).count("1") > SHIFT_ADD_MAX_SET_BITS and acc_bits > LUT_MULT_MAX_BITS:
             cost.DSP = n_filt * _dsps_per_product(acc_bits, recip.bit_length() + 1, ctx)
-            cost.latency_cycles += DSP_MULT_CYCLES
-            cost.FF += DSP_MULT_CYCLES * n_filt * 2 * acc_bits
+            cost.latency_cycles += ctx.dsp_mult_cycles
+            cost.FF += ctx.dsp_mult_cycles * n_filt * 2 * acc_bits
         else:
             cost.LUT += n_filt * (csd_digits(recip) - 1) * 2 * acc_bits
         cost.notes.append(f"average over {n_in}: division as a product by the reciprocal")
@@ -505,17 +517,19 @@ def estimate_cost(hls_model: Any, clock_period_ns: float | None = None) -> dict[
     uncertainty = _clock_uncertainty_ns(config.get_config_value("ClockUncertainty", None), period)
     part = config.get_config_value("Part", None)
     io_type = str(config.get_config_value("IOType", "io_parallel"))
+    family = "7series" if str(part or "").lower().startswith("xc7") else "ultrascale"
     ctx = _Context(
         clock_period_ns=period,
         effective_period_ns=max(period - uncertainty, 0.1 * period),
-        dsp_a_bits=DSP_A_BITS_7SERIES if str(part or "").lower().startswith("xc7") else DSP_A_BITS_ULTRASCALE,
+        dsp_a_bits=DSP_A_BITS_7SERIES if family == "7series" else DSP_A_BITS_ULTRASCALE,
         io_type=io_type,
+        **TIMING[family],
     )
     layers = list(hls_model.get_layers())
     costs = [_layer_cost(layer, ctx) for layer in layers]
     notes = [
         f"analytic model of hls4ml's {config.get_config_value('Backend', 'Vivado')} templates, {io_type}",
-        f"clock {period:g} ns less {uncertainty:.3g} ns uncertainty",
+        f"clock {period:g} ns less {uncertainty:.3g} ns uncertainty, {family} timing",
     ]
     if io_type == "io_stream":
         _stream_costs(layers, costs)

@@ -73,6 +73,10 @@ def hls_config_for(model: tf.keras.Model, config: ModelConfig) -> dict[str, Any]
         layers[INPUT_NAME]["Precision"]["result"] = fixed_type(config.quantization.input)
         if config.architecture.kind == "deepsets" and POOL_NAME in layers:
             layers[POOL_NAME]["Precision"] = pooling_types(config)
+    track_pf = h.track_parallelization or config.inputs.max_tracks
+    for name in layers:
+        if name.startswith("phi_") and not name.endswith("_relu"):
+            layers[name]["ParallelizationFactor"] = track_pf
     for layer_name, precisions in h.precision_overrides.items():
         if layer_name not in layers:
             raise UsageError(

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from trigger_ml.config import ModelConfig
+from trigger_ml.cost import estimate_cost
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file
 from trigger_ml.hls.convert import compile_csim, convert, fixed_type, layer_types, make_relocatable
@@ -137,6 +138,10 @@ def build_hls_project(
             for kind, values in all_logits.items():
                 handle.create_dataset(f"logits_{kind}", data=values, track_times=False)
 
+        start = time.perf_counter()
+        estimate = estimate_cost(hls_model, config.hls.clock_period_ns)
+        timings["cost_estimate_s"] = time.perf_counter() - start
+
         run_metrics = run.metrics
         output_type = str(hls_model.get_output_variables()[0].type.precision)
         report: dict[str, Any] = {
@@ -171,6 +176,8 @@ def build_hls_project(
                 "output_type": output_type,
                 "layers": layer_types(hls_model),
             },
+            # Latency and resources; `trigger-ml cost` adds vendor figures read from the project.
+            "cost": {"best": estimate, "sources": {"estimate": estimate}},
             "timings_s": {"train": run_metrics["timings_s"], "hls": timings},
         }
         write_report(tmp, report, all_logits, classes, config)
