@@ -76,14 +76,15 @@ def cmd_hls(args: argparse.Namespace) -> int:
             f"  {kind:<7} AUC {metrics['auc_b_vs_light']:.4f}  light rej @70% {metrics['rej_light_at_70'] or float('nan'):.1f}"
             f"  @77% {metrics['rej_light_at_77'] or float('nan'):.1f}"
         )
-    print(
-        f"  C sim == QKeras on {fid['csim_vs_qkeras_exact_fraction']:.4%} of {fid['n_jets']} jets; "
-        f"permutation invariant on {fid['permutation_invariant_fraction']:.4%}"
-    )
-    if fid["csim_vs_qkeras_exact_fraction"] < 1.0 and args.require_exact:
+    exact = fid["csim_vs_reference_exact_fraction"]
+    line = f"  C sim == {fid['reference']} on {exact:.4%} of {fid['n_jets']} jets"
+    if fid["permutation_invariant_fraction"] is not None:
+        line += f"; permutation invariant on {fid['permutation_invariant_fraction']:.4%}"
+    print(line)
+    if exact < 1.0 and args.require_exact:
         blame = fid.get("first_divergent_layer") or {}
         raise TriggerMLError(
-            f"C simulation differs from QKeras on {1 - fid['csim_vs_qkeras_exact_fraction']:.4%} of jets, "
+            f"C simulation differs from the {fid['reference']} model on {1 - exact:.4%} of jets, "
             f"first at layer {blame.get('layer', '?')}",
             "see report.md (types per layer) and fix hls.precision_overrides",
         )

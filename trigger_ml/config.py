@@ -147,6 +147,10 @@ class HLSConfig(_Strict):
     # None = all tracks at once (initiation interval 1), the trigger default.
     track_parallelization: int | None = Field(None, ge=1, le=64)
     precision_overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Type of every tensor hls4ml does not infer; matters for float models converted
+    # post-training (quantization.enabled: false), where it is the whole quantization.
+    default_precision: str = "fixed<16,6>"
+    # False for physics-only float references: no firmware is built.
     enabled: bool = True
 
 
@@ -169,6 +173,12 @@ class ModelConfig(_Strict):
         n = self.inputs.max_tracks
         if self.architecture.kind == "deepsets" and self.quantization.enabled and n & (n - 1):
             raise ValueError(f"inputs.max_tracks must be a power of two for a quantized Deep Set (got {n})")
+        return self
+
+    @model_validator(mode="after")
+    def _dense_has_no_phi(self) -> ModelConfig:
+        if self.architecture.kind == "dense" and self.architecture.phi_widths:
+            raise ValueError("architecture.phi_widths is for Deep Sets; a dense model uses f_widths only")
         return self
 
     @model_validator(mode="after")

@@ -27,7 +27,7 @@ from qkeras import QActivation, QDense, quantized_bits, quantized_relu  # noqa: 
 
 from trigger_ml.config import FixedPoint, ModelConfig  # noqa: E402
 
-INPUT_NAME = "tracks"
+INPUT_NAMES = {"deepsets": "tracks", "dense": "features"}
 POOL_NAME = "track_pool"
 LOGITS_NAME = "logits"
 
@@ -65,7 +65,7 @@ def build_deepsets(config: ModelConfig, quantized: bool) -> tf.keras.Model:
     """The Deep Set of ``config``; ``quantized=False`` gives the float twin."""
     n_tracks = config.inputs.max_tracks
     n_features = len(config.inputs.track_features)
-    inputs = tf.keras.Input(shape=(n_tracks, n_features), name=INPUT_NAME)
+    inputs = tf.keras.Input(shape=(n_tracks, n_features), name=INPUT_NAMES["deepsets"])
     x = inputs
     if quantized:
         x = QActivation(_bits(config.quantization.input), name="input_quant")(x)
@@ -83,11 +83,33 @@ def build_deepsets(config: ModelConfig, quantized: bool) -> tf.keras.Model:
     return tf.keras.Model(inputs, outputs, name=f"{config.architecture.kind}_{suffix}")
 
 
+def flat_input_size(config: ModelConfig) -> int:
+    """Width of a dense model's input: leading tracks' features, flattened, then jet features."""
+    return config.inputs.max_tracks * len(config.inputs.track_features) + len(config.inputs.jet_features)
+
+
+def build_dense(config: ModelConfig, quantized: bool) -> tf.keras.Model:
+    """A dense tagger on flat inputs (the IP3D/RNNIP-style input of the leading tracks by
+    signed d0 significance, plus jet kinematics): hidden layers ``architecture.f_widths``."""
+    inputs = tf.keras.Input(shape=(flat_input_size(config),), name=INPUT_NAMES["dense"])
+    x = inputs
+    if quantized:
+        x = QActivation(_bits(config.quantization.input), name="input_quant")(x)
+    for i, width in enumerate(config.architecture.f_widths, start=1):
+        x = _dense(config, width, f"dense_{i}", use_bias=True, quantized=quantized)(x)
+        x = _activation(config, f"dense_{i}_relu", quantized)(x)
+    outputs = _dense(
+        config, len(config.architecture.classes), LOGITS_NAME, use_bias=True, quantized=quantized
+    )(x)
+    return tf.keras.Model(inputs, outputs, name=f"dense_{'qkeras' if quantized else 'float'}")
+
+
+BUILDERS = {"deepsets": build_deepsets, "dense": build_dense}
+
+
 def build_model(config: ModelConfig, quantized: bool) -> tf.keras.Model:
-    """Dispatch on ``architecture.kind``."""
-    if config.architecture.kind == "deepsets":
-        return build_deepsets(config, quantized)
-    raise NotImplementedError(f"architecture kind '{config.architecture.kind}' has no builder yet")
+    """The model of ``config`` (``architecture.kind`` picks the builder)."""
+    return BUILDERS[config.architecture.kind](config, quantized)
 
 
 def bake_quantized_weights(model: tf.keras.Model) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.data.generate import GeneratorSettings, generate_sample
+from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_file
 from trigger_ml.workspace import Workspace
 
@@ -39,6 +40,11 @@ def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool
     from trigger_ml.fileio import read_json
     from trigger_ml.hls.stage import build_hls_project, is_current
 
+    if not config.hls.enabled:
+        raise UsageError(
+            f"{config.name} is a physics-only reference (hls.enabled: false): it has no firmware",
+            f"use `trigger-ml train {config.name}`",
+        )
     run = ensure_trained(config, ws, log)
     data_path = ensure_data(config, ws, log=False)
     project_dir = ws.hls_dir(config.name)

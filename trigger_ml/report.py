@@ -93,11 +93,15 @@ def markdown_report(report: dict[str, Any]) -> str:
         "## Fidelity of the C simulation",
         "",
         f"- jets compared: {fid['n_jets']}",
-        f"- C simulation == QKeras, bit for bit: **{fid['csim_vs_qkeras_exact_fraction']:.6f}**",
-        f"- largest |logit difference| to QKeras: {fid['max_abs_logit_diff']:.3g}",
-        f"- unchanged when valid tracks are shuffled: **{fid['permutation_invariant_fraction']:.6f}** "
-        f"({fid['permutation_n_jets_with_2plus_tracks']} jets with 2 or more tracks)",
+        f"- C simulation == {MODEL_LABELS[fid['reference']]}, bit for bit: "
+        f"**{fid['csim_vs_reference_exact_fraction']:.6f}**",
+        f"- largest |logit difference| to it: {fid['max_abs_logit_diff']:.3g}",
     ]
+    if fid["permutation_invariant_fraction"] is not None:
+        lines.append(
+            f"- unchanged when valid tracks are shuffled: **{fid['permutation_invariant_fraction']:.6f}** "
+            f"({fid['permutation_n_jets_with_2plus_tracks']} jets with 2 or more tracks)"
+        )
     blame = fid.get("first_divergent_layer")
     if blame:
         lines.append(

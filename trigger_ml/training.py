@@ -4,7 +4,8 @@ Writes ``runs/<model>/<training hash>/`` atomically (the directory appears whole
 at all)::
 
     config.json            resolved configuration, its digests, the data file and its sha256
-    scaling.json           feature scaling fitted on the training split
+    scaling.json           track-feature scaling fitted on the training split
+    jet_scaling.json       jet-feature scaling (flat models only)
     qkeras.weights.h5      weights of the QKeras model
     float.weights.h5       weights of the float twin (when trained)
     history.json           loss per epoch of each model
@@ -51,6 +52,11 @@ class TrainedRun:
     @property
     def scaling(self) -> FeatureScaling:
         return FeatureScaling.load(self.path / "scaling.json")
+
+    @property
+    def jet_scaling(self) -> FeatureScaling | None:
+        path = self.path / "jet_scaling.json"
+        return FeatureScaling.load(path) if path.is_file() else None
 
     def weights_path(self, kind: str) -> Path:
         return self.path / f"{kind}.weights.h5"
@@ -156,6 +162,8 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True)
             },
         )
         data.scaling.save(tmp / "scaling.json")
+        if data.jet_scaling is not None:
+            data.jet_scaling.save(tmp / "jet_scaling.json")
         for kind, model in trained.items():
             model.save_weights(tmp / f"{kind}.weights.h5")
         write_json_atomic(tmp / "history.json", histories)

@@ -87,6 +87,24 @@ def read_sample(path: Path) -> RawSample:
     return RawSample(path=path, jets=jets, tracks=tracks)
 
 
+def jet_feature_matrix(jets: np.ndarray, tracks: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """(n_jets, n_features) float32 of unscaled per-jet features.
+
+    log_pt: ln(jet pT / GeV); eta: jet pseudorapidity; n_tracks: number of selected tracks
+    (before truncation, from the file's ``n_tracks`` field when present).
+    """
+    fields = jets.dtype.names or ()
+    n_tracks = jets["n_tracks"] if "n_tracks" in fields else tracks["valid"].sum(axis=1)
+    columns = {
+        "log_pt": np.log(np.maximum(jets["pt"], 1e-3)),
+        "eta": jets["eta"],
+        "n_tracks": n_tracks,
+    }
+    return np.stack([np.asarray(columns[name], dtype=np.float32) for name in names], axis=1).reshape(
+        len(jets), len(names)
+    )
+
+
 def track_feature_matrix(tracks: np.ndarray, names: tuple[str, ...], max_tracks: int) -> np.ndarray:
     """(n_jets, max_tracks, n_features) float32 of unscaled features; padding exactly zero."""
     tracks = tracks[:, :max_tracks]
@@ -199,15 +217,25 @@ def split_indices(n_jets: int, config: ModelConfig) -> dict[str, np.ndarray]:
 class PreparedData:
     """Scaled network inputs and class labels of every split, with what produced them."""
 
-    inputs: dict[str, np.ndarray]  # split -> (n, max_tracks, n_features) scaled float32
+    inputs: dict[str, np.ndarray]  # split -> scaled float32: (n, tracks, features) or (n, flat)
     classes: dict[str, np.ndarray]  # split -> (n,) class indices (b, c, light)
     indices: dict[str, np.ndarray]  # split -> row numbers in the file
-    scaling: FeatureScaling
+    scaling: FeatureScaling  # per-track features
+    jet_scaling: FeatureScaling | None  # per-jet features (flat models only)
     n_truncated_jets: int  # jets that had more tracks than max_tracks
 
 
-def prepare(sample: RawSample, config: ModelConfig, scaling: FeatureScaling | None = None) -> PreparedData:
-    """Features, splits and scaling (fitted on train unless given) for a Deep Set model."""
+def prepare(
+    sample: RawSample,
+    config: ModelConfig,
+    scaling: FeatureScaling | None = None,
+    jet_scaling: FeatureScaling | None = None,
+) -> PreparedData:
+    """Features, splits and scaling (fitted on the training split unless given).
+
+    Deep Sets get (n, max_tracks, n_track_features); flat (dense) models get the leading
+    ``max_tracks`` tracks' features flattened track by track, followed by the jet features.
+    """
     names = config.inputs.track_features
     max_tracks = config.inputs.max_tracks
     features = track_feature_matrix(sample.tracks, names, max_tracks)
@@ -224,11 +252,24 @@ def prepare(sample: RawSample, config: ModelConfig, scaling: FeatureScaling | No
             "retrain the model (`trigger-ml train MODEL`)",
         )
     scaled = scaling.apply(features, valid)
+    jet_names = config.inputs.jet_features
+    if config.architecture.kind == "dense":
+        jet_features = jet_feature_matrix(sample.jets, sample.tracks, jet_names)
+        everywhere = np.ones(len(jet_features), dtype=bool)
+        if jet_scaling is None:
+            train = indices["train"]
+            jet_scaling = FeatureScaling.fit(jet_features[train], everywhere[train], jet_names)
+        scaled = np.concatenate(
+            [scaled.reshape(len(scaled), -1), jet_scaling.apply(jet_features, everywhere)], axis=1
+        )
+    else:
+        jet_scaling = None
     return PreparedData(
         inputs={k: scaled[v] for k, v in indices.items()},
         classes={k: classes[v] for k, v in indices.items()},
         indices=indices,
         scaling=scaling,
+        jet_scaling=jet_scaling,
         n_truncated_jets=int(np.count_nonzero(n_valid_all > max_tracks)),
     )
 

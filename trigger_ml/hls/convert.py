@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from trigger_ml.config import FixedPoint, ModelConfig
 from trigger_ml.errors import UsageError
-from trigger_ml.models import INPUT_NAME, POOL_NAME, bake_quantized_weights
+from trigger_ml.models import INPUT_NAMES, POOL_NAME, bake_quantized_weights
 
 PROJECT_NAME = "myproject"
 
@@ -64,13 +64,19 @@ def hls_config_for(model: tf.keras.Model, config: ModelConfig) -> dict[str, Any]
     h = config.hls
     with contextlib.redirect_stdout(io.StringIO()):
         hls_cfg = hls4ml.utils.config_from_keras_model(
-            model, granularity="name", backend=h.backend, default_reuse_factor=h.reuse_factor
+            model,
+            granularity="name",
+            backend=h.backend,
+            default_precision=h.default_precision,
+            default_reuse_factor=h.reuse_factor,
         )
     hls_cfg["Model"]["Strategy"] = h.strategy
     hls_cfg["Model"]["ReuseFactor"] = h.reuse_factor
     layers = hls_cfg["LayerName"]
     if config.quantization.enabled:
-        layers[INPUT_NAME]["Precision"]["result"] = fixed_type(config.quantization.input)
+        layers[INPUT_NAMES[config.architecture.kind]]["Precision"]["result"] = fixed_type(
+            config.quantization.input
+        )
         if config.architecture.kind == "deepsets" and POOL_NAME in layers:
             layers[POOL_NAME]["Precision"] = pooling_types(config)
     track_pf = h.track_parallelization or config.inputs.max_tracks

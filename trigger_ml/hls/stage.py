@@ -76,12 +76,15 @@ def build_hls_project(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     sample = read_sample(data_path)
-    data = prepare(sample, config, scaling=run.scaling)
+    data = prepare(sample, config, scaling=run.scaling, jet_scaling=run.jet_scaling)
+    # The firmware must reproduce the QKeras model; a float model converted post-training
+    # (quantization disabled) is compared with itself in float.
+    reference = "qkeras" if config.quantization.enabled else "float"
     x_test = model_inputs(data.inputs["test"], config)
     classes = data.classes["test"]
     valid = sample.tracks["valid"][data.indices["test"], : config.inputs.max_tracks].astype(bool)
-    model = run.load_model(config, "qkeras")
-    logits_qkeras = model.predict(x_test, batch_size=4096, verbose=0).astype(np.float64)
+    model = run.load_model(config, reference)
+    logits_reference = model.predict(x_test, batch_size=4096, verbose=0).astype(np.float64)
     stored = run.test_predictions()
     timings["prepare_s"] = time.perf_counter() - start
 
@@ -106,21 +109,27 @@ def build_hls_project(
         start = time.perf_counter()
         logits_csim = csim_predict(hls_model, x_test)
         timings["csim_s"] = time.perf_counter() - start
-        same = exact_match(logits_csim, logits_qkeras)
+        same = exact_match(logits_csim, logits_reference)
         fidelity: dict[str, Any] = {
+            "reference": reference,
             "n_jets": int(len(same)),
-            "csim_vs_qkeras_exact_fraction": float(same.mean()),
-            "max_abs_logit_diff": float(np.abs(logits_csim - logits_qkeras).max()),
+            "csim_vs_qkeras_exact_fraction": float(same.mean()) if reference == "qkeras" else None,
+            "csim_vs_reference_exact_fraction": float(same.mean()),
+            "max_abs_logit_diff": float(np.abs(logits_csim - logits_reference).max()),
             "first_divergent_layer": None,
+            "permutation_invariant_fraction": None,
         }
-        start = time.perf_counter()
-        fidelity.update(permutation_invariance(hls_model, x_test, valid, logits_csim, seed=config.split.seed))
-        timings["permutation_s"] = time.perf_counter() - start
+        if config.architecture.kind == "deepsets":
+            start = time.perf_counter()
+            fidelity.update(
+                permutation_invariance(hls_model, x_test, valid, logits_csim, seed=config.split.seed)
+            )
+            timings["permutation_s"] = time.perf_counter() - start
         if not same.all():
             if log:
                 print(f"[hls] {config.name}: {int((~same).sum())} jets differ; tracing layers", flush=True)
             start = time.perf_counter()
-            traced = convert(run.load_model(config, "qkeras"), config, str(tmp / "trace_prj"), trace=True)
+            traced = convert(run.load_model(config, reference), config, str(tmp / "trace_prj"), trace=True)
             compile_csim(traced)
             fidelity["first_divergent_layer"] = blame_first_divergence(traced, model, x_test[~same])
             shutil.rmtree(tmp / "trace_prj", ignore_errors=True)
@@ -128,9 +137,13 @@ def build_hls_project(
         make_relocatable(tmp / PROJECT_SUBDIR)
 
         f_c = config.physics.f_c
-        all_logits = {"qkeras": logits_qkeras, "csim": logits_csim}
-        if "logits_float" in stored:
-            all_logits = {"float": stored["logits_float"].astype(np.float64), **all_logits}
+        all_logits = {
+            kind: stored[f"logits_{kind}"].astype(np.float64)
+            for kind in ("float", "qkeras")
+            if f"logits_{kind}" in stored
+        }
+        all_logits[reference] = logits_reference
+        all_logits["csim"] = logits_csim
         metrics = {kind: tagging_metrics(values, classes, f_c) for kind, values in all_logits.items()}
         with h5py.File(tmp / "csim_predictions.h5", "w") as handle:
             handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
