@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data train hls cost models test lint format bench clean-projects help
+.PHONY: setup data train hls cost compare models test lint format bench clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
@@ -36,6 +36,10 @@ train: $(STAMP)
 
 hls: $(STAMP)
 	$(CLI) hls $(MODEL)
+
+# MODELS="a b c" restricts the comparison; the default is the whole zoo.
+compare: $(STAMP)
+	$(CLI) compare $(MODELS)
 
 cost: $(STAMP)
 	$(CLI) cost hls_projects/$(MODEL)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from trigger_ml.errors import TriggerMLError
+
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
@@ -46,12 +48,29 @@ def test_cost_of_a_missing_project_exits_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_corrupt_data_file_is_named(tmp_path, tiny_config, tiny_sample):
-    # Copy the tiny sample's directory layout into a new workspace and corrupt jets.h5.
+def test_corrupt_cached_sample_is_regenerated_identically(tmp_path, tiny_config, tiny_sample):
+    # A truncated jets.h5 in the cache is detected and regenerated, bit for bit.
+    from trigger_ml.fileio import sha256_of_file
+
     target = tmp_path / "data" / tiny_sample.parent.name / "jets.h5"
     target.parent.mkdir(parents=True)
     target.write_bytes(tiny_sample.read_bytes()[:4096])
-    result = run_cli("train", tiny_config.name, cwd=tmp_path)
-    assert result.returncode == 1
-    assert "jets.h5" in result.stderr and "->" in result.stderr
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("metrics.json"))
+    result = run_cli("data", tiny_config.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sha256_of_file(target) == sha256_of_file(tiny_sample)
+
+
+def test_a_stage_whose_input_is_missing_names_it(tmp_path):
+    from trigger_ml.config import load_model_config
+    from trigger_ml.training import TrainedRun
+
+    run = TrainedRun(tmp_path / "run")
+    with pytest.raises(TriggerMLError, match="missing") as info:
+        run.load_model(load_model_config("dips-small"))
+    assert "trigger-ml train" in info.value.one_line()
+
+
+def test_hls_of_a_physics_only_reference_exits_2(tmp_path):
+    result = run_cli("hls", "dips-small-float", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "physics-only" in result.stderr and "trigger-ml train dips-small-float" in result.stderr

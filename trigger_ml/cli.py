@@ -104,6 +104,19 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    specs = args.models or zoo_names()
+    configs = [load_model_config(spec) for spec in specs]
+    from trigger_ml.compare import compare
+
+    out = compare(configs, Workspace.default())
+    print((out / "table.md").read_text())
+    print(
+        f"[compare] written to {out}/ (table.md, table.csv, table.json, rej70_vs_latency.png, rej70_vs_lut.png, roc.png)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trigger-ml", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--require-exact", action="store_true", help="exit 1 unless C simulation == QKeras everywhere"
     )
+    p = add(
+        "compare",
+        cmd_compare,
+        "build what is missing and compare models: table and Pareto plots",
+        model=False,
+    )
+    p.add_argument("models", nargs="*", help="models to compare (default: the whole zoo)")
     p = add("cost", cmd_cost, "print the cost section (latency, resources) of an HLS project", model=False)
     p.add_argument("project", help="an HLS project directory, e.g. hls_projects/dips-small")
     p.add_argument("--json", action="store_true", help="print JSON")

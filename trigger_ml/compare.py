@@ -1,0 +1,222 @@
+"""Compare models side by side: physics, fidelity, latency and resources, Pareto fronts.
+
+``trigger-ml compare [MODEL ...]`` builds whatever is missing (each stage is cached), then
+writes under ``comparison/``::
+
+    table.md, table.csv, table.json    one row per model
+    rej70_vs_latency.png               light rejection at 70 % vs latency (ns), Pareto front
+    rej70_vs_lut.png                   light rejection at 70 % vs LUTs, Pareto front
+    roc.png                            light rejection vs b-efficiency of every model
+
+Firmware models are measured on what the firmware computes (the C simulation); float
+references (``hls.enabled: false``) on the float model, with no cost figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from trigger_ml.config import ModelConfig
+from trigger_ml.fileio import atomic_path, write_json_atomic, write_text_atomic
+from trigger_ml.workspace import Workspace
+
+NO_FIRMWARE = "no firmware (float reference)"
+COLUMNS = (
+    ("model", "model"),
+    ("kind", "kind"),
+    ("n_params", "parameters"),
+    ("auc_b_vs_light", "AUC b vs light"),
+    ("rej_light_at_70", "light rej @70%"),
+    ("rej_light_at_77", "light rej @77%"),
+    ("rej_c_at_70", "c rej @70%"),
+    ("rej_c_at_77", "c rej @77%"),
+    ("exact_fraction", "C sim == reference"),
+    ("latency_cycles", "latency (cycles)"),
+    ("latency_ns", "latency (ns)"),
+    ("initiation_interval", "II"),
+    ("LUT", "LUT"),
+    ("FF", "FF"),
+    ("DSP", "DSP"),
+    ("BRAM_18K", "BRAM_18K"),
+    ("cost_source", "cost source"),
+    ("ant_factor", "ant factor"),
+)
+
+
+def ant_factor(auc: float, n_params: int) -> float:
+    """The seed paper's efficiency figure: 10^5 / ((1 - AUC) * N_params)."""
+    return 1e5 / ((1.0 - auc) * n_params) if auc < 1 and n_params else float("inf")
+
+
+def model_row(
+    config: ModelConfig, ws: Workspace, log: bool = True
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """One table row for ``config``, building what is missing; also its test logits and classes."""
+    from trigger_ml.pipeline import ensure_hls, ensure_trained
+
+    quantized = config.quantization.enabled
+    row: dict[str, Any] = {
+        "model": config.name,
+        "kind": f"{config.architecture.kind}, {'QAT' if quantized else 'float'}"
+        + (", PTQ firmware" if (not quantized and config.hls.enabled) else ""),
+        "config_sha256": config.digest(),
+    }
+    if config.hls.enabled:
+        from trigger_ml.cost import cost_for_project
+
+        report = ensure_hls(config, ws, log=log)
+        project = ws.hls_dir(config.name)
+        metrics = report["metrics"]["csim"]
+        row["n_params"] = report["n_params"]["qkeras" if quantized else "float"]
+        row["exact_fraction"] = report["fidelity"]["csim_vs_reference_exact_fraction"]
+        row["fidelity_reference"] = report["fidelity"]["reference"]
+        best = cost_for_project(project)["best"]
+        row.update(
+            latency_cycles=best["latency_cycles"]["max"],
+            latency_ns=best["latency_ns"]["max"],
+            initiation_interval=best["initiation_interval"],
+            cost_source=best["source"],
+            **{key: best["resources"][key] for key in ("LUT", "FF", "DSP", "BRAM_18K")},
+        )
+        with h5py.File(project / "csim_predictions.h5", "r") as handle:
+            logits, classes = handle["logits_csim"][()], handle["classes"][()]
+    else:
+        run = ensure_trained(config, ws, log=log)
+        metrics = run.metrics["models"]["float"]
+        row["n_params"] = run.metrics["n_params"]["float"]
+        row["exact_fraction"] = NO_FIRMWARE
+        for key in ("latency_cycles", "latency_ns", "initiation_interval", "LUT", "FF", "DSP", "BRAM_18K"):
+            row[key] = NO_FIRMWARE
+        row["cost_source"] = NO_FIRMWARE
+        predictions = run.test_predictions()
+        logits, classes = predictions["logits_float"], predictions["classes"]
+    row.update({key: metrics[key] for key in ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77")})
+    row.update({key: metrics.get(key) for key in ("rej_c_at_70", "rej_c_at_77")})
+    row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
+    return row, logits, classes
+
+
+def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats (lower or equal cost and higher or equal gain,
+    one of them strictly), ordered by cost."""
+    order = np.lexsort((-gain, cost))
+    front, best = [], -np.inf
+    for i in order:
+        if gain[i] > best:
+            front.append(i)
+            best = gain[i]
+    return np.asarray(front, dtype=int)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| " + " | ".join(label for _, label in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(key)) for key, _ in COLUMNS) + " |")
+    notes = [
+        "",
+        "Physics on the test split: firmware models as the C simulation computes them, float references in float.",
+        "`C sim == reference`: fraction of test jets whose C-simulation logits equal the QKeras model's "
+        "(the float model's for post-training quantization) bit for bit.",
+        "Cost figures: `cost source` says where they come from (vendor report > rtl > analytic estimate).",
+        "Ant factor = 10^5 / ((1 - AUC) x parameters).",
+    ]
+    return "\n".join(lines + notes) + "\n"
+
+
+def csv_table(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([key for key, _ in COLUMNS])
+    for row in rows:
+        writer.writerow(["" if row.get(key) is None else row.get(key) for key, _ in COLUMNS])
+    return buffer.getvalue()
+
+
+def _plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if isinstance(r.get(x_key), int | float) and r.get("rej_light_at_70")]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if points:
+        x = np.array([float(r[x_key]) for r in points])
+        y = np.array([float(r["rej_light_at_70"]) for r in points])
+        ax.scatter(x, y, zorder=3)
+        for r, xi, yi in zip(points, x, y, strict=True):
+            ax.annotate(r["model"], (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        front = pareto_front(x, y)
+        ax.step(x[front], y[front], where="post", color="tab:red", label="Pareto front", zorder=2)
+        ax.legend()
+        if x.max() > 0 and x.min() > 0 and x.max() / x.min() > 20:
+            ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("light-jet rejection at 70 % b-efficiency")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trigger_ml.physics import roc_light_rejection
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, (logits, classes) in curves.items():
+        eff, rej = roc_light_rejection(logits, classes, f_c)
+        keep = eff >= 0.5
+        ax.plot(eff[keep], rej[keep], label=name)
+    ax.set_yscale("log")
+    ax.set_xlim(0.5, 1.0)
+    ax.set_xlabel("b-jet efficiency")
+    ax.set_ylabel("light-jet rejection")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def compare(configs: list[ModelConfig], ws: Workspace, out_dir: Path | None = None, log: bool = True) -> Path:
+    """Build what is missing for every model, then write the table and plots; returns the folder."""
+    out_dir = out_dir or ws.root / "comparison"
+    rows, curves = [], {}
+    for config in configs:
+        if log:
+            print(f"[compare] {config.name}", flush=True)
+        row, logits, classes = model_row(config, ws, log=log)
+        rows.append(row)
+        curves[config.name] = (logits, classes)
+    f_c = configs[0].physics.f_c if configs else 0.018
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_text_atomic(tmp / "table.md", markdown_table(rows))
+        write_text_atomic(tmp / "table.csv", csv_table(rows))
+        write_json_atomic(tmp / "table.json", {"columns": [k for k, _ in COLUMNS], "rows": rows})
+        _plot_front(tmp / "rej70_vs_latency.png", rows, "latency_ns", "latency (ns)")
+        _plot_front(tmp / "rej70_vs_lut.png", rows, "LUT", "LUT")
+        _plot_rocs(tmp / "roc.png", curves, f_c)
+    return out_dir
