@@ -8,12 +8,14 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data train hls cost compare models test lint format bench clean-projects help
+.PHONY: setup data train hls cost compare firmware verify models test lint format bench clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
 	@echo "make test                   ruff + the test suite (real Pythia, QKeras, hls4ml on tiny inputs)"
 	@echo "make models | data | train | cost  MODEL=...   single stages (each cached)"
+	@echo "make compare [MODELS=...]   table and Pareto plots across the zoo"
+	@echo "make firmware MODEL=...     hand-off bundle firmware/<model>-<id>/ + .tar.gz; make verify BUNDLE=..."
 
 # The venv is (re)installed when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -40,6 +42,13 @@ hls: $(STAMP)
 # MODELS="a b c" restricts the comparison; the default is the whole zoo.
 compare: $(STAMP)
 	$(CLI) compare $(MODELS)
+
+firmware: $(STAMP)
+	$(CLI) firmware $(MODEL)
+
+verify: $(STAMP)
+	@test -n "$(BUNDLE)" || { echo "error: BUNDLE not set -> make verify BUNDLE=firmware/<model>-<id>.tar.gz"; exit 2; }
+	$(CLI) verify $(BUNDLE)
 
 cost: $(STAMP)
 	$(CLI) cost hls_projects/$(MODEL)

@@ -117,6 +117,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_firmware(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from trigger_ml.firmware import build_bundle
+    from trigger_ml.pipeline import ensure_hls
+
+    ensure_hls(config, Workspace.default())
+    bundle = build_bundle(config, Workspace.default(), n_vectors=args.vectors)
+    print(f"[firmware] {config.name}: {bundle}/ and {bundle}.tar.gz (check anywhere: python3 verify.py)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from trigger_ml.firmware import verify_bundle
+
+    print(verify_bundle(Path(args.bundle)).summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trigger-ml", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
         model=False,
     )
     p.add_argument("models", nargs="*", help="models to compare (default: the whole zoo)")
+    p = add(
+        "firmware",
+        cmd_firmware,
+        "hls if needed, then the hand-off bundle firmware/MODEL-<id>/ and its .tar.gz",
+    )
+    p.add_argument(
+        "--vectors", type=int, default=1000, help="test-split jets written as test vectors (default 1000)"
+    )
+    p = add(
+        "verify",
+        cmd_verify,
+        "verify a firmware bundle (directory or .tar.gz): hashes, g++ C simulation, working points",
+        model=False,
+    )
+    p.add_argument("bundle", help="firmware/<model>-<id> or firmware/<model>-<id>.tar.gz")
     p = add("cost", cmd_cost, "print the cost section (latency, resources) of an HLS project", model=False)
     p.add_argument("project", help="an HLS project directory, e.g. hls_projects/dips-small")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -1,0 +1,265 @@
+"""The bundle's README.md: a model card for the people who put the firmware in a trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trigger_ml.config import ModelConfig
+from trigger_ml.cost.sections import format_cost_table
+from trigger_ml.firmware import verifier
+
+
+def _num(value: Any, pattern: str = "{:.4g}") -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def _feature_rows(features: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        "| index | feature | definition | unit | offset | scale | raw units per code |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in features:
+        rows.append(
+            f"| {f['index']} | `{f['name']}` | {f['definition']} | {f['unit']} | {f['offset']:.6g} "
+            f"| {f['scale']:.6g} | {f['raw_units_per_code']:.4g} |"
+        )
+    return rows
+
+
+def _interface(in_spec: dict[str, Any], out_spec: dict[str, Any]) -> list[str]:
+    port, out = in_spec["port"], out_spec["port"]
+    layout, tracks, enc = in_spec["layout"], in_spec["tracks"], in_spec["encoding"]
+    selection = ", ".join(f"{k} = {v}" for k, v in tracks["selection"].items() if v is not None)
+    lines = [
+        "## Interface",
+        "",
+        f"Top function `{in_spec['project']}({port['c_declaration']}, {out['c_declaration']})`, "
+        f"{port['handshake']} handshake. `spec/input_spec.json` and `spec/output_spec.json` hold all of "
+        "this in machine-readable form.",
+        "",
+        "### Input",
+        "",
+        f"- type of every element: `{port['type']['c_type']}`: {port['width']} bits, "
+        f"{port['fractional_bits']} fractional, lsb {port['type']['lsb']!r}, codes "
+        f"{port['type']['code_min']} … {port['type']['code_max']} (two's complement)",
+        f"- RTL: {port['rtl_ports']}",
+        f"- element order: {layout['element_index']}",
+        f"- value: {enc['scaled_value']}; {enc['code']}",
+        f"- track selection: {selection}; {tracks['association']}",
+        f"- ordering: {tracks['ordering']}; {tracks['truncation']}",
+        f"- padding: {tracks['padding']}",
+        f"- {tracks['note']}",
+        "",
+        *_feature_rows(layout["features"]),
+    ]
+    if "jet_features" in layout:
+        lines += ["", "Jet features (after the track slots):", "", *_feature_rows(layout["jet_features"])]
+    disc = out_spec["discriminant"]
+    lines += [
+        "",
+        "### Output",
+        "",
+        f"- `{out['c_declaration']}`: "
+        + ", ".join(f"{o['index']} = `{o['name']}`" for o in out_spec["outputs"])
+        + f"; type `{out['type']['c_type']}` ({out['width']} bits, {out['fractional_bits']} fractional, "
+        f"lsb {out['type']['lsb']!r})",
+        f"- RTL: {out['rtl_ports']}",
+        f"- discriminant: {disc['definition']}, f_c = {disc['f_c']}; from the logits: `{disc['from_logits']}`",
+        f"- {disc['decision']}; {disc['firmware_form']}",
+        "",
+        "### Working points",
+        "",
+        f"Thresholds on D_b (logit units; also in output lsb) from the {out_spec['working_points_from']}:",
+        "",
+        "| b-efficiency | threshold T | T / lsb | b-eff. achieved (test) | light rejection | c rejection |",
+        "|---|---|---|---|---|---|",
+    ]
+    for wp in out_spec["working_points"]:
+        lines.append(
+            f"| {wp['b_efficiency']:.0%} | {wp['threshold']!r} | {wp['threshold_in_output_lsb']:.4f} "
+            f"| {wp['b_efficiency_test_split']:.4f} | {_num(wp['light_rejection_test_split'], '{:.2f}')} "
+            f"| {_num(wp['c_rejection_test_split'], '{:.2f}')} |"
+        )
+    lines += [
+        "",
+        f"`verify.py` applies each threshold to the C-simulation outputs of the test vectors and requires the "
+        f"b-efficiency of the test split within {out_spec['vector_check']['tolerance']}.",
+    ]
+    return lines
+
+
+def _performance(report: dict[str, Any]) -> list[str]:
+    metrics = report["metrics"]
+    kinds = [k for k in ("csim", "qkeras", "float") if k in metrics]
+    names = {"csim": "C simulation (this firmware)", "qkeras": "QKeras", "float": "float twin"}
+    lines = [
+        "## Performance on the test split",
+        "",
+        f"{report['data']['jets_per_split']['test']} test jets; the report is in `report/` "
+        "(`report.json`, `report.md`, ROC curve).",
+        "",
+        "| metric | " + " | ".join(names[k] for k in kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+    ]
+    for key, label in (
+        ("auc_b_vs_light", "AUC b vs light"),
+        ("rej_light_at_70", "light rejection @ 70 %"),
+        ("rej_light_at_77", "light rejection @ 77 %"),
+        ("rej_c_at_70", "c rejection @ 70 %"),
+        ("rej_c_at_77", "c rejection @ 77 %"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(_num(metrics[k].get(key)) for k in kinds) + " |")
+    fid = report["fidelity"]
+    lines += [
+        "",
+        f"Fidelity: the C simulation equals the {fid['reference']} model bit for bit on a fraction "
+        f"**{fid['csim_vs_reference_exact_fraction']}** of {fid['n_jets']} test jets"
+        + (
+            f"; unchanged when the tracks are shuffled on **{fid['permutation_invariant_fraction']}**."
+            if fid.get("permutation_invariant_fraction") is not None
+            else "."
+        ),
+        "",
+        "### Cost",
+        "",
+        f"Sources available: {', '.join(k for k, v in report['cost']['sources'].items() if v) or 'none'}; "
+        "the most trustworthy is shown (vendor > rtl > estimate).",
+        "",
+        format_cost_table(report["cost"]["best"]).rstrip("\n"),
+    ]
+    return lines
+
+
+def model_card(
+    config: ModelConfig,
+    report: dict[str, Any],
+    provenance: dict[str, Any],
+    in_spec: dict[str, Any],
+    out_spec: dict[str, Any],
+    extra_vendor_script: str,
+) -> str:
+    """README.md of a bundle. Nothing in it depends on time or machine (it is in MANIFEST)."""
+    arch, q, t = config.architecture, config.quantization, config.training
+    vectors = provenance["test_vectors"]
+    sqrt_s = (provenance["data"]["sample"].get("settings") or {}).get("sqrt_s_gev")
+    energy = f" at sqrt(s) = {sqrt_s / 1000:g} TeV" if sqrt_s else ""
+    shape = (
+        f"Deep Set: Phi {list(arch.phi_widths)} per track, mean over {config.inputs.max_tracks} slots, "
+        f"F {list(arch.f_widths)}, 3 logits"
+        if arch.kind == "deepsets"
+        else f"dense network {list(arch.f_widths)} on the flattened inputs, 3 logits"
+    )
+    quant = (
+        f"quantization-aware (QKeras): weights {q.weight.bits} bits, activations {q.activation.bits} bits, "
+        f"inputs {q.input.bits} bits"
+        if q.enabled
+        else f"post-training quantization by hls4ml (default type {config.hls.default_precision})"
+    )
+    lines = [
+        f"# {config.name}: b-tagging firmware bundle",
+        "",
+        config.description,
+        "",
+        "A jet-flavour tagger for a Level-1 trigger: three outputs (b, c, light logits) per jet from up to "
+        f"{config.inputs.max_tracks} tracks, as HLS C++ for {config.hls.backend} HLS "
+        f"(part `{config.hls.part}`, {config.hls.clock_period_ns} ns clock). The C simulation of this code "
+        "reproduces the trained network bit for bit; the test vectors below prove it on your machine.",
+        "",
+        "**Firmware identity**: the SHA-256 of `MANIFEST`. The directory name carries its first 12 hex "
+        "digits; `python3 verify.py` prints it in full. Two builds from the same trained model have the "
+        "same identity and the same bytes.",
+        "",
+        "## Verify",
+        "",
+        "```sh",
+        "python3 verify.py             # needs only python3 with numpy, and g++",
+        "python3 verify.py BUNDLE.tar.gz",
+        "sha256sum -c MANIFEST         # the hashes alone",
+        "```",
+        "",
+        "`verify.py` checks `BUILD_INFO.json`, that `MANIFEST` hashes to the identity, every file's SHA-256 "
+        "(and that no file is unlisted), the consistency of the test vectors; then it copies `hls/` to a "
+        "temporary directory, compiles the C simulation with g++, runs the project's own testbench on every "
+        "test vector and requires each output to equal the expected one exactly, and checks the working "
+        "points (below). It stops at the first problem with one line naming the file or vector, exit "
+        "status 1; 0 means everything passed. `trigger-ml verify BUNDLE` runs the same code.",
+        "",
+        "## Build with the vendor tools",
+        "",
+        "```sh",
+        "cp -r hls ~/build/tagger && cd ~/build/tagger   # work on a copy: the bundle stays verifiable",
+        "vitis-run --mode hls --tcl build_prj.tcl    # Vitis HLS: steps chosen in build_opt.tcl"
+        if config.hls.backend == "Vitis"
+        else 'vivado_hls -f build_prj.tcl "csim=1 synth=1 cosim=1 validation=1"',
+        'vivado_hls -f build_prj_vivado_hls.tcl "csim=1 synth=1 cosim=1 validation=1"'
+        if extra_vendor_script == "build_prj_vivado_hls.tcl"
+        else "vitis-run --mode hls --tcl build_prj_vitis.tcl   # steps in build_opt.tcl",
+        "```",
+        "",
+        f"`hls/` is the hls4ml project generated for the {config.hls.backend} backend. `{extra_vendor_script}` "
+        "is hls4ml's script for the other tool on the same sources (hls4ml generates slightly different "
+        "library code per backend, so prefer the first command). C simulation and C/RTL co-simulation "
+        "read the test vectors in `hls/tb_data/`; the testbench writes `tb_data/csim_results.log` and "
+        "`tb_data/rtl_cosim_results.log` with exact values, and `validation=1` requires the two identical. "
+        "`build_lib.sh` builds the shared library hls4ml's Python bridge loads.",
+        "",
+        "## Model",
+        "",
+        f"- architecture: {shape}; {report['n_params'].get('qkeras', report['n_params'].get('float'))} parameters",
+        f"- training: {quant}; {t.epochs} epochs at most, seed {t.seed}",
+        f"- data: Pythia 8 {config.sample.process} jets{energy} with a parametrised tracking detector "
+        f"({', '.join(f'{k} {v}' for k, v in report['data']['jets_per_split'].items())} jets)",
+        f"- labels: hadron-based (b, c, light); D_b with f_c = {config.physics.f_c}",
+        "",
+        "## Intended use and limitations",
+        "",
+        "- For Level-1 trigger studies and firmware integration of a track-based b-tagger. It was trained "
+        "and measured on simulated jets with a parametrised detector model (no pile-up, no full detector "
+        "simulation): retrain or at least validate on the experiment's own simulation and data.",
+        "- The physics figures carry the statistical precision of the test split; the working points are "
+        "set on it.",
+        "- The firmware is exact only for inputs encoded as specified below (scaling, rounding, "
+        "saturation, track order, padding); anything else changes the outputs.",
+        "- Latency and resources below are an estimate unless their source says `vendor`.",
+        "",
+        *_interface(in_spec, out_spec),
+        "",
+        *_performance(report),
+        "",
+        "## Test vectors",
+        "",
+        f"{vectors['count']} jets: {vectors['selection']}. One line per jet in every file:",
+        "",
+        "| file | content |",
+        "|---|---|",
+        f"| `{verifier.TB_INPUTS}` | input values as exact decimals (what the testbench reads) |",
+        f"| `{verifier.INPUT_CODES}` | input integer codes (value / lsb) |",
+        f"| `{verifier.INPUT_WORDS}` | the packed input word in hexadecimal |",
+        f"| `{verifier.TB_OUTPUTS}` | expected outputs of the C simulation, exact decimals |",
+        f"| `{verifier.OUTPUT_CODES}` | expected output integer codes |",
+        f"| `{verifier.LABELS}` | row of the jet in the data file, truth class (0 b, 1 c, 2 light) |",
+        "",
+        "## Files",
+        "",
+        "| path | content |",
+        "|---|---|",
+        "| `hls/` | HLS project: `firmware/` sources and weights, testbench, build scripts, test vectors |",
+        "| `vectors/` | test vectors in integer encodings, truth classes |",
+        "| `spec/` | input and output specifications with the working points |",
+        "| `report/` | physics, fidelity and cost report of the HLS project, plots |",
+        "| `provenance.json` | configuration, hashes of configuration, training and data, seeds |",
+        "| `verify.py` | the verifier (python3, numpy, g++) |",
+        "| `MANIFEST` | SHA-256 of every other file; its own SHA-256 is the firmware identity |",
+        "| `BUILD_INFO.json` | where and with what it was built; not in MANIFEST, not part of the identity |",
+        "",
+        "## Provenance",
+        "",
+        f"- configuration sha256 `{provenance['config_sha256']}` (resolved configuration in `provenance.json`)",
+        f"- training sha256 `{provenance['training_sha256']}`, run `{provenance['run']}`",
+        f"- data sha256 `{provenance['data']['sha256']}` (`{provenance['data']['file']}`)",
+        "- seeds: " + ", ".join(f"{k} {v}" for k, v in provenance["seeds"].items()),
+        "- git commit, package versions (TensorFlow, QKeras, hls4ml, numpy, Pythia), g++ and platform: "
+        "`BUILD_INFO.json`, kept outside the identity because they describe the build machine, not the "
+        "firmware.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,55 @@
+"""``trigger-ml verify``: the bundle's own verifier (``verify.py``, the same file as
+:mod:`trigger_ml.firmware.verifier`), with its failures turned into one-line TriggerMLErrors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.firmware import verifier
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """A bundle that passed every check."""
+
+    bundle: Path
+    firmware_id: str
+    n_files: int
+    n_vectors: int
+    working_points: tuple[dict[str, Any], ...]
+    seconds: float
+
+    def summary(self) -> str:
+        """One line for the command line."""
+        return (
+            f"PASS firmware {self.firmware_id} ({self.n_files} files, {self.n_vectors} vectors bit-exact, "
+            f"{len(self.working_points)} working points) in {self.seconds:.1f} s"
+        )
+
+
+def verify_bundle(path: Path, log: bool = True) -> VerifyResult:
+    """Verify a bundle directory or ``.tar.gz`` (see ``verify.py``); raise TriggerMLError naming
+    the first bad file or test vector."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path} does not exist", "pass a firmware/<model>-<id> directory or its .tar.gz")
+    try:
+        result = verifier.verify(
+            path, log=(lambda message: print(f"[verify] {message}", flush=True)) if log else None
+        )
+    except verifier.BundleError as error:
+        raise TriggerMLError(
+            f"{path}: {error}",
+            "the bundle was modified or damaged: rebuild it with `trigger-ml firmware MODEL`",
+        ) from None
+    return VerifyResult(
+        bundle=path,
+        firmware_id=result["firmware_id"],
+        n_files=result["n_files"],
+        n_vectors=result["n_vectors"],
+        working_points=tuple(result["working_points"]),
+        seconds=result["seconds"],
+    )
