@@ -190,13 +190,17 @@ class ModelConfig(_Strict):
             )
         return self
 
+    # Hashes leave out fields that are None (unset optional settings), so adding a new
+    # optional section to the schema does not invalidate every cached result.
     def digest(self) -> str:
         """Hash of the whole resolved configuration (keys the HLS project)."""
-        return sha256_of_obj(self.model_dump(mode="json"))
+        return sha256_of_obj(self.model_dump(mode="json", exclude_none=True))
 
     def training_digest(self) -> str:
         """Hash of what determines the trained weights (keys ``runs/<model>/<hash>``)."""
-        data = self.model_dump(mode="json", exclude={"name", "description", "hls", "physics"})
+        data = self.model_dump(
+            mode="json", exclude={"name", "description", "hls", "physics"}, exclude_none=True
+        )
         return sha256_of_obj(data)
 
 
