@@ -61,26 +61,42 @@ def _activation(config: ModelConfig, name: str, quantized: bool) -> tf.keras.lay
     return tf.keras.layers.ReLU(name=name)
 
 
-def build_deepsets(config: ModelConfig, quantized: bool) -> tf.keras.Model:
-    """The Deep Set of ``config``; ``quantized=False`` gives the float twin."""
-    n_tracks = config.inputs.max_tracks
-    n_features = len(config.inputs.track_features)
-    inputs = tf.keras.Input(shape=(n_tracks, n_features), name=INPUT_NAMES["deepsets"])
-    x = inputs
-    if quantized:
-        x = QActivation(_bits(config.quantization.input), name="input_quant")(x)
-    for i, width in enumerate(config.architecture.phi_widths, start=1):
-        x = _dense(config, width, f"phi_{i}", use_bias=False, quantized=quantized)(x)
-        x = _activation(config, f"phi_{i}_relu", quantized)(x)
-    x = tf.keras.layers.GlobalAveragePooling1D(name=POOL_NAME)(x)
-    for i, width in enumerate(config.architecture.f_widths, start=1):
-        x = _dense(config, width, f"f_{i}", use_bias=True, quantized=quantized)(x)
-        x = _activation(config, f"f_{i}_relu", quantized)(x)
-    outputs = _dense(
-        config, len(config.architecture.classes), LOGITS_NAME, use_bias=True, quantized=quantized
-    )(x)
+def _inputs(config: ModelConfig, shape: tuple[int, ...], quantized: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """The input tensor and, for a quantized model, its quantization onto the input type."""
+    inputs = tf.keras.Input(shape=shape, name=INPUT_NAMES[config.architecture.kind])
+    if not quantized:
+        return inputs, inputs
+    return inputs, QActivation(_bits(config.quantization.input), name="input_quant")(inputs)
+
+
+def _dense_relu_stack(
+    config: ModelConfig, x: tf.Tensor, widths: tuple[int, ...], prefix: str, use_bias: bool, quantized: bool
+) -> tf.Tensor:
+    """``prefix_1``, ``prefix_1_relu``, ``prefix_2``, ... for each width."""
+    for i, width in enumerate(widths, start=1):
+        x = _dense(config, width, f"{prefix}_{i}", use_bias=use_bias, quantized=quantized)(x)
+        x = _activation(config, f"{prefix}_{i}_relu", quantized)(x)
+    return x
+
+
+def _model(config: ModelConfig, inputs: tf.Tensor, x: tf.Tensor, quantized: bool) -> tf.keras.Model:
+    """Close the network with the three logits (b, c, light)."""
+    n_classes = len(config.architecture.classes)
+    outputs = _dense(config, n_classes, LOGITS_NAME, use_bias=True, quantized=quantized)(x)
     suffix = "qkeras" if quantized else "float"
     return tf.keras.Model(inputs, outputs, name=f"{config.architecture.kind}_{suffix}")
+
+
+def build_deepsets(config: ModelConfig, quantized: bool) -> tf.keras.Model:
+    """The Deep Set of ``config``; ``quantized=False`` gives the float twin."""
+    shape = (config.inputs.max_tracks, len(config.inputs.track_features))
+    inputs, x = _inputs(config, shape, quantized)
+    x = _dense_relu_stack(
+        config, x, config.architecture.phi_widths, "phi", use_bias=False, quantized=quantized
+    )
+    x = tf.keras.layers.GlobalAveragePooling1D(name=POOL_NAME)(x)
+    x = _dense_relu_stack(config, x, config.architecture.f_widths, "f", use_bias=True, quantized=quantized)
+    return _model(config, inputs, x, quantized)
 
 
 def flat_input_size(config: ModelConfig) -> int:
@@ -91,17 +107,11 @@ def flat_input_size(config: ModelConfig) -> int:
 def build_dense(config: ModelConfig, quantized: bool) -> tf.keras.Model:
     """A dense tagger on flat inputs (the IP3D/RNNIP-style input of the leading tracks by
     signed d0 significance, plus jet kinematics): hidden layers ``architecture.f_widths``."""
-    inputs = tf.keras.Input(shape=(flat_input_size(config),), name=INPUT_NAMES["dense"])
-    x = inputs
-    if quantized:
-        x = QActivation(_bits(config.quantization.input), name="input_quant")(x)
-    for i, width in enumerate(config.architecture.f_widths, start=1):
-        x = _dense(config, width, f"dense_{i}", use_bias=True, quantized=quantized)(x)
-        x = _activation(config, f"dense_{i}_relu", quantized)(x)
-    outputs = _dense(
-        config, len(config.architecture.classes), LOGITS_NAME, use_bias=True, quantized=quantized
-    )(x)
-    return tf.keras.Model(inputs, outputs, name=f"dense_{'qkeras' if quantized else 'float'}")
+    inputs, x = _inputs(config, (flat_input_size(config),), quantized)
+    x = _dense_relu_stack(
+        config, x, config.architecture.f_widths, "dense", use_bias=True, quantized=quantized
+    )
+    return _model(config, inputs, x, quantized)
 
 
 BUILDERS = {"deepsets": build_deepsets, "dense": build_dense}
