@@ -81,6 +81,13 @@ def cmd_hls(args: argparse.Namespace) -> int:
     if fid["permutation_invariant_fraction"] is not None:
         line += f"; permutation invariant on {fid['permutation_invariant_fraction']:.4%}"
     print(line)
+    best = report["cost"]["best"]
+    res = best["resources"]
+    print(
+        f"  latency {best['latency_cycles']['max']} cycles ({best['latency_ns']['max']:g} ns), "
+        f"II {best['initiation_interval']}, LUT {res['LUT']}, FF {res['FF']}, DSP {res['DSP']}, "
+        f"BRAM_18K {res['BRAM_18K']} (source: {best['source']}; `trigger-ml cost {project}`)"
+    )
     if exact < 1.0 and args.require_exact:
         blame = fid.get("first_divergent_layer") or {}
         raise TriggerMLError(
