@@ -8,13 +8,14 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data train hls cost compare firmware verify models test lint format bench clean-projects help
+.PHONY: setup data train hls cost compare firmware verify scan models test lint format bench clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
 	@echo "make test                   ruff + the test suite (real Pythia, QKeras, hls4ml on tiny inputs)"
 	@echo "make models | data | train | cost  MODEL=...   single stages (each cached)"
 	@echo "make compare [MODELS=...]   table and Pareto plots across the zoo"
+	@echo "make scan SPEC=scans/example-bits-reuse.yaml   design-space scan on Dask (SCHEDULER=, WORKERS=, WITH=)"
 	@echo "make firmware MODEL=...     hand-off bundle firmware/<model>-<id>/ + .tar.gz; make verify BUNDLE=..."
 
 # The venv is (re)installed when pyproject.toml changes.
@@ -42,6 +43,11 @@ hls: $(STAMP)
 # MODELS="a b c" restricts the comparison; the default is the whole zoo.
 compare: $(STAMP)
 	$(CLI) compare $(MODELS)
+
+# A design-space scan on Dask: a LocalCluster here, or SCHEDULER=tcp://host:port.
+SPEC ?= scans/example-bits-reuse.yaml
+scan: $(STAMP)
+	$(CLI) scan $(SPEC) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(WITH),--with $(WITH))
 
 firmware: $(STAMP)
 	$(CLI) firmware $(MODEL)

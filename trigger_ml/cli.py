@@ -142,6 +142,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    from trigger_ml.scan import load_scan_spec, run_scan
+
+    spec = load_scan_spec(Path(args.spec))
+    result = run_scan(
+        spec,
+        Workspace.default(),
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        with_models=args.with_models,
+    )
+    print(result.summary_path.read_text())
+    print(f"[scan] written to {result.scan_dir}/ (points/, comparison/, scan_summary.md, summary.json)")
+    return 1 if result.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trigger-ml", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +203,28 @@ def build_parser() -> argparse.ArgumentParser:
         model=False,
     )
     p.add_argument("bundle", help="firmware/<model>-<id> or firmware/<model>-<id>.tar.gz")
+    p = add(
+        "scan",
+        cmd_scan,
+        "run a design-space scan (grid or list of overrides) on Dask, then compare its points",
+        model=False,
+    )
+    p.add_argument("spec", help="scan spec (YAML), e.g. scans/example-bits-reuse.yaml")
+    p.add_argument(
+        "--scheduler",
+        help="address of a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)",
+    )
+    p.add_argument(
+        "--workers", type=int, help="worker processes of the local cluster (default: one per core)"
+    )
+    p.add_argument(
+        "--with",
+        dest="with_models",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="zoo models to run the same way and add to the comparison",
+    )
     p = add("cost", cmd_cost, "print the cost section (latency, resources) of an HLS project", model=False)
     p.add_argument("project", help="an HLS project directory, e.g. hls_projects/dips-small")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -149,7 +149,7 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str) -> None:
+def plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,7 +176,7 @@ def _plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str
     plt.close(fig)
 
 
-def _plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c: float) -> None:
+def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,7 +216,7 @@ def compare(configs: list[ModelConfig], ws: Workspace, out_dir: Path | None = No
         write_text_atomic(tmp / "table.md", markdown_table(rows))
         write_text_atomic(tmp / "table.csv", csv_table(rows))
         write_json_atomic(tmp / "table.json", {"columns": [k for k, _ in COLUMNS], "rows": rows})
-        _plot_front(tmp / "rej70_vs_latency.png", rows, "latency_ns", "latency (ns)")
-        _plot_front(tmp / "rej70_vs_lut.png", rows, "LUT", "LUT")
-        _plot_rocs(tmp / "roc.png", curves, f_c)
+        plot_front(tmp / "rej70_vs_latency.png", rows, "latency_ns", "latency (ns)")
+        plot_front(tmp / "rej70_vs_lut.png", rows, "LUT", "LUT")
+        plot_rocs(tmp / "roc.png", curves, f_c)
     return out_dir

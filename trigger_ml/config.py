@@ -228,7 +228,7 @@ def zoo_names() -> list[str]:
     return sorted(path.stem for path in zoo_dir().glob("*.yaml"))
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
+def format_validation_error(source: str, error: ValidationError) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
@@ -246,7 +246,7 @@ def parse_model_config(data: Any, source: str) -> ModelConfig:
     try:
         return ModelConfig.model_validate(data)
     except ValidationError as error:
-        raise UsageError(_format_validation_error(source, error), "fix the key or value") from None
+        raise UsageError(format_validation_error(source, error), "fix the key or value") from None
 
 
 def _parse_value(text: str) -> Any:

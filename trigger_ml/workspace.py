@@ -3,7 +3,7 @@
 ::
 
     data/<process>-<settings hash>/jets.h5          generated sample (trigger_ml.data)
-    runs/<model>/<training hash>/                    trained weights, scaling, predictions
+    runs/<base model>/<training hash>/               trained weights, scaling, predictions
     hls_projects/<model>/                            hls4ml project + report.json/report.md
     firmware/<model>-<hash>/                         hand-off bundles
 
@@ -35,7 +35,9 @@ class Workspace:
         return self.root / "data"
 
     def run_dir(self, model_name: str, training_digest: str) -> Path:
-        return self.root / "runs" / _safe(model_name) / training_digest[:16]
+        """Keyed by the base model name and the training hash only, so variants that differ in
+        firmware settings (``dips-small@reuse=2``) share one training."""
+        return self.root / "runs" / _safe(model_name.partition("@")[0]) / training_digest[:16]
 
     def hls_dir(self, model_name: str) -> Path:
         return self.root / "hls_projects" / _safe(model_name)

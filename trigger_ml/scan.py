@@ -1,0 +1,658 @@
+"""Design-space scans on Dask: a grid (or list) of overrides over a base model.
+
+``trigger-ml scan SPEC.yaml`` resolves every point of the spec to a model spec
+``base@key=value,...`` through :mod:`trigger_ml.config` (so the schema validates it), runs
+the pipeline of each valid point as one ``dask.distributed`` task, and writes::
+
+    scans/<name>/points/<config sha256[:16]>.json   one per point, as soon as it finishes
+    scans/<name>/points/invalid-<sha256[:16]>.json  points the schema rejected, with the error
+    scans/<name>/comparison/                         table.md/csv/json, Pareto plots, roc.png, front.json
+    scans/<name>/scan_summary.md, summary.json       ok / skipped / failed points with errors
+
+Each task runs the ordinary cached stages (``runs/``, ``hls_projects/<model>/``). A point
+whose result file says ``ok`` for the same configuration hash and stages is skipped on a
+rerun; failed points are retried. Result files are written by the client the moment their
+task finishes, atomically, so an interrupted scan keeps every finished point.
+
+The engine is a ``LocalCluster`` with one single-threaded worker process per core, or an
+existing cluster given by its scheduler address (``--scheduler tcp://host:port``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trigger_ml.config import (
+    ModelConfig,
+    format_validation_error,
+    load_model_config,
+    split_model_spec,
+)
+from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.fileio import read_json, sha256_of_obj, write_json_atomic, write_text_atomic
+from trigger_ml.workspace import Workspace
+
+Stages = Literal["hls", "train"]
+
+NOT_BUILT = "not built (stages: train)"
+"""Cost and fidelity cells of a point scanned with ``stages: train`` (no firmware built)."""
+
+_SPECIAL = set(",=[]{}:#'\"& *!|>%@`")
+
+
+class ScanSpec(BaseModel):
+    """A scan: ``base`` model spec, a ``grid`` (cartesian product) and/or explicit ``points``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = ""
+    base: str = Field(min_length=1)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    points: list[dict[str, Any]] = Field(default_factory=list)
+    stages: Stages = "hls"
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [key for key, values in value.items() if not values]
+        if empty:
+            raise ValueError(f"grid key '{empty[0]}' lists no values")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_scan(self) -> ScanSpec:
+        if not self.grid and not self.points:
+            raise ValueError("nothing to scan: give 'grid' and/or 'points'")
+        return self
+
+
+@dataclass(frozen=True)
+class ScanPoint:
+    """One point of a scan: its overrides, resolved configuration or the schema's error."""
+
+    source: Literal["grid", "points", "with"]
+    overrides: dict[str, Any]
+    model_spec: str
+    config: ModelConfig | None
+    error: str | None
+
+    @property
+    def key(self) -> str:
+        """Name of the point's result file: the configuration hash (``invalid-...`` if none)."""
+        if self.config is not None:
+            return self.config.digest()[:16]
+        return "invalid-" + sha256_of_obj(self.model_spec)[:16]
+
+    @property
+    def label(self) -> str:
+        """Short description for tables: the point's own overrides, or the model spec."""
+        if self.source == "with":
+            return self.model_spec
+        return ", ".join(f"{key}={_spec_value(value)}" for key, value in self.overrides.items()) or "(base)"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What :func:`run_scan` did: one record per point (as in its result file) and the outputs."""
+
+    scan_dir: Path
+    records: list[dict[str, Any]]
+    comparison_dir: Path | None
+
+    @property
+    def summary_path(self) -> Path:
+        return self.scan_dir / "scan_summary.md"
+
+    def count(self, status: str) -> int:
+        return sum(record["status"] == status for record in self.records)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+
+def load_scan_spec(path: Path) -> ScanSpec:
+    """Read and validate a scan spec; one-line :class:`UsageError` naming the key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"scan spec {path} does not exist", "check the path") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path}: not valid YAML ({error.__class__.__name__})", "fix the file") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping at the top level", "see scans/example-bits-reuse.yaml")
+    try:
+        spec = ScanSpec.model_validate(data)
+    except ValidationError as error:
+        raise UsageError(format_validation_error(str(path), error), "fix the key or value") from None
+    load_model_config(spec.base)  # an unknown or invalid base model is an error of the whole spec
+    return spec
+
+
+def _spec_value(value: Any) -> str:
+    """A value as it is written after ``key=`` in a model spec (YAML flow syntax)."""
+    if isinstance(value, str):
+        return json.dumps(value) if not value or _SPECIAL & set(value) else value
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_spec_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_spec_value(k)}: {_spec_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, float) and "e" in repr(value) and "." not in repr(value):
+        return repr(value).replace("e", ".0e")  # YAML 1.1 reads 1e-05 as text, 1.0e-05 as a number
+    return json.dumps(value)
+
+
+def _round_trips(item: str, key: str, value: Any) -> bool:
+    """Does ``key=value`` written as ``item`` read back as the same value in a model spec?"""
+    try:
+        return split_model_spec(f"x@{item}")[1] == {key: value}
+    except UsageError:
+        return False
+
+
+def resolve_point(
+    base: str, overrides: dict[str, Any], source: Literal["grid", "points", "with"] = "points"
+) -> ScanPoint:
+    """Merge ``overrides`` over the base spec's and validate the result with the schema.
+
+    An invalid point is returned with its one-line error (the key named) instead of
+    raising, so that a scan records it and runs the others.
+    """
+    name, merged = split_model_spec(base)
+    merged.update(overrides)
+    items = [f"{key}={_spec_value(value)}" for key, value in merged.items()]
+    spec = name + ("@" + ",".join(items) if items else "")
+    for (key, value), item in zip(merged.items(), items, strict=True):
+        if not _round_trips(item, key, value):
+            error = (
+                f"key '{key}': the value {value!r} cannot be written in a model spec "
+                "-> a string with a top-level comma cannot be an override"
+            )
+            return ScanPoint(source, dict(overrides), spec, None, error)
+    try:
+        config = load_model_config(spec)
+    except TriggerMLError as error:
+        message = error.one_line().removeprefix("error: ")
+        message = message.removeprefix(f"model '{spec}': ").removeprefix(f"{spec}: ")
+        return ScanPoint(source, dict(overrides), spec, None, message)
+    return ScanPoint(source, dict(overrides), config.name, config, None)
+
+
+def expand_points(spec: ScanSpec, with_models: Sequence[str] = ()) -> list[ScanPoint]:
+    """The grid's cartesian product, then the explicit points, then ``with_models``.
+
+    Points resolving to the same configuration are kept once. ``with_models`` (zoo models
+    to compare against, e.g. ``dips-tiny``) must be valid: a bad one raises UsageError.
+    """
+    keys = list(spec.grid)
+    candidates = []
+    if keys:
+        for values in itertools.product(*spec.grid.values()):
+            candidates.append(resolve_point(spec.base, dict(zip(keys, values, strict=True)), "grid"))
+    candidates += [resolve_point(spec.base, point, "points") for point in spec.points]
+    for model in with_models:
+        config = load_model_config(model)
+        candidates.append(ScanPoint("with", {}, config.name, config, None))
+    unique: dict[str, ScanPoint] = {}
+    for point in candidates:
+        unique.setdefault(point.key, point)
+    return list(unique.values())
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _single_threaded_tensorflow() -> None:
+    """One TensorFlow thread per worker: the cluster already runs one worker per core."""
+    import tensorflow as tf
+
+    pools = tf.config.threading
+    if pools.get_intra_op_parallelism_threads() == pools.get_inter_op_parallelism_threads() == 1:
+        return
+    with contextlib.suppress(RuntimeError):  # the runtime was initialised before: keep its pools
+        pools.set_intra_op_parallelism_threads(1)
+        pools.set_inter_op_parallelism_threads(1)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _mtime(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.is_file() else None
+
+
+def _train_row(config: ModelConfig, ws: Workspace) -> dict[str, Any]:
+    """A comparison row from the training run alone (``stages: train``): physics, no cost."""
+    from trigger_ml.compare import ant_factor
+    from trigger_ml.pipeline import ensure_trained
+
+    run = ensure_trained(config, ws, log=False)
+    kind = "qkeras" if config.quantization.enabled else "float"
+    metrics = run.metrics["models"][kind]
+    row: dict[str, Any] = {
+        "model": config.name,
+        "kind": f"{config.architecture.kind}, {'QAT' if kind == 'qkeras' else 'float'}",
+        "config_sha256": config.digest(),
+        "n_params": run.metrics["n_params"][kind],
+        "exact_fraction": NOT_BUILT,
+        "cost_source": NOT_BUILT,
+        **dict.fromkeys(
+            ("latency_cycles", "latency_ns", "initiation_interval", "LUT", "FF", "DSP", "BRAM_18K"), NOT_BUILT
+        ),
+    }
+    row.update({key: metrics.get(key) for key in ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77")})
+    row.update({key: metrics.get(key) for key in ("rej_c_at_70", "rej_c_at_77")})
+    row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
+    return row
+
+
+def run_point(config: ModelConfig, ws: Workspace, stages: Stages, after: Any = None) -> dict[str, Any]:
+    """The Dask task: run the pipeline of one point and return its result record.
+
+    Never raises for a failure of the point itself: the error is returned as a one-line
+    ``error`` (and the ``traceback``), so it is recorded and the other points go on.
+    ``after`` is the record of a point that must finish first (same training run directory).
+    """
+    del after  # only orders the tasks
+    start = time.perf_counter()
+    run_dir = ws.run_dir(config.name, config.training_digest())
+    firmware = stages == "hls" and config.hls.enabled
+    marker = ws.hls_dir(config.name) / "report.json" if firmware else run_dir / "metrics.json"
+    before = _mtime(marker)
+    record: dict[str, Any] = {
+        "status": "failed",
+        "row": None,
+        "curve": None,
+        "error": None,
+        "traceback": None,
+    }
+    try:
+        _single_threaded_tensorflow()
+        if stages == "train":
+            record["row"] = _train_row(config, ws)
+            kind = "qkeras" if config.quantization.enabled else "float"
+            curve = (run_dir / "predictions.h5", f"logits_{kind}")
+        else:
+            from trigger_ml.compare import model_row
+
+            record["row"] = model_row(config, ws, log=False)[0]
+            if config.hls.enabled:
+                curve = (ws.hls_dir(config.name) / "csim_predictions.h5", "logits_csim")
+            else:
+                curve = (run_dir / "predictions.h5", "logits_float")
+        record["curve"] = {"path": str(curve[0].relative_to(ws.root)), "logits": curve[1]}
+        record["status"] = "ok"
+    except TriggerMLError as error:
+        record["error"] = error.one_line().removeprefix("error: ")
+        record["traceback"] = traceback.format_exc()
+    except Exception as error:  # any failure of one point is recorded, not raised
+        record["error"] = _one_line(error)
+        record["traceback"] = traceback.format_exc()
+    record["pipeline_cached"] = before is not None and before == _mtime(marker)
+    record["duration_s"] = round(time.perf_counter() - start, 3)
+    record["host"] = os.uname().nodename
+    return record
+
+
+# --------------------------------------------------------------------------- client side
+
+
+def scan_dir(ws: Workspace, name: str) -> Path:
+    """Where a scan writes its point results, comparison and summary."""
+    return ws.root / "scans" / name
+
+
+def _base_record(spec: ScanSpec, point: ScanPoint) -> dict[str, Any]:
+    return {
+        "scan": spec.name,
+        "key": point.key,
+        "source": point.source,
+        "label": point.label,
+        "overrides": point.overrides,
+        "model": point.model_spec,
+        "stages": spec.stages,
+        "config_sha256": point.config.digest() if point.config else None,
+        "training_sha256": point.config.training_digest() if point.config else None,
+    }
+
+
+def _previous_ok(path: Path, point: ScanPoint, stages: Stages, ws: Workspace) -> dict[str, Any] | None:
+    """The result of an earlier run of this point if it is complete and still on disk."""
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return None
+    complete = (
+        record.get("status") == "ok"
+        and record.get("stages") == stages
+        and point.config is not None
+        and record.get("config_sha256") == point.config.digest()
+        and isinstance(record.get("curve"), dict)
+        and (ws.root / record["curve"]["path"]).is_file()
+    )
+    return record if complete else None
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Any]:
+    """A ``dask.distributed.Client``: on ``scheduler`` if given, else on a new LocalCluster.
+
+    The LocalCluster listens on 127.0.0.1 only and has one single-threaded worker process
+    per core (``n_workers`` to change), because each task runs TensorFlow on one thread.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="15s")
+        except (OSError, TimeoutError) as error:
+            raise TriggerMLError(
+                f"cannot reach the Dask scheduler at {scheduler} ({type(error).__name__})",
+                "start it (dask scheduler / dask-jobqueue) or drop --scheduler for a local cluster",
+            ) from None
+        with client:
+            yield client
+        return
+    if n_workers is not None and n_workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {n_workers})", "omit it for one worker per core")
+    n_workers = n_workers or os.cpu_count() or 1
+    with _sigint_ignored_by_children():  # only while the worker processes are started
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:8787",
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},  # TensorFlow's start-up notes would bury the progress bar
+        )
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Start worker processes with Ctrl-C ignored (an ignored signal stays ignored in a child).
+
+    Ctrl-C then reaches the client alone, which closes the cluster cleanly, instead of every
+    worker printing its own traceback.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _generate_samples(points: list[ScanPoint], ws: Workspace, log: bool) -> None:
+    """Generate every sample the points need here, in the client, before any task runs.
+
+    The generator uses a multiprocessing pool, which a (daemonic) Dask worker cannot start,
+    and two workers generating the same sample would do the work twice.
+    """
+    from trigger_ml.pipeline import ensure_data, generator_settings
+
+    samples: dict[Any, ModelConfig] = {}
+    for point in points:
+        assert point.config is not None
+        samples.setdefault(generator_settings(point.config), point.config)
+    for config in samples.values():
+        ensure_data(config, ws, log=log)
+
+
+def _run_points(
+    spec: ScanSpec,
+    todo: list[ScanPoint],
+    ws: Workspace,
+    points_dir: Path,
+    scheduler: str | None,
+    n_workers: int | None,
+    progress: bool,
+    log: bool,
+) -> dict[str, dict[str, Any]]:
+    """Submit the points, write each result file the moment its task finishes."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    done: dict[str, dict[str, Any]] = {}
+    with dask_client(scheduler, n_workers) as client:
+        if log:
+            workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            waiting = "" if workers else " (the tasks wait for workers to join)"
+            print(f"[scan] {spec.name}: {len(todo)} point(s) on {workers} worker(s){waiting}", flush=True)
+            print(f"[scan] dashboard: {client.dashboard_link}", flush=True)
+        futures, owner, last_by_run = [], {}, {}
+        for point in todo:
+            assert point.config is not None
+            # Points writing the same training run directory run one after the other.
+            run_dir = ws.run_dir(point.config.name, point.config.training_digest())
+            future = client.submit(
+                run_point,
+                point.config,
+                ws,
+                spec.stages,
+                last_by_run.get(run_dir),
+                key=f"point-{point.key}",
+                pure=False,
+            )
+            last_by_run[run_dir] = future
+            owner[future.key] = point
+            futures.append(future)
+        bar = tqdm(total=len(futures), desc=f"scan {spec.name}", unit="point", disable=not progress)
+        with bar:
+            for future in as_completed(futures):
+                point = owner[future.key]
+                try:
+                    outcome = future.result()
+                except Exception as error:  # the task itself died (worker killed, lost): record it too
+                    outcome = {"status": "failed", "error": _one_line(error), "row": None}
+                record = {
+                    **_base_record(spec, point),
+                    **outcome,
+                    "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+                write_json_atomic(points_dir / f"{point.key}.json", record)
+                done[point.key] = record
+                bar.update()
+                if log:
+                    detail = record["error"] or ("cached" if record.get("pipeline_cached") else "")
+                    duration = record.get("duration_s")
+                    took = f"{duration:.1f} s" if duration is not None else "-"
+                    bar.write(f"[scan] {record['status']:<6} {took:>8}  {point.label}  {detail}".rstrip())
+    return done
+
+
+def _curves(records: list[dict[str, Any]], ws: Workspace) -> dict[str, tuple[Any, Any]]:
+    import h5py
+
+    curves = {}
+    for record in records:
+        with h5py.File(ws.root / record["curve"]["path"], "r") as handle:
+            curves[record["model"]] = (handle[record["curve"]["logits"]][()], handle["classes"][()])
+    return curves
+
+
+def pareto_fronts(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Models on the front of light rejection at 70 % vs latency (ns) and vs LUTs."""
+    import numpy as np
+
+    from trigger_ml.compare import pareto_front
+
+    fronts = {}
+    for x_key in ("latency_ns", "LUT"):
+        points = [r for r in rows if isinstance(r.get(x_key), int | float) and r.get("rej_light_at_70")]
+        if not points:
+            fronts[x_key] = []
+            continue
+        x = np.array([float(r[x_key]) for r in points])
+        y = np.array([float(r["rej_light_at_70"]) for r in points])
+        fronts[x_key] = [points[i]["model"] for i in pareto_front(x, y)]
+    return fronts
+
+
+def write_comparison(
+    rows: list[dict[str, Any]],
+    curves: dict[str, tuple[Any, Any]],
+    f_c: float,
+    out_dir: Path,
+    labels: dict[str, str] | None = None,
+) -> dict[str, list[str]]:
+    """The ``trigger-ml compare`` outputs for these rows, plus ``front.json``; returns the fronts.
+
+    ``labels`` (model name -> short label, e.g. ``bits=6, reuse=2``) names the points in the
+    plots, where full model names of a scan would not fit; the tables keep the model names.
+    """
+    from trigger_ml.compare import COLUMNS, csv_table, markdown_table, plot_front, plot_rocs
+    from trigger_ml.fileio import atomic_path
+
+    labels = labels or {}
+    fronts = pareto_fronts(rows)
+    plot_rows = [{**row, "model": labels.get(row["model"], row["model"])} for row in rows]
+    plot_curves = {labels.get(model, model): curve for model, curve in curves.items()}
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_text_atomic(tmp / "table.md", markdown_table(rows))
+        write_text_atomic(tmp / "table.csv", csv_table(rows))
+        write_json_atomic(tmp / "table.json", {"columns": [k for k, _ in COLUMNS], "rows": rows})
+        write_json_atomic(tmp / "front.json", fronts)
+        plot_front(tmp / "rej70_vs_latency.png", plot_rows, "latency_ns", "latency (ns)")
+        plot_front(tmp / "rej70_vs_lut.png", plot_rows, "LUT", "LUT")
+        plot_rocs(tmp / "roc.png", plot_curves, f_c)
+    return fronts
+
+
+def _fmt(value: Any, digits: str = ".1f") -> str:
+    return format(value, digits) if isinstance(value, int | float) else "-"
+
+
+def summary_markdown(
+    spec: ScanSpec, records: list[dict[str, Any]], fronts: dict[str, list[str]], wall_s: float
+) -> str:
+    """``scan_summary.md``: every point with its status, key figures and error."""
+    counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "skipped", "failed")}
+    lines = [
+        f"# Scan `{spec.name}`",
+        "",
+        f"Base `{spec.base}`, stages `{spec.stages}`, {len(records)} point(s): "
+        f"{counts['ok']} ok, {counts['skipped']} skipped (done in an earlier run), "
+        f"{counts['failed']} failed; {wall_s:.1f} s.",
+        "Failed points are retried on the next run; skipped ones are not rerun.",
+        "",
+        "| status | point | key | time (s) | light rej @70% | latency (ns) | LUT | error |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        row = r.get("row") or {}
+        took = _fmt(r.get("duration_s")) + (" (cached)" if r.get("pipeline_cached") else "")
+        error = (r.get("error") or "").replace("|", "\\|")
+        lines.append(
+            f"| {r['status']} | `{r['label']}` | `{r['key']}` | {took} | {_fmt(row.get('rej_light_at_70'))} "
+            f"| {_fmt(row.get('latency_ns'))} | {_fmt(row.get('LUT'), '.0f')} | {error} |"
+        )
+    labels = {r["model"]: r["label"] for r in records}
+    lines += ["", "## Pareto front (light rejection at 70 % b-efficiency)", ""]
+    for x_key, label in (("latency_ns", "vs latency"), ("LUT", "vs LUTs")):
+        members = ", ".join(f"`{labels[m]}`" for m in fronts.get(x_key, [])) or "none (no firmware figures)"
+        lines.append(f"- {label}: {members}")
+    lines += [
+        "",
+        "Table and plots: `comparison/` (table.md, rej70_vs_latency.png, rej70_vs_lut.png, roc.png)."
+        if counts["ok"] + counts["skipped"]
+        else "No point finished: no comparison.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_scan(
+    spec: ScanSpec,
+    ws: Workspace,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    with_models: Sequence[str] = (),
+    progress: bool = True,
+    log: bool = True,
+) -> ScanResult:
+    """Run every point of ``spec`` not yet done on Dask, then aggregate the scan.
+
+    ``scheduler`` is the address of an existing Dask scheduler (``tcp://host:port``); by
+    default a LocalCluster with ``n_workers`` (one per core) is started on 127.0.0.1. Its
+    workers must see ``ws.root`` at the same path. ``with_models`` are extra models (zoo
+    names with optional overrides) run the same way and added to the comparison.
+    """
+    start = time.perf_counter()
+    out = scan_dir(ws, spec.name)
+    points_dir = out / "points"
+    points = expand_points(spec, with_models)
+    records: dict[str, dict[str, Any]] = {}
+    todo = []
+    for point in points:
+        path = points_dir / f"{point.key}.json"
+        if point.config is None:
+            records[point.key] = {**_base_record(spec, point), "status": "failed", "error": point.error}
+            write_json_atomic(path, records[point.key])
+        elif previous := _previous_ok(path, point, spec.stages, ws):
+            records[point.key] = {**previous, **_base_record(spec, point), "status": "skipped"}
+        else:
+            todo.append(point)
+    if log:
+        invalid = [point for point in points if point.config is None]
+        skipped = len(points) - len(todo) - len(invalid)
+        print(
+            f"[scan] {spec.name}: {len(points)} point(s): {len(todo)} to run, "
+            f"{skipped} done before (skipped), {len(invalid)} invalid",
+            flush=True,
+        )
+        for point in invalid:
+            print(f"[scan] invalid: {point.label}: {point.error}", flush=True)
+    if todo:
+        _generate_samples(todo, ws, log)
+        records.update(_run_points(spec, todo, ws, points_dir, scheduler, n_workers, progress, log))
+    ordered = [records[point.key] for point in points]
+    finished = [r for r in ordered if r["status"] in ("ok", "skipped")]
+    comparison_dir: Path | None = None
+    fronts: dict[str, list[str]] = {}
+    if finished:
+        comparison_dir = out / "comparison"
+        f_c = next(p.config for p in points if p.config is not None).physics.f_c
+        rows = [r["row"] for r in finished]
+        labels = {r["model"]: r["label"] for r in finished}
+        fronts = write_comparison(rows, _curves(finished, ws), f_c, comparison_dir, labels)
+    else:  # a comparison left by an earlier run would no longer describe this one
+        shutil.rmtree(out / "comparison", ignore_errors=True)
+    wall = time.perf_counter() - start
+    result = ScanResult(out, ordered, comparison_dir)
+    write_json_atomic(
+        out / "summary.json",
+        {
+            "scan": spec.name,
+            "spec": spec.model_dump(mode="json"),
+            "wall_s": round(wall, 3),
+            "counts": {status: result.count(status) for status in ("ok", "skipped", "failed")},
+            "points": [{k: r.get(k) for k in ("key", "label", "model", "status", "error")} for r in ordered],
+            "front": fronts,
+        },
+    )
+    write_text_atomic(result.summary_path, summary_markdown(spec, ordered, fronts, wall))
+    return result
