@@ -74,3 +74,11 @@ def test_hls_of_a_physics_only_reference_exits_2(tmp_path):
     result = run_cli("hls", "dips-small-float", cwd=tmp_path)
     assert result.returncode == 2
     assert "physics-only" in result.stderr and "trigger-ml train dips-small-float" in result.stderr
+
+
+def test_scan_spec_with_an_unknown_key_exits_2(tmp_path):
+    spec = tmp_path / "bad-scan.yaml"
+    spec.write_text("name: bad\nbase: dips-small\ncolour: red\ngrid: {reuse: [1, 2]}\n")
+    result = run_cli("scan", str(spec), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown key 'colour'" in result.stderr and len(result.stderr.strip().splitlines()) == 1

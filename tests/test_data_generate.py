@@ -81,7 +81,7 @@ def test_settings_digest_and_validation() -> None:
     assert base.shard_sizes() == [5000] * 20
     assert GeneratorSettings(n_jets=60, jets_per_shard=25).shard_sizes() == [25, 25, 10]
     with pytest.raises(UsageError):
-        GeneratorSettings(process="dijet")
+        GeneratorSettings(process="zjets")
     with pytest.raises(UsageError):
         GeneratorSettings(n_jets=0)
     with pytest.raises(UsageError):

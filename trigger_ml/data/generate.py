@@ -9,7 +9,17 @@
 The data are keyed by the settings and the seed: the same settings give a bit-identical
 ``jets.h5`` whatever the number of worker processes. Shards already on disk (with the
 expected settings) are reused, so an interrupted run continues where it stopped.
-The physics choices are documented in docs/detector-model.md.
+
+Samples: tt-bar (the default), light-enriched QCD dijets, or a mixture of the two in a
+fixed proportion per shard; optionally with in-time pile-up (a Poisson number of
+minimum-bias interactions per event, each at its own vertex in the luminous region).
+Settings added after the first release enter the digest only when they differ from
+their defaults, so the default sample keeps its digest and its bytes.
+
+Events are read from Pythia in batches as numpy columns (``Pythia.nextBatch``) and
+clustered in batches in C++ (``fastjet._ext``); the per-event Python work is vectorised.
+The physics choices are documented in docs/detector-model.md, the file layout in
+docs/data-formats.md.
 """
 
 from __future__ import annotations
@@ -45,7 +55,10 @@ from trigger_ml.fileio import (
 FORMAT_VERSION = 1
 """Version of the file layout and generation recipe; part of every digest."""
 
-SUPPORTED_PROCESSES = ("ttbar",)
+SUPPORTED_PROCESSES = ("ttbar", "dijet", "mixed")
+"""ttbar; dijet (light-enriched QCD 2 -> 2); mixed (both, ``dijet_fraction`` of the jets dijet)."""
+PROCESS_CODES = {"ttbar": 0, "dijet": 1}
+"""Values of the jets' ``process`` field (present in extended-layout files only)."""
 JET_INPUT_ETA_MAX = 4.9
 """Particles beyond this |eta| (outside the calorimeters) are not clustered."""
 HADRON_PT_MIN = 5.0
@@ -65,6 +78,10 @@ JET_DTYPE = np.dtype(
         ("event_number", "<i8"),
     ]
 )
+JET_DTYPE_EXTENDED = np.dtype(JET_DTYPE.descr + [("process", "i1"), ("n_pileup", "<i2")])
+"""Jet layout of samples with dijets or pile-up: adds the process code and the number of
+pile-up interactions overlaid on the jet's event. Pure tt-bar without pile-up keeps
+JET_DTYPE, the layout of the first release."""
 TRACK_DTYPE = np.dtype(
     [
         ("valid", "?"),
@@ -81,16 +98,35 @@ TRACK_DTYPE = np.dtype(
         ("origin", "i1"),
     ]
 )
-ORIGIN_PRIMARY, ORIGIN_HEAVY_FLAVOUR, ORIGIN_OTHER_SECONDARY, ORIGIN_FAKE = 0, 1, 2, 3
+ORIGIN_PRIMARY, ORIGIN_HEAVY_FLAVOUR, ORIGIN_OTHER_SECONDARY, ORIGIN_FAKE, ORIGIN_PILEUP = 0, 1, 2, 3, 4
 
 _PYTHIA_SEED_MAX = 900_000_000  # Pythia accepts Random:seed in [1, 900 000 000]
 _EVENT_NUMBER_STRIDE = 1_000_000_000  # event_number = shard index * stride + event in shard
 _NEUTRINOS = (12, 14, 16)
 _DISPLACED_MM = 1.0e-3  # a track produced this far from the PV is a secondary
 _FAKE_PT_SLOPE_GEV = 1.0  # fake-track pT above threshold is exponential with this mean
-_MAX_CONSECUTIVE_FAILURES = 100
+_MAX_FAILURES_PER_BATCH = 100  # Pythia events that may fail within one batch before we give up
+_FIRST_BATCH_EVENTS = 8
+_MAX_BATCH_EVENTS = 64
 _MAX_CHUNK_ROWS = 2048
 _PROGRESS_EVERY_JETS = 200
+_PILEUP_SEED_KEY = 1  # numpy spawn key of the pile-up multiplicity stream: (shard, 1)
+
+# Settings added after the first release, with their defaults. They are left out of the
+# digest and of the files' ``settings`` attribute while they hold these values, so samples
+# made before they existed keep their names and bytes. Never change these defaults: add a
+# new field instead (a changed default would silently rename nothing and mean something else).
+_LATER_SETTINGS: dict[str, Any] = {
+    "dijet_fraction": None,
+    "dijet_pthat_min_gev": 20.0,
+    "dijet_pthat_max_gev": None,
+    "pileup_mu": 0.0,
+    "pileup_tune_pp": 8,
+    "pileup_pool_events": 1000,
+    "pileup_process": "inelastic",
+}
+PILEUP_PROCESSES = {"inelastic": "SoftQCD:inelastic", "nondiffractive": "SoftQCD:nonDiffractive"}
+"""Minimum-bias processes for pile-up and the Pythia switch of each."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +134,14 @@ class GeneratorSettings:
     """Everything that determines the generated sample; ``digest()`` keys it on disk.
 
     Energies and momenta in GeV, lengths in mm. ``max_tracks`` tracks are stored per jet.
-    ``pythia_tune_pp`` is Pythia's ``Tune:pp`` (21: ATLAS A14 with NNPDF2.3 LO).
+    ``pythia_tune_pp`` is Pythia's ``Tune:pp`` of the hard scatter (21: ATLAS A14 with
+    NNPDF2.3 LO). ``process`` is ``ttbar``, ``dijet`` or ``mixed``; a mixed sample takes
+    ``round(dijet_fraction x shard size)`` jets of every shard from dijet events, the rest
+    from tt-bar. Dijet events have pT-hat in [dijet_pthat_min_gev, dijet_pthat_max_gev]
+    (None: no upper limit). ``pileup_mu`` is the mean of the Poisson number of
+    minimum-bias interactions (``pileup_process``: all inelastic or non-diffractive only;
+    ``Tune:pp = pileup_tune_pp``, 8 is the ATLAS A2 minimum-bias tune) overlaid on every
+    event, drawn from a pool of ``pileup_pool_events`` minimum-bias events per shard.
     """
 
     process: str = "ttbar"
@@ -116,13 +159,28 @@ class GeneratorSettings:
     beamspot_sigma_xy_mm: float = 0.01
     pythia_tune_pp: int = 21
     detector: DetectorModel = field(default_factory=DetectorModel)
+    dijet_fraction: float | None = None
+    dijet_pthat_min_gev: float = 20.0
+    dijet_pthat_max_gev: float | None = None
+    pileup_mu: float = 0.0
+    pileup_tune_pp: int = 8
+    pileup_pool_events: int = 1000
+    pileup_process: str = "inelastic"
 
     def __post_init__(self) -> None:
         if self.process not in SUPPORTED_PROCESSES:
             raise UsageError(
                 f"unknown process {self.process!r}", f"use one of: {', '.join(SUPPORTED_PROCESSES)}"
             )
-        for name in ("n_jets", "jets_per_shard", "max_tracks", "seed"):
+        for name in (
+            "n_jets",
+            "jets_per_shard",
+            "max_tracks",
+            "seed",
+            "pythia_tune_pp",
+            "pileup_tune_pp",
+            "pileup_pool_events",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"generator setting {name} must be an integer >= 1, got {value!r}")
@@ -135,6 +193,7 @@ class GeneratorSettings:
             "track_eta_max",
             "beamspot_sigma_z_mm",
             "beamspot_sigma_xy_mm",
+            "dijet_pthat_min_gev",
         ):
             if not getattr(self, name) > 0:
                 raise UsageError(f"generator setting {name} must be > 0, got {getattr(self, name)!r}")
@@ -142,14 +201,70 @@ class GeneratorSettings:
             raise UsageError(f"max_tracks must be <= 32767, got {self.max_tracks}")
         if not isinstance(self.detector, DetectorModel):
             raise UsageError("generator setting detector must be a DetectorModel", "use from_dict for dicts")
+        self._check_sample_mixture()
+        if not (isinstance(self.pileup_mu, int | float) and 0 <= self.pileup_mu <= 1000):
+            raise UsageError(f"pileup_mu must be a number in [0, 1000], got {self.pileup_mu!r}")
+        if self.pileup_process not in PILEUP_PROCESSES:
+            raise UsageError(
+                f"unknown pileup_process {self.pileup_process!r}",
+                f"use one of: {', '.join(PILEUP_PROCESSES)}",
+            )
+        pileup_fields = ("pileup_tune_pp", "pileup_pool_events", "pileup_process")
+        if self.pileup_mu == 0 and any(getattr(self, k) != _LATER_SETTINGS[k] for k in pileup_fields):
+            raise UsageError(
+                f"{' / '.join(pileup_fields)} are set but pileup_mu is 0", "set pileup_mu > 0 or drop them"
+            )
+
+    def _check_sample_mixture(self) -> None:
+        fraction = self.dijet_fraction
+        if self.process == "mixed":
+            if fraction is None or not 0 < fraction < 1:
+                raise UsageError(
+                    f"process 'mixed' needs dijet_fraction strictly between 0 and 1, got {fraction!r}",
+                    "set dijet_fraction (e.g. 0.5), or use process ttbar or dijet",
+                )
+        elif fraction is not None:
+            raise UsageError(
+                f"dijet_fraction applies to process 'mixed' only (process is {self.process!r})",
+                "drop dijet_fraction or set process to mixed",
+            )
+        if self.process == "ttbar" and (
+            self.dijet_pthat_min_gev != _LATER_SETTINGS["dijet_pthat_min_gev"]
+            or self.dijet_pthat_max_gev is not None
+        ):
+            raise UsageError(
+                "dijet_pthat_min_gev / dijet_pthat_max_gev apply to samples with dijet events only",
+                "drop them or set process to dijet or mixed",
+            )
+        if self.dijet_pthat_max_gev is not None and not self.dijet_pthat_max_gev > self.dijet_pthat_min_gev:
+            raise UsageError(
+                f"dijet_pthat_max_gev ({self.dijet_pthat_max_gev}) must exceed dijet_pthat_min_gev "
+                f"({self.dijet_pthat_min_gev})",
+                "widen the pT-hat range or set dijet_pthat_max_gev to None",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """All settings as plain JSON-able values (the detector as a nested dict)."""
         return dataclasses.asdict(self)
 
+    def canonical_dict(self) -> dict[str, Any]:
+        """``to_dict()`` without the later settings that hold their defaults.
+
+        This is what the digest hashes and what the files record, so adding a setting
+        never renames or changes a sample that does not use it.
+        """
+        data = self.to_dict()
+        for name, default in _LATER_SETTINGS.items():
+            if data[name] == default:
+                del data[name]
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorSettings:
-        """Settings from a dict such as ``to_dict()`` or a config file; unknown keys are an error."""
+        """Settings from a dict such as ``to_dict()`` or a config file; unknown keys are an error.
+
+        Missing keys take their defaults, so ``canonical_dict()`` round-trips too.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         detector = dict(data.get("detector", {}))
@@ -164,12 +279,24 @@ class GeneratorSettings:
 
     def digest(self) -> str:
         """12 hex characters identifying these settings and the format version."""
-        return sha256_of_obj({"format_version": FORMAT_VERSION, "settings": self.to_dict()})[:12]
+        return sha256_of_obj({"format_version": FORMAT_VERSION, "settings": self.canonical_dict()})[:12]
 
     def shard_sizes(self) -> list[int]:
         """Jets per shard: ``jets_per_shard`` each, the last one holds the remainder."""
         n_full, remainder = divmod(self.n_jets, self.jets_per_shard)
         return [self.jets_per_shard] * n_full + ([remainder] if remainder else [])
+
+    def jet_dtype(self) -> np.dtype:
+        """JET_DTYPE for pure tt-bar without pile-up, else JET_DTYPE_EXTENDED."""
+        return JET_DTYPE if self.process == "ttbar" and self.pileup_mu == 0 else JET_DTYPE_EXTENDED
+
+    def shard_plan(self, n_rows: int) -> list[tuple[str, int]]:
+        """(process, number of jets) blocks of a shard of ``n_rows`` jets, in file order."""
+        if self.process != "mixed":
+            return [(self.process, n_rows)]
+        assert self.dijet_fraction is not None
+        n_dijet = round(n_rows * self.dijet_fraction)
+        return [(name, n) for name, n in (("ttbar", n_rows - n_dijet), ("dijet", n_dijet)) if n]
 
 
 def sample_dir(settings: GeneratorSettings, data_root: Path) -> Path:
@@ -244,6 +371,15 @@ def load_sample_info(path: Path) -> dict[str, Any]:
     return read_json(info_path)
 
 
+def time_shard(settings: GeneratorSettings, n_jets: int, out_dir: Path) -> GenerationTimer:
+    """Generate one shard of ``n_jets`` (shard index 0) into ``out_dir`` in this process and
+    return where its time went; for benchmarks."""
+    timer = GenerationTimer()
+    task = _ShardTask(settings, 0, n_jets, _shard_path(Path(out_dir), 0))
+    _generate_shard(task, lambda n: None, timer)
+    return timer
+
+
 # --- shard generation --------------------------------------------------------------------
 
 
@@ -259,17 +395,48 @@ def _shard_path(out_dir: Path, index: int) -> Path:
     return out_dir / "shards" / f"shard-{index:05d}.h5"
 
 
-def _pythia_seed(seed: int, shard_index: int) -> int:
-    """Pythia's Random:seed for a shard, derived from the sample seed and the shard index."""
-    digest = sha256_of_obj({"seed": seed, "shard": shard_index})
-    return 1 + int(digest[:15], 16) % _PYTHIA_SEED_MAX
+def _pythia_seed(seed: int, shard_index: int, stream: str = "ttbar") -> int:
+    """Pythia's Random:seed for one stream of a shard (the hard process or the pile-up).
+
+    The tt-bar stream keeps the first release's formula; every other stream mixes its name in.
+    """
+    key: dict[str, Any] = {"seed": seed, "shard": shard_index}
+    if stream != "ttbar":
+        key["stream"] = stream
+    return 1 + int(sha256_of_obj(key)[:15], 16) % _PYTHIA_SEED_MAX
 
 
 def _pythia_package_version() -> str:
     return importlib.metadata.version("pythia8mc")
 
 
-def _make_pythia(settings: GeneratorSettings, seed: int) -> Any:
+def _process_lines(settings: GeneratorSettings, stream: str) -> list[str]:
+    """Pythia settings that choose the physics of a stream (everything else is shared)."""
+    if stream == "ttbar":
+        return [f"Tune:pp = {settings.pythia_tune_pp}", "Top:gg2ttbar = on", "Top:qqbar2ttbar = on"]
+    if stream == "dijet":
+        # Light-enriched QCD 2 -> 2: only the processes with light quarks and gluons in the
+        # final state (HardQCD:nQuarkNew = 3, Pythia's default: u, d, s). Heavy flavour
+        # comes only from the parton shower, MPI and heavy quarks in the PDFs.
+        maximum = settings.dijet_pthat_max_gev
+        return [
+            f"Tune:pp = {settings.pythia_tune_pp}",
+            "HardQCD:gg2gg = on",
+            "HardQCD:gg2qqbar = on",
+            "HardQCD:qg2qg = on",
+            "HardQCD:qq2qq = on",
+            "HardQCD:qqbar2gg = on",
+            "HardQCD:qqbar2qqbarNew = on",
+            "HardQCD:nQuarkNew = 3",
+            f"PhaseSpace:pTHatMin = {settings.dijet_pthat_min_gev}",
+            f"PhaseSpace:pTHatMax = {-1.0 if maximum is None else maximum}",
+        ]
+    if stream == "pileup":
+        return [f"Tune:pp = {settings.pileup_tune_pp}", f"{PILEUP_PROCESSES[settings.pileup_process]} = on"]
+    raise AssertionError(stream)
+
+
+def _make_pythia(settings: GeneratorSettings, seed: int, stream: str = "ttbar") -> Any:
     try:
         import pythia8mc as pythia8
     except ImportError as exc:
@@ -277,13 +444,13 @@ def _make_pythia(settings: GeneratorSettings, seed: int) -> Any:
             "the Pythia 8 Python module pythia8mc is not installed", "pip install pythia8mc==8.317.2"
         ) from exc
     pythia = pythia8.Pythia("", False)
+    tune, *process = _process_lines(settings, stream)
     lines = [
         "Print:quiet = on",
         "Next:numberCount = 0",
-        f"Tune:pp = {settings.pythia_tune_pp}",
+        tune,
         f"Beams:eCM = {settings.sqrt_s_gev}",
-        "Top:gg2ttbar = on",
-        "Top:qqbar2ttbar = on",
+        *process,
         "PartonLevel:MPI = on",
         "HadronLevel:all = on",
         # Decay every particle Pythia may decay (K0S, Lambda, hyperons, b/c hadrons, taus)
@@ -307,50 +474,295 @@ def _make_pythia(settings: GeneratorSettings, seed: int) -> Any:
 
 
 def _make_jet_definition(jet_r: float) -> Any:
-    # The SWIG classes of the fastjet package: they take lists of PseudoJets directly and
-    # let the banner be silenced (one per worker process otherwise).
+    # The SWIG classes of the fastjet package: they let the banner be silenced (one per
+    # worker process otherwise); the batch clustering in fastjet._ext shares the library.
     from fastjet import _swig as fj
 
     fj.ClusterSequence.set_fastjet_banner_stream(None)
     return fj.JetDefinition(fj.antikt_algorithm, jet_r)
 
 
-def _generate_shard(task: _ShardTask, report: Callable[[int], object]) -> None:
-    """Generate the events of one shard until it holds exactly ``task.n_jets`` jets; write it."""
+@dataclass
+class GenerationTimer:
+    """Seconds spent initialising Pythia, generating events, clustering, and in total."""
+
+    init: float = 0.0
+    pythia: float = 0.0
+    fastjet: float = 0.0
+    total: float = 0.0
+
+
+class _EventBatch:
+    """A batch of Pythia events as flat numpy columns, sliced per event on demand.
+
+    ``table`` has the columns (id, status, mother1, px, py, pz, e) as float64, the layout
+    the per-event code has always read its momenta from.
+    """
+
+    def __init__(self, events: Any, charge_of: Callable[[np.ndarray], np.ndarray]) -> None:
+        import awkward as ak
+
+        prt = events["prt"]
+        counts = np.asarray(ak.num(prt, axis=1), dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        flat = ak.flatten(prt, axis=1)
+        column = {
+            name: np.asarray(flat[name]) for name in ("id", "status", "mother1", "daughter1", "daughter2")
+        }
+        momentum = [np.asarray(flat["p"][name], dtype=np.float64) for name in ("px", "py", "pz", "e")]
+        vertex = flat["vProd"]
+        self.x, self.y, self.z = (
+            np.asarray(ak.fill_none(vertex[name], 0.0), dtype=np.float64) for name in ("px", "py", "pz")
+        )
+        self.table = np.stack(
+            [column["id"], column["status"], column["mother1"], *momentum], axis=1, dtype=np.float64
+        )
+        self.ids = column["id"].astype(np.int64)
+        self.daughter1 = column["daughter1"].astype(np.int64)
+        self.daughter2 = column["daughter2"].astype(np.int64)
+        self.charge_of = charge_of
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def event(self, i: int) -> _Event:
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return _Event(
+            table=self.table[lo:hi],
+            daughter1=self.daughter1[lo:hi],
+            daughter2=self.daughter2[lo:hi],
+            x=self.x[lo:hi],
+            y=self.y[lo:hi],
+            z=self.z[lo:hi],
+            charge_of=self.charge_of,
+        )
+
+
+@dataclass(frozen=True)
+class _Event:
+    """One event record (index 0 is the event as a whole, as in Pythia's ``event``)."""
+
+    table: np.ndarray
+    daughter1: np.ndarray
+    daughter2: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    charge_of: Callable[[np.ndarray], np.ndarray]
+
+
+class _EventStream:
+    """Successful events of one Pythia instance, generated and converted in batches."""
+
+    def __init__(self, settings: GeneratorSettings, seed: int, stream: str, timer: GenerationTimer) -> None:
+        start = time.perf_counter()
+        self.pythia = _make_pythia(settings, seed, stream)
+        timer.init += time.perf_counter() - start
+        self.stream = stream
+        self.timer = timer
+        self._charges: dict[int, float] = {}
+
+    def charge_of(self, ids: np.ndarray) -> np.ndarray:
+        """Electric charges (units of e) of particles with PDG codes ``ids``, from Pythia's table."""
+        unique, inverse = np.unique(ids, return_inverse=True)
+        data = self.pythia.particleData
+        for pdg in unique.tolist():
+            if pdg not in self._charges:
+                self._charges[pdg] = data.charge(pdg)
+        return np.array([self._charges[pdg] for pdg in unique.tolist()], dtype=np.float64)[inverse]
+
+    def next_batch(self, n_events: int) -> _EventBatch:
+        """Exactly ``n_events`` successful events (failed ones are skipped, as next() does)."""
+        start = time.perf_counter()
+        try:
+            # errorMode = a factor: retry failed events, give up after factor x n attempts.
+            events = self.pythia.nextBatch(n_events, 1.0 + _MAX_FAILURES_PER_BATCH / n_events)
+        except RuntimeError as error:
+            raise TriggerMLError(
+                f"Pythia ({self.stream}) failed more than {_MAX_FAILURES_PER_BATCH} events in a batch of "
+                f"{n_events} ({error})",
+                "check the generator settings",
+            ) from None
+        self.timer.pythia += time.perf_counter() - start
+        return _EventBatch(events, self.charge_of)
+
+
+def _cluster_batch(
+    batch: _EventBatch,
+    visible: list[np.ndarray],
+    settings: GeneratorSettings,
+    jet_def: Any,
+    timer: GenerationTimer,
+) -> list[np.ndarray]:
+    """Anti-kt jets above jet_pt_min of every event of a batch, each as an (n, 4) array of
+    (pt, eta, phi_std, m2) in decreasing pT.
+
+    All events are clustered in one C++ call; the jets' kinematics come from FastJet
+    PseudoJets built from the clustered four-momenta, ordered by ``sorted_by_pt``, so they
+    are the numbers a per-event ``ClusterSequence`` gives.
+    """
+    import fastjet._ext
+    from fastjet import _swig as fj
+
+    start = time.perf_counter()
+    inputs = [batch.event(i).table[mask][:, 3:7] for i, mask in enumerate(visible)]
+    counts = np.array([len(rows) for rows in inputs], dtype=np.int64)
+    stops = np.cumsum(counts)
+    stacked = np.concatenate(inputs) if inputs else np.zeros((0, 4))
+    columns = [np.ascontiguousarray(stacked[:, k]) for k in range(4)]
+    result = fastjet._ext.interfacemulti(*columns, stops - counts, stops, jet_def)
+    px, py, pz, e, offsets = (np.asarray(a) for a in result.to_numpy(settings.jet_pt_min))
+    out = []
+    for i in range(len(inputs)):
+        lo, hi = offsets[i], offsets[i + 1]
+        jets = fj.sorted_by_pt(
+            [fj.PseudoJet(*row) for row in zip(px[lo:hi], py[lo:hi], pz[lo:hi], e[lo:hi], strict=True)]
+        )
+        out.append(
+            np.array([(j.pt(), j.eta(), j.phi_std(), j.m2()) for j in jets], dtype=np.float64).reshape(-1, 4)
+        )
+    timer.fastjet += time.perf_counter() - start
+    return out
+
+
+class _PileupOverlay:
+    """In-time pile-up: a Poisson number of minimum-bias interactions per event.
+
+    Each shard generates a pool of ``pileup_pool_events`` minimum-bias events once and
+    overlays interactions drawn from it with replacement, each rotated by a random azimuth
+    and moved to a new vertex drawn from the luminous region (Gaussian, the beam-spot
+    widths). Only the charged final-state particles in the track acceptance are kept.
+    """
+
+    _COLUMNS = ("px", "py", "pz", "x", "y", "z", "charge")
+
+    def __init__(self, settings: GeneratorSettings, shard_index: int, timer: GenerationTimer) -> None:
+        self.settings = settings
+        self.rng = np.random.default_rng(
+            np.random.SeedSequence(settings.seed, spawn_key=(shard_index, _PILEUP_SEED_KEY))
+        )
+        stream = _EventStream(settings, _pythia_seed(settings.seed, shard_index, "pileup"), "pileup", timer)
+        parts: list[dict[str, np.ndarray]] = []
+        counts: list[np.ndarray] = []
+        left = settings.pileup_pool_events
+        while left:
+            batch = stream.next_batch(min(left, _MAX_BATCH_EVENTS))
+            part, count = self._charged_particles(batch)
+            parts.append(part)
+            counts.append(count)
+            left -= len(batch)
+        self.pool = {key: np.concatenate([part[key] for part in parts]) for key in self._COLUMNS}
+        self.offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+
+    def _charged_particles(self, batch: _EventBatch) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Charged final-state particles in the acceptance, positions relative to their
+        event's vertex, and their number per event."""
+        table = batch.table
+        px, py, pz = table[:, 3], table[:, 4], table[:, 5]
+        event_of = np.repeat(np.arange(len(batch)), np.diff(batch.offsets))
+        first = batch.offsets[:-1][event_of]  # the event's row 0 holds its vertex
+        rows = np.flatnonzero(
+            (table[:, 1] > 0)
+            & (_f32(np.hypot(px, py)) > self.settings.track_pt_min)
+            & (np.abs(_f32(_eta(px, py, pz))) < self.settings.track_eta_max)
+        )
+        charge = batch.charge_of(batch.ids[rows])
+        rows, charge = rows[charge != 0], charge[charge != 0]
+        part = {
+            "px": px[rows],
+            "py": py[rows],
+            "pz": pz[rows],
+            "x": batch.x[rows] - batch.x[first[rows]],
+            "y": batch.y[rows] - batch.y[first[rows]],
+            "z": batch.z[rows] - batch.z[first[rows]],
+            "charge": charge,
+        }
+        return part, np.bincount(event_of[rows], minlength=len(batch))
+
+    def overlay(self) -> tuple[int, dict[str, np.ndarray]]:
+        """(number of interactions, their particles: px, py, pz, x, y, z, charge)."""
+        settings = self.settings
+        n = int(self.rng.poisson(settings.pileup_mu))
+        picks = self.rng.integers(len(self.offsets) - 1, size=n)
+        angle = self.rng.uniform(0.0, 2 * np.pi, n)
+        vertex = self.rng.normal(
+            0.0,
+            [settings.beamspot_sigma_xy_mm, settings.beamspot_sigma_xy_mm, settings.beamspot_sigma_z_mm],
+            (n, 3),
+        )
+        sizes = self.offsets[picks + 1] - self.offsets[picks]
+        rows = np.concatenate([np.arange(self.offsets[p], self.offsets[p + 1]) for p in picks] or [[]])
+        rows = rows.astype(np.int64)
+        which = np.repeat(np.arange(n), sizes)
+        cos, sin = np.cos(angle[which]), np.sin(angle[which])
+        pool = self.pool
+        return n, {
+            "px": cos * pool["px"][rows] - sin * pool["py"][rows],
+            "py": sin * pool["px"][rows] + cos * pool["py"][rows],
+            "pz": pool["pz"][rows],
+            "x": cos * pool["x"][rows] - sin * pool["y"][rows] + vertex[which, 0],
+            "y": sin * pool["x"][rows] + cos * pool["y"][rows] + vertex[which, 1],
+            "z": pool["z"][rows] + vertex[which, 2],
+            "charge": pool["charge"][rows],
+        }
+
+
+def _generate_shard(
+    task: _ShardTask, report: Callable[[int], object], timer: GenerationTimer | None = None
+) -> None:
+    """Generate the events of one shard until it holds exactly ``task.n_jets`` jets; write it.
+
+    A shard is one block of jets per process of ``settings.shard_plan`` (tt-bar first). One
+    numpy generator draws the detector response of all blocks in event order, so a shard
+    depends only on the settings, the seed and the shard index.
+    """
     settings = task.settings
-    pythia = _make_pythia(settings, _pythia_seed(settings.seed, task.index))
+    timer = timer if timer is not None else GenerationTimer()
+    start = time.perf_counter()
     rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(task.index,)))
     jet_def = _make_jet_definition(settings.jet_r)
+    pileup = _PileupOverlay(settings, task.index, timer) if settings.pileup_mu > 0 else None
 
     jets_parts: list[np.ndarray] = []
     tracks_parts: list[np.ndarray] = []
-    n_collected = n_events = failures = unreported = 0
-    while n_collected < task.n_jets:
-        if not pythia.next():
-            failures += 1
-            if failures > _MAX_CONSECUTIVE_FAILURES:
-                raise TriggerMLError(
-                    f"Pythia failed {failures} events in a row in shard {task.index}",
-                    "check the generator settings",
+    n_events = unreported = 0
+    for process, n_target in settings.shard_plan(task.n_jets):
+        stream = _EventStream(settings, _pythia_seed(settings.seed, task.index, process), process, timer)
+        n_collected = events_done = 0
+        while n_collected < n_target:
+            # Ask for about as many events as the jets still needed take; the events of
+            # the last batch that are not needed are dropped unprocessed.
+            need = n_target - n_collected
+            per_event = n_collected / events_done if events_done else 0.0
+            size = math.ceil(need / per_event) if per_event > 0 else _FIRST_BATCH_EVENTS
+            batch = stream.next_batch(max(1, min(size, _MAX_BATCH_EVENTS)))
+            kinematics = [_particle_kinematics(batch.event(i)) for i in range(len(batch))]
+            all_jets = _cluster_batch(batch, [k["visible"] for k in kinematics], settings, jet_def, timer)
+            for i in range(len(batch)):
+                event_number = task.index * _EVENT_NUMBER_STRIDE + n_events
+                n_events += 1
+                events_done += 1
+                overlay = pileup.overlay() if pileup is not None else None
+                jets, tracks = _process_event(
+                    batch.event(i), kinematics[i], all_jets[i], settings, rng, event_number, overlay
                 )
-            continue
-        failures = 0
-        event_number = task.index * _EVENT_NUMBER_STRIDE + n_events
-        n_events += 1
-        jets, tracks = _process_event(pythia.event, settings, rng, jet_def, event_number)
-        take = min(len(jets), task.n_jets - n_collected)
-        if take:
-            # Jets are in decreasing pT: the last event gives its leading jets.
-            jets_parts.append(jets[:take])
-            tracks_parts.append(tracks[:take])
-            n_collected += take
-            unreported += take
-        if unreported >= _PROGRESS_EVERY_JETS:
-            report(unreported)
-            unreported = 0
+                if jets.dtype != JET_DTYPE:
+                    jets["process"] = PROCESS_CODES[process]
+                take = min(len(jets), n_target - n_collected)
+                if take:
+                    # Jets are in decreasing pT: the last event gives its leading jets.
+                    jets_parts.append(jets[:take])
+                    tracks_parts.append(tracks[:take])
+                    n_collected += take
+                    unreported += take
+                if unreported >= _PROGRESS_EVERY_JETS:
+                    report(unreported)
+                    unreported = 0
+                if n_collected == n_target:
+                    break
 
     attrs = {
-        "settings": canonical_json(settings.to_dict()),
+        "settings": canonical_json(settings.canonical_dict()),
         "format_version": FORMAT_VERSION,
         "shard_index": task.index,
         "n_events": n_events,
@@ -358,6 +770,7 @@ def _generate_shard(task: _ShardTask, report: Callable[[int], object]) -> None:
     }
     with atomic_path(task.path) as tmp:
         _write_jets_file(tmp, np.concatenate(jets_parts), np.concatenate(tracks_parts), settings, attrs)
+    timer.total += time.perf_counter() - start
     report(unreported)
 
 
@@ -408,66 +821,80 @@ def _nearest(dr: np.ndarray, dr_max: float) -> np.ndarray:
     return np.where(dr[np.arange(len(best)), best] < dr_max, best, -1)
 
 
-def _process_event(
-    event: Any,
-    settings: GeneratorSettings,
-    rng: np.random.Generator,
-    jet_def: Any,
-    event_number: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Jets (pT-ordered) and their tracks for one Pythia event."""
-    from fastjet import _swig as fj
-
-    particles = event.particles()
-    table = np.array(
-        [(p.id(), p.status(), p.mother1(), p.px(), p.py(), p.pz(), p.e()) for p in particles],
-        dtype=np.float64,
-    )
+def _particle_kinematics(event: _Event) -> dict[str, np.ndarray]:
+    """Integer columns, pT, eta, phi, the jet-input mask and the heavy-flavour code
+    (_heavy_flavour) of an event's particles."""
+    table = event.table
     ids = table[:, 0].astype(np.int64)
     status = table[:, 1].astype(np.int64)
-    mother1 = table[:, 2].astype(np.int64)
     px, py, pz = table[:, 3], table[:, 4], table[:, 5]
-    pt = np.hypot(px, py)
     eta = _eta(px, py, pz)
-    phi = np.arctan2(py, px)
-    system = particles[0]  # event[0] carries the (spread) primary-vertex position
-    pv = np.array([system.xProd(), system.yProd(), system.zProd()])
-
-    # Jets from visible final-state particles.
     final = status > 0
     visible = final & ~np.isin(np.abs(ids), _NEUTRINOS) & (np.abs(eta) < JET_INPUT_ETA_MAX)
-    inputs = [fj.PseudoJet(*row) for row in table[visible][:, 3:7].tolist()]
-    cluster_sequence = fj.ClusterSequence(inputs, jet_def)
-    all_jets = fj.sorted_by_pt(cluster_sequence.inclusive_jets(settings.jet_pt_min))
-    jet_kin = np.array([(j.pt(), j.eta(), j.phi_std(), j.m2()) for j in all_jets], dtype=np.float64).reshape(
-        -1, 4
-    )
+    return {
+        "ids": ids,
+        "status": status,
+        "mother1": table[:, 2].astype(np.int64),
+        "pt": np.hypot(px, py),
+        "eta": eta,
+        "phi": np.arctan2(py, px),
+        "visible": visible,
+        "flavour": _heavy_flavour(ids),
+    }
+
+
+def _process_event(
+    event: _Event,
+    kinematics: dict[str, np.ndarray],
+    jet_kin: np.ndarray,
+    settings: GeneratorSettings,
+    rng: np.random.Generator,
+    event_number: int,
+    pileup: tuple[int, dict[str, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stored jets (pT-ordered) and their tracks for one event, given its clustered jets."""
+    flavour, status, pt, eta, phi = (kinematics[k] for k in ("flavour", "status", "pt", "eta", "phi"))
+    pv = np.array([event.x[0], event.y[0], event.z[0]])  # event[0]: the (spread) primary vertex
     jet_pt, jet_eta, jet_phi = jet_kin[:, 0], jet_kin[:, 1], jet_kin[:, 2]
     # Cuts on stored quantities are applied to their float32 values, so the file obeys them.
     stored = np.flatnonzero(
         (_f32(jet_pt) > settings.jet_pt_min) & (np.abs(_f32(jet_eta)) < settings.jet_eta_max)
     )
     if len(stored) == 0:
-        return np.zeros(0, JET_DTYPE), np.zeros((0, settings.max_tracks), TRACK_DTYPE)
+        return np.zeros(0, settings.jet_dtype()), np.zeros((0, settings.max_tracks), TRACK_DTYPE)
 
-    jets = np.zeros(len(stored), JET_DTYPE)
+    jets = np.zeros(len(stored), settings.jet_dtype())
     jets["pt"], jets["eta"], jets["phi"] = jet_pt[stored], jet_eta[stored], jet_phi[stored]
     jets["mass"] = np.sqrt(np.clip(jet_kin[stored, 3], 0.0, None))
     jets["event_number"] = event_number
-    _label_jets(jets, stored, particles, ids, status, pt, eta, phi, pv, jet_eta, jet_phi)
+    if pileup is not None:
+        jets["n_pileup"] = min(pileup[0], np.iinfo(np.int16).max)
+    _label_jets(jets, stored, event, flavour, status, pt, eta, phi, pv, jet_eta, jet_phi)
 
     track_table = _reconstruct_tracks(
-        settings, rng, particles, ids, status, mother1, pt, eta, phi, px, py, pz, pv, stored, jet_eta, jet_phi
+        settings, rng, event, kinematics, pv, stored, jet_eta, jet_phi, pileup[1] if pileup else None
     )
     tracks = _fill_tracks(settings, jets, track_table)
     return jets, tracks
 
 
+def _daughters(event: _Event, index: int) -> list[int]:
+    """Pythia's ``Particle::daughterList()`` for a particle that is not a beam."""
+    first, last = int(event.daughter1[index]), int(event.daughter2[index])
+    if first == 0 and last == 0:
+        return []
+    if last == 0 or last == first:
+        return [first]
+    if last > first:
+        return list(range(first, last + 1))
+    return [last, first]
+
+
 def _label_jets(
     jets: np.ndarray,
     stored: np.ndarray,
-    particles: list[Any],
-    ids: np.ndarray,
+    event: _Event,
+    flavour: np.ndarray,
     status: np.ndarray,
     pt: np.ndarray,
     eta: np.ndarray,
@@ -483,11 +910,10 @@ def _label_jets(
     is a b jet (5); else with a c hadron a c jet (4); else light (0). The hardest matched
     hadron of the label flavour gives hadron_pt and its transverse decay length.
     """
-    flavour = _heavy_flavour(ids)
     candidates = np.flatnonzero((flavour > 0) & (status < 0) & (pt > HADRON_PT_MIN))
     weak: list[int] = []
     for index in candidates:
-        daughters = particles[index].daughterList()
+        daughters = _daughters(event, index)
         if daughters and not any(flavour[d] == flavour[index] for d in daughters):
             weak.append(int(index))
     if not weak:
@@ -503,82 +929,129 @@ def _label_jets(
         current = jets["flavour"][row]
         if hadron_flavour < current or (hadron_flavour == current and pt[hadron] <= jets["hadron_pt"][row]):
             continue
-        first_daughter = particles[particles[hadron].daughter1()]
+        first_daughter = event.daughter1[hadron]
         jets["flavour"][row] = hadron_flavour
         jets["hadron_pt"][row] = pt[hadron]
         jets["hadron_lxy_mm"][row] = math.hypot(
-            first_daughter.xProd() - pv[0], first_daughter.yProd() - pv[1]
+            float(event.x[first_daughter]) - pv[0], float(event.y[first_daughter]) - pv[1]
         )
 
 
-def _track_origin(index: int, status: np.ndarray, mother1: np.ndarray, flavour: np.ndarray) -> int:
-    """1 if a b/c hadron is among the decay ancestors of particle ``index``, else 0 (for now)."""
-    current = index
-    while 91 <= abs(status[current]) <= 99:  # produced in a particle decay
-        current = mother1[current]
-        if flavour[current]:
-            return ORIGIN_HEAVY_FLAVOUR
-    return ORIGIN_PRIMARY
+def _track_origins(
+    indices: np.ndarray, status: np.ndarray, mother1: np.ndarray, flavour: np.ndarray
+) -> np.ndarray:
+    """1 where a b/c hadron is among the decay ancestors of each particle, else 0 (for now).
+
+    Walks all the particles' decay chains at once: from a particle produced in a decay
+    (|status| 91-99) to its first mother, until a heavy-flavour hadron or a particle not
+    produced in a decay is reached.
+    """
+    from_decay = (np.abs(status) >= 91) & (np.abs(status) <= 99)
+    current = np.asarray(indices, dtype=np.int64).copy()
+    heavy = np.zeros(len(current), dtype=bool)
+    active = from_decay[current]
+    while active.any():
+        current[active] = mother1[current[active]]
+        hit = active & (flavour[current] != 0)
+        heavy |= hit
+        active &= ~hit & from_decay[current]
+    return np.where(heavy, ORIGIN_HEAVY_FLAVOUR, ORIGIN_PRIMARY).astype(np.int8)
 
 
 def _reconstruct_tracks(
     settings: GeneratorSettings,
     rng: np.random.Generator,
-    particles: list[Any],
-    ids: np.ndarray,
-    status: np.ndarray,
-    mother1: np.ndarray,
-    pt: np.ndarray,
-    eta: np.ndarray,
-    phi: np.ndarray,
-    px: np.ndarray,
-    py: np.ndarray,
-    pz: np.ndarray,
+    event: _Event,
+    kinematics: dict[str, np.ndarray],
     pv: np.ndarray,
     stored: np.ndarray,
     jet_eta: np.ndarray,
     jet_phi: np.ndarray,
+    pileup: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Selected tracks (real and fake) of the stored jets, as column arrays with a jet row."""
+    """Selected tracks (real and fake) of the stored jets, as column arrays with a jet row.
+
+    Pile-up particles (if any) follow the hard-scatter ones through the same detector
+    model; their impact parameters are measured from the hard-scatter vertex.
+    """
     detector = settings.detector
+    ids, status, mother1, pt, eta, phi = (
+        kinematics[k] for k in ("ids", "status", "mother1", "pt", "eta", "phi")
+    )
+    table = event.table
+    px, py, pz = table[:, 3], table[:, 4], table[:, 5]
     charged = np.flatnonzero(
         (status > 0) & (_f32(pt) > settings.track_pt_min) & (np.abs(_f32(eta)) < settings.track_eta_max)
     )
-    charge = np.array([particles[i].charge() for i in charged], dtype=np.float64)
+    charge = event.charge_of(ids[charged])
     charged = charged[charge != 0]
     charge = charge[charge != 0]
+    n_hard = len(charged)
+    cand = {
+        "pt": pt[charged],
+        "eta": eta[charged],
+        "phi": phi[charged],
+        "px": px[charged],
+        "py": py[charged],
+        "pz": pz[charged],
+        "charge": charge,
+    }
+    vertex = np.stack([event.x[charged], event.y[charged], event.z[charged]], axis=1).reshape(-1, 3)
+    if pileup is not None and len(pileup["px"]):
+        pu_pt = np.hypot(pileup["px"], pileup["py"])
+        extra = {
+            "pt": pu_pt,
+            "eta": _eta(pileup["px"], pileup["py"], pileup["pz"]),
+            "phi": np.arctan2(pileup["py"], pileup["px"]),
+            "px": pileup["px"],
+            "py": pileup["py"],
+            "pz": pileup["pz"],
+            "charge": pileup["charge"],
+        }
+        cand = {key: np.concatenate([cand[key], extra[key]]) for key in cand}
+        vertex = np.concatenate([vertex, np.stack([pileup["x"], pileup["y"], pileup["z"]], axis=1)])
+    is_pileup = np.arange(len(cand["pt"])) >= n_hard
+    particle = np.concatenate([charged, np.full(len(cand["pt"]) - n_hard, -1, dtype=charged.dtype)])
+
     # Each track belongs to the nearest jet within the cone (all jets above threshold).
-    nearest = _nearest(_delta_r(eta[charged], phi[charged], jet_eta, jet_phi), settings.jet_r)
+    nearest = _nearest(_delta_r(cand["eta"], cand["phi"], jet_eta, jet_phi), settings.jet_r)
     row_of_jet = np.full(len(jet_eta), -1)
     row_of_jet[stored] = np.arange(len(stored))
-    in_stored = (nearest >= 0) & (row_of_jet[np.maximum(nearest, 0)] >= 0)
-    charged, charge, jet_index = charged[in_stored], charge[in_stored], nearest[in_stored]
+    keep = (nearest >= 0) & (row_of_jet[np.maximum(nearest, 0)] >= 0)
+    jet_index = nearest[keep]
+    cand = {key: values[keep] for key, values in cand.items()}
+    vertex, is_pileup, particle = vertex[keep], is_pileup[keep], particle[keep]
 
-    vertex = np.array([[particles[i].xProd(), particles[i].yProd(), particles[i].zProd()] for i in charged])
-    vertex = vertex.reshape(-1, 3)
     found = detector.in_acceptance(np.hypot(vertex[:, 0], vertex[:, 1]))
-    found &= rng.random(len(charged)) < detector.efficiency(eta[charged])
-    charged, charge, jet_index, vertex = charged[found], charge[found], jet_index[found], vertex[found]
+    found &= rng.random(len(jet_index)) < detector.efficiency(cand["eta"])
+    jet_index, vertex, is_pileup, particle = (
+        jet_index[found],
+        vertex[found],
+        is_pileup[found],
+        particle[found],
+    )
+    cand = {key: values[found] for key, values in cand.items()}
 
     d0_true, z0_true = straight_line_impact_parameters(
-        vertex[:, 0], vertex[:, 1], vertex[:, 2], px[charged], py[charged], pz[charged], pv[2]
+        vertex[:, 0], vertex[:, 1], vertex[:, 2], cand["px"], cand["py"], cand["pz"], pv[2]
     )
-    d0, z0, sigma_d0, sigma_z0 = detector.smear(rng, d0_true, z0_true, pt[charged], eta[charged])
+    d0, z0, sigma_d0, sigma_z0 = detector.smear(rng, d0_true, z0_true, cand["pt"], cand["eta"])
     selected = detector.passes_selection(d0, z0)
 
-    flavour = _heavy_flavour(ids)
+    flavour = kinematics["flavour"]
     displaced = np.linalg.norm(vertex - pv, axis=1) > _DISPLACED_MM
-    origin = np.array(
-        [_track_origin(i, status, mother1, flavour) for i in charged[selected]], dtype=np.int8
-    ).reshape(-1)
-    origin[(origin == ORIGIN_PRIMARY) & displaced[selected]] = ORIGIN_OTHER_SECONDARY
+    hard = selected & ~is_pileup
+    origin = np.full(int(selected.sum()), ORIGIN_PILEUP, dtype=np.int8)
+    hard_origin = _track_origins(particle[hard], status, mother1, flavour)
+    hard_origin[(hard_origin == ORIGIN_PRIMARY) & displaced[hard]] = ORIGIN_OTHER_SECONDARY
+    origin[~is_pileup[selected]] = hard_origin
 
     real = {
         "jet_row": row_of_jet[jet_index[selected]],
-        "pt": pt[charged][selected],
-        "eta": eta[charged][selected],
-        "phi": phi[charged][selected],
-        "charge": charge[selected],
+        "pt": cand["pt"][selected],
+        "eta": cand["eta"][selected],
+        "phi": cand["phi"][selected],
+        "charge": cand["charge"][selected],
         "d0": d0[selected],
         "z0": z0[selected],
         "sigma_d0": sigma_d0[selected],
@@ -588,12 +1061,17 @@ def _reconstruct_tracks(
     fakes = _fake_tracks(
         settings, rng, np.bincount(real["jet_row"], minlength=len(stored)), stored, jet_eta, jet_phi
     )
-    table = {key: np.concatenate([real[key], fakes[key]]) for key in real}
-    rows = table["jet_row"]
-    table["d0"], table["z0"] = lifetime_signs(
-        table["d0"], table["z0"], table["phi"], table["eta"], jet_phi[stored][rows], jet_eta[stored][rows]
+    table_out = {key: np.concatenate([real[key], fakes[key]]) for key in real}
+    rows = table_out["jet_row"]
+    table_out["d0"], table_out["z0"] = lifetime_signs(
+        table_out["d0"],
+        table_out["z0"],
+        table_out["phi"],
+        table_out["eta"],
+        jet_phi[stored][rows],
+        jet_eta[stored][rows],
     )
-    return table
+    return table_out
 
 
 def _fake_tracks(
@@ -700,7 +1178,9 @@ def _create_datasets(
 ) -> tuple[h5py.Dataset, h5py.Dataset]:
     rows = min(_chunk_rows(settings), n_rows)
     options = {"compression": "gzip", "compression_opts": 4, "shuffle": True, "track_times": False}
-    jets = handle.create_dataset("jets", shape=(n_rows,), dtype=JET_DTYPE, chunks=(rows,), **options)
+    jets = handle.create_dataset(
+        "jets", shape=(n_rows,), dtype=settings.jet_dtype(), chunks=(rows,), **options
+    )
     tracks = handle.create_dataset(
         "tracks",
         shape=(n_rows, settings.max_tracks),
@@ -730,9 +1210,10 @@ def _file_matches(
     try:
         with h5py.File(path, "r") as handle:
             ok = (
-                handle.attrs.get("settings") == canonical_json(settings.to_dict())
+                handle.attrs.get("settings") == canonical_json(settings.canonical_dict())
                 and handle.attrs.get("format_version") == FORMAT_VERSION
                 and handle["jets"].shape == (n_rows,)
+                and handle["jets"].dtype == settings.jet_dtype()
                 and handle["tracks"].shape == (n_rows, settings.max_tracks)
             )
             if shard_index is not None:
@@ -754,7 +1235,7 @@ def _merge_shards(out_dir: Path, settings: GeneratorSettings, jets_path: Path) -
                 tracks_ds[start : start + n_rows] = shard["tracks"][...]
                 shard_attrs.append({key: shard.attrs[key] for key in ("n_events", "pythia_version")})
             start += n_rows
-        merged.attrs["settings"] = canonical_json(settings.to_dict())
+        merged.attrs["settings"] = canonical_json(settings.canonical_dict())
         merged.attrs["format_version"] = FORMAT_VERSION
     return shard_attrs
 
@@ -774,7 +1255,7 @@ def _write_sample_info(
         "format_version": FORMAT_VERSION,
         "digest": settings.digest(),
         "process": settings.process,
-        "settings": settings.to_dict(),
+        "settings": settings.canonical_dict(),
         "n_jets": int(len(jets)),
         "n_events": int(sum(int(a["n_events"]) for a in shard_attrs)),
         "n_shards": len(shard_attrs),
@@ -788,6 +1269,11 @@ def _write_sample_info(
         "jets_sha256": sha256_of_file(jets_path),
         "timing": timing,
     }
+    if jets.dtype == JET_DTYPE_EXTENDED:  # keys of later features only where they are used
+        info["process_counts"] = {
+            name: int(np.sum(jets["process"] == code)) for name, code in PROCESS_CODES.items()
+        }
+        info["mean_pileup_interactions"] = round(float(jets["n_pileup"].mean()), 4)
     write_json_atomic(out_dir / "sample.json", info)
 
 
