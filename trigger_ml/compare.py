@@ -26,7 +26,7 @@ from trigger_ml.config import ModelConfig
 from trigger_ml.fileio import atomic_path, write_json_atomic, write_text_atomic
 from trigger_ml.workspace import Workspace
 
-NO_FIRMWARE = "no firmware (float reference)"
+NO_FIRMWARE = "no firmware"
 COLUMNS = (
     ("model", "model"),
     ("kind", "kind"),
