@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data train hls cost compare firmware verify scan models test lint format bench clean-projects help
+.PHONY: setup data train hls cost compare firmware verify scan distill models test lint format bench clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
@@ -48,6 +48,10 @@ compare: $(STAMP)
 SPEC ?= scans/example-bits-reuse.yaml
 scan: $(STAMP)
 	$(CLI) scan $(SPEC) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(WITH),--with $(WITH))
+
+# SR="backend=operon,generations=30" passes symbolic settings (docs/symbolic.md).
+distill: $(STAMP)
+	$(CLI) distill $(MODEL) $(if $(SR),--sr '$(SR)')
 
 firmware: $(STAMP)
 	$(CLI) firmware $(MODEL)

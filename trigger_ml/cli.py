@@ -112,8 +112,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from trigger_ml.symbolic import is_symbolic_name
+
     specs = args.models or zoo_names()
-    configs = [load_model_config(spec) for spec in specs]
+    configs = [spec if is_symbolic_name(spec) else load_model_config(spec) for spec in specs]
     from trigger_ml.compare import compare
 
     out = compare(configs, Workspace.default())
@@ -156,6 +158,27 @@ def cmd_scan(args: argparse.Namespace) -> int:
     print(result.summary_path.read_text())
     print(f"[scan] written to {result.scan_dir}/ (points/, comparison/, scan_summary.md, summary.json)")
     return 1 if result.failed else 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from trigger_ml.symbolic import distill, load_symbolic_config
+
+    settings = load_symbolic_config(args.sr, Path(args.sr_config) if args.sr_config else None)
+    report = distill(config, settings, Workspace.default(), force=args.force)
+    sym, fid, best = report["symbolic"], report["fidelity"], report["cost"]["best"]
+    print(f"[distill] {report['model']}: {Workspace.default().hls_dir(report['model'])}/report.md")
+    print(
+        f"  backend {sym['backend']['used']} ({sym['backend']['reason']}); expression: {sym['readable'][0]}"
+    )
+    for kind, m in report["metrics"].items():
+        rej = m["rej_light_at_70"] or float("nan")
+        print(f"  {kind:<16} AUC {m['auc_b_vs_light']:.4f}  light rej @70% {rej:.1f}")
+    print(
+        f"  latency {best['latency_cycles']['max']} cycles (teacher {report['teacher']['latency_cycles']}); "
+        f"C sim within one step of float on {fid['within_step_fraction']:.4%} of {fid['n_jets']} jets"
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

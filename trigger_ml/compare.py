@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from trigger_ml.config import ModelConfig
+from trigger_ml.config import ModelConfig, PhysicsConfig
 from trigger_ml.fileio import atomic_path, write_json_atomic, write_text_atomic
 from trigger_ml.workspace import Workspace
 
@@ -200,17 +200,28 @@ def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c:
     plt.close(fig)
 
 
-def compare(configs: list[ModelConfig], ws: Workspace, out_dir: Path | None = None, log: bool = True) -> Path:
-    """Build what is missing for every model, then write the table and plots; returns the folder."""
+def compare(
+    configs: list[ModelConfig | str], ws: Workspace, out_dir: Path | None = None, log: bool = True
+) -> Path:
+    """Build what is missing for every model, then write the table and plots; returns the folder.
+
+    A plain string names a symbolic model (``<teacher>-sr``, see trigger_ml.symbolic).
+    """
+    from trigger_ml.symbolic import compare_row
+
     out_dir = out_dir or ws.root / "comparison"
     rows, curves = [], {}
     for config in configs:
         if log:
-            print(f"[compare] {config.name}", flush=True)
-        row, logits, classes = model_row(config, ws, log=log)
+            print(f"[compare] {config if isinstance(config, str) else config.name}", flush=True)
+        if isinstance(config, str):
+            row, logits, classes = compare_row(config, ws, log=log)
+        else:
+            row, logits, classes = model_row(config, ws, log=log)
         rows.append(row)
-        curves[config.name] = (logits, classes)
-    f_c = configs[0].physics.f_c if configs else 0.018
+        curves[row["model"]] = (logits, classes)
+    networks = [c for c in configs if not isinstance(c, str)]
+    f_c = networks[0].physics.f_c if networks else PhysicsConfig().f_c
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_text_atomic(tmp / "table.md", markdown_table(rows))

@@ -1,0 +1,93 @@
+"""Symbolic distillation: a teacher's outputs as closed-form expressions, and their firmware.
+
+``distill(teacher, settings, ws)`` fits expressions of the flat jet-level inputs to the
+teacher's discriminant (and/or logits) with PySR or Operon, sweeps their complexity into a
+Pareto front of complexity vs AUC, chooses one, converts it with hls4ml's symbolic backend
+into ``hls_projects/<teacher>-sr/`` and compares its g++ C simulation with the expression
+in float. ``compare_row`` gives its row of ``trigger-ml compare``. See docs/symbolic.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trigger_ml.symbolic.settings import SymbolicConfig, load_symbolic_config
+from trigger_ml.workspace import Workspace
+
+if TYPE_CHECKING:
+    from trigger_ml.config import ModelConfig
+
+__all__ = [
+    "SR_SUFFIX",
+    "SymbolicConfig",
+    "compare_row",
+    "distill",
+    "is_symbolic_name",
+    "load_symbolic_config",
+    "teacher_spec",
+]
+
+SR_SUFFIX = "-sr"
+
+
+def is_symbolic_name(spec: str) -> bool:
+    """Is ``spec`` the name of a distilled model (``<teacher spec>-sr``)?"""
+    return spec.endswith(SR_SUFFIX) and len(spec) > len(SR_SUFFIX)
+
+
+def teacher_spec(spec: str) -> str:
+    """``dense-small-sr`` -> ``dense-small`` (the teacher's model spec, overrides kept)."""
+    return spec[: -len(SR_SUFFIX)]
+
+
+def distill(
+    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
+) -> dict[str, Any]:
+    """Run (or reuse) the distillation of ``teacher`` (a ModelConfig); returns report.json."""
+    from trigger_ml.symbolic.stage import distill as run
+
+    return run(teacher, settings, ws, log=log, force=force)
+
+
+def compare_row(
+    spec: str, ws: Workspace, settings: SymbolicConfig | None = None, log: bool = True
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The ``trigger-ml compare`` row of ``<teacher>-sr``, building what is missing.
+
+    Returns the row (the keys of ``trigger_ml.compare.COLUMNS``), the C simulation's test
+    discriminant as (D, 0, 0) logits (their D_b is D) and the test classes.
+    """
+    import h5py
+
+    from trigger_ml.compare import ant_factor
+    from trigger_ml.config import load_model_config
+    from trigger_ml.cost import cost_for_project
+    from trigger_ml.symbolic.metrics import as_logits
+
+    teacher = load_model_config(teacher_spec(spec))
+    report = distill(teacher, settings or SymbolicConfig(), ws, log=log)
+    project = ws.hls_dir(report["model"])
+    best = cost_for_project(project)["best"]
+    metrics = report["metrics"]["csim"]
+    n_params = report["n_params"]["expression"]
+    row: dict[str, Any] = {
+        "model": report["model"],
+        "kind": f"symbolic ({report['symbolic']['backend']['used']}), from {teacher.name}",
+        "config_sha256": report["config_sha256"],
+        "n_params": n_params,
+        "exact_fraction": report["fidelity"]["within_step_fraction"],
+        "fidelity_reference": "expression in float, within one fixed-point step",
+        "latency_cycles": best["latency_cycles"]["max"],
+        "latency_ns": best["latency_ns"]["max"],
+        "initiation_interval": best["initiation_interval"],
+        "cost_source": best["source"],
+        **{key: best["resources"][key] for key in ("LUT", "FF", "DSP", "BRAM_18K")},
+        **{key: metrics.get(key) for key in ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77")},
+        **{key: metrics.get(key) for key in ("rej_c_at_70", "rej_c_at_77")},
+    }
+    row["ant_factor"] = ant_factor(row["auc_b_vs_light"], n_params)
+    with h5py.File(project / "csim_predictions.h5", "r") as handle:
+        disc, classes = handle["discriminant_csim"][()], handle["classes"][()]
+    return row, as_logits(disc), classes

@@ -1,0 +1,180 @@
+"""Settings of the symbolic-distillation stage, validated like the model configurations.
+
+They come from defaults, a YAML file (``--sr-config``) and/or overrides written like the
+model overrides (``backend=operon,max_complexity=[9,17,33]``). Unknown keys and
+out-of-range values are rejected with the key named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trigger_ml.config import FixedPoint, split_model_spec
+from trigger_ml.errors import UsageError
+from trigger_ml.fileio import sha256_of_obj
+
+BINARY_OPERATORS = ("+", "-", "*")
+"""Binary operators with a firmware implementation that needs no vendor header."""
+
+POLYNOMIAL_UNARY = ("square", "cube")
+"""Unary operators that are products in the firmware."""
+
+LUT_UNARY = ("exp", "sin", "cos")
+"""Unary operators implemented as hls4ml look-up tables (non-polynomial).
+
+hls4ml fills its ``nnet::lookup_table`` with ``hls::<function>``; the stand-in ``hls_math.h``
+it ships for C simulation without the vendor headers defines exactly these."""
+
+UNARY_OPERATORS = POLYNOMIAL_UNARY + LUT_UNARY
+
+FLAT_INPUT_MODEL = "dense-small"
+"""Zoo model whose inputs define the flat jet-level inputs of a Deep Set teacher."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LUTSettings(_Strict):
+    """Look-up tables replacing the non-polynomial functions in the firmware."""
+
+    table_size: int = Field(1024, ge=16, le=65536)
+    # Tables cover [-2^k, 2^k) with the smallest k holding the function's argument on the
+    # training subsample, at most this k.
+    max_range_log2: int = Field(4, ge=0, le=12)
+
+
+class SymbolicConfig(_Strict):
+    """How to distil a teacher into expressions (see docs/symbolic.md)."""
+
+    backend: Literal["auto", "pysr", "operon"] = "auto"
+    # discriminant: fit D_b; logits: fit each class logit (b, c, light) and rebuild D_b.
+    targets: tuple[Literal["discriminant", "logits"], ...] = ("discriminant",)
+    binary_operators: tuple[str, ...] = BINARY_OPERATORS
+    unary_operators: tuple[str, ...] = ("square",)
+    # The sweep: one front per search, reported at each of these complexity limits; the
+    # largest is the search's size limit (nodes of the expression tree).
+    max_complexity: tuple[int, ...] = (5, 9, 13, 17, 25, 33, 41)
+    # Training jets the expressions are fitted on (a random subsample of the training split).
+    subsample: int = Field(10_000, ge=100, le=10_000_000)
+    # Inputs offered to the search: the k most rank-correlated with the target (None = all).
+    select_features: int | None = Field(16, ge=1, le=1024)
+    population_size: int = Field(400, ge=10, le=100_000)
+    generations: int = Field(60, ge=1, le=100_000)  # operon generations / PySR iterations
+    populations: int = Field(8, ge=1, le=1000)  # PySR only
+    seed: int = Field(1, ge=0, le=2**31 - 1)
+    threads: int = Field(2, ge=1, le=64)  # operon only; PySR runs serially to stay deterministic
+    pysr_probe_timeout_s: float = Field(120.0, gt=0, le=3600)
+    # Selection: the least complex expression on the front whose validation AUC is within
+    # auc_tolerance of the teacher's and whose estimated latency is at most
+    # max_latency_fraction of the teacher's; else the best validation AUC within the latency
+    # budget.
+    auc_tolerance: float = Field(0.02, ge=0, le=1)
+    max_latency_fraction: float | None = Field(1 / 3, gt=0, le=10)
+    # Fixed-point type of inputs, constants and result in the firmware (QKeras convention:
+    # integer bits exclude the sign bit); constants are rounded onto it before conversion.
+    precision: FixedPoint = FixedPoint(bits=16, integer=6)
+    lut: LUTSettings = LUTSettings()
+
+    @field_validator("binary_operators")
+    @classmethod
+    def _known_binary(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [op for op in value if op not in BINARY_OPERATORS]
+        if unknown:
+            raise ValueError(
+                f"binary operator(s) {unknown} have no firmware without vendor headers; "
+                f"choose from {list(BINARY_OPERATORS)}"
+            )
+        if not value:
+            raise ValueError("at least one binary operator is needed")
+        return value
+
+    @field_validator("unary_operators")
+    @classmethod
+    def _known_unary(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [op for op in value if op not in UNARY_OPERATORS]
+        if unknown:
+            raise ValueError(f"unary operator(s) {unknown} unknown; choose from {list(UNARY_OPERATORS)}")
+        return value
+
+    @field_validator("max_complexity")
+    @classmethod
+    def _sweep(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(c < 3 or c > 200 for c in value):
+            raise ValueError("complexity limits must be between 3 and 200")
+        return tuple(sorted(set(value)))
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("targets must be a non-empty list without repeats")
+        return value
+
+    @model_validator(mode="after")
+    def _cube_needs_pysr(self) -> SymbolicConfig:
+        if "cube" in self.unary_operators and self.backend == "operon":
+            raise ValueError("operon has no 'cube' operator; use 'square' or backend pysr")
+        return self
+
+    def digest(self) -> str:
+        """Hash of the settings (part of the stage's cache key)."""
+        return sha256_of_obj(self.model_dump(mode="json"))
+
+
+def _format_error(source: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown symbolic setting '{key}'"
+    return f"{source}: symbolic setting '{key}': {message}" if key else f"{source}: {message}"
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UsageError(f"symbolic override '{dotted}' goes below a value", "use a section key")
+    node[leaf] = value
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    """Update ``base`` in place, section by section (a partial section keeps the other keys)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def load_symbolic_config(overrides: str | None = None, path: Path | None = None) -> SymbolicConfig:
+    """Defaults, updated by the YAML file ``path`` and then by ``key=value,...`` overrides."""
+    data: dict[str, Any] = SymbolicConfig().model_dump(mode="json")
+    source = "symbolic settings"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise UsageError(f"symbolic settings file {path} does not exist", "check the path") from None
+        except yaml.YAMLError as error:
+            raise UsageError(f"{path}: not valid YAML ({error.__class__.__name__})", "fix the file") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{path}: expected a mapping at the top level", "see docs/symbolic.md")
+        _merge(data, loaded)
+    if overrides:
+        _, items = split_model_spec(f"sr@{overrides}")
+        for key, value in items.items():
+            _set_dotted(data, key, value)
+        source = f"symbolic overrides '{overrides}'"
+    try:
+        return SymbolicConfig.model_validate(data)
+    except ValidationError as error:
+        raise UsageError(_format_error(source, error), "see docs/symbolic.md for the settings") from None
