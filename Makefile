@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data train hls cost compare firmware verify scan distill models test lint format bench clean-projects help
+.PHONY: setup data data-plots train hls cost compare firmware verify scan distill models test lint format bench clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
@@ -33,6 +33,13 @@ models: $(STAMP)
 
 data: $(STAMP)
 	$(CLI) data $(MODEL)
+
+data-plots: $(STAMP)
+	$(CLI) data-plots $(MODEL)
+
+# JETS=N: jets to generate (default 4000); prints jets per second with all cores.
+bench: $(STAMP)
+	$(BIN)/python -m trigger_ml.data.bench $(if $(JETS),--jets $(JETS))
 
 train: $(STAMP)
 	$(CLI) train $(MODEL)

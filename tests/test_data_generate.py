@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -15,6 +18,7 @@ from trigger_ml.data import generate as gen
 from trigger_ml.data.detector import DetectorModel, lifetime_signs, straight_line_impact_parameters
 from trigger_ml.data.generate import (
     JET_DTYPE,
+    JET_DTYPE_EXTENDED,
     TRACK_DTYPE,
     GeneratorSettings,
     generate_sample,
@@ -93,6 +97,65 @@ def test_settings_digest_and_validation() -> None:
 def test_heavy_flavour_codes() -> None:
     ids = np.array([511, -521, 5122, 10513, 541, 421, -4122, 443, 553, 5101, 211, 5, 15, 130])
     assert gen._heavy_flavour(ids).tolist() == [5, 5, 5, 5, 5, 4, 4, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_default_sample_identity_is_frozen() -> None:
+    # Trained models depend on data/ttbar-ad997cf82d9a: later settings must not rename it.
+    base = GeneratorSettings()
+    assert base.digest() == "ad997cf82d9a"
+    later = set(base.to_dict()) - set(base.canonical_dict())
+    assert later == {
+        "dijet_fraction",
+        "dijet_pthat_min_gev",
+        "dijet_pthat_max_gev",
+        "pileup_mu",
+        "pileup_tune_pp",
+        "pileup_pool_events",
+        "pileup_process",
+    }
+    assert GeneratorSettings.from_dict(base.canonical_dict()) == base
+    assert base.jet_dtype() == JET_DTYPE
+
+
+def test_later_settings_enter_the_digest_only_when_set() -> None:
+    base = GeneratorSettings()
+    mixed = GeneratorSettings(process="mixed", dijet_fraction=0.25)
+    pileup = GeneratorSettings(pileup_mu=60.0)
+    digests = {base.digest(), mixed.digest(), pileup.digest(), GeneratorSettings(process="dijet").digest()}
+    assert len(digests) == 4
+    assert mixed.canonical_dict()["dijet_fraction"] == 0.25 and "pileup_mu" not in mixed.canonical_dict()
+    assert GeneratorSettings.from_dict(pileup.canonical_dict()) == pileup
+    assert mixed.jet_dtype() == pileup.jet_dtype() == JET_DTYPE_EXTENDED
+    assert mixed.shard_plan(5000) == [("ttbar", 3750), ("dijet", 1250)]
+    assert GeneratorSettings(process="dijet").shard_plan(10) == [("dijet", 10)]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"process": "mixed"},  # needs a fraction
+        {"process": "mixed", "dijet_fraction": 1.0},
+        {"dijet_fraction": 0.5},  # fraction without a mixture
+        {"dijet_pthat_min_gev": 50.0},  # dijet settings on pure tt-bar
+        {"process": "dijet", "dijet_pthat_min_gev": 50.0, "dijet_pthat_max_gev": 40.0},
+        {"pileup_mu": -1.0},
+        {"pileup_pool_events": 10},  # pile-up settings without pile-up
+        {"pileup_mu": 5.0, "pileup_process": "elastic"},
+    ],
+)
+def test_bad_sample_settings_are_rejected(kwargs: dict) -> None:
+    with pytest.raises(UsageError):
+        GeneratorSettings(**kwargs)
+
+
+def test_track_origins_walk_decay_chains() -> None:
+    # 0 system, 1 B0 (decayed, status -91 from string), 2 D- from the B (-91), 3 pi from
+    # the D (91), 4 K0S from string (-83), 5 pi from the K0S (91), 6 prompt pi (83).
+    status = np.array([-11, -83, -91, 91, -83, 91, 83])
+    mother1 = np.array([0, 0, 1, 2, 0, 4, 0])
+    flavour = gen._heavy_flavour(np.array([90, 511, -411, 211, 310, 211, 211]))
+    origins = gen._track_origins(np.array([3, 5, 6, 2]), status, mother1, flavour)
+    assert origins.tolist() == [1, 0, 0, 1]
 
 
 def test_load_sample_info_without_sample(tmp_path: Path) -> None:
@@ -217,3 +280,119 @@ def test_interrupted_run_reuses_shards(tmp_path: Path, monkeypatch: pytest.Monke
     generated.clear()
     assert generate_sample(TINY, root, n_workers=2, progress=False) == path
     assert generated == []
+
+
+@pytest.mark.slow
+def test_default_generator_output_is_unchanged(tiny: Path) -> None:
+    # sha256 of the jets and tracks arrays of TINY as the first release generated them:
+    # reading events in batches and clustering in C++ must not change a single bit.
+    import hashlib
+
+    with h5py.File(tiny, "r") as handle:
+        content = handle["jets"][...].tobytes() + handle["tracks"][...].tobytes()
+    assert (
+        hashlib.sha256(content).hexdigest()
+        == "4fec25b112ff6a2532eefbc3ab7ef3578a457b448353e5bf6af6f06e1b949506"
+    )
+
+
+@pytest.mark.slow
+def test_event_arrays_and_jets_match_pythia_and_fastjet_objects() -> None:
+    """The vectorised event record equals Pythia's per-particle accessors, and the batch
+    clustering equals a per-event ClusterSequence, to the bit."""
+    from fastjet import _swig as fj
+
+    settings = GeneratorSettings()
+    stream = gen._EventStream(settings, 4242, "ttbar", gen.GenerationTimer())
+    reference = gen._make_pythia(settings, 4242)
+    batch = stream.next_batch(3)
+    jet_def = gen._make_jet_definition(settings.jet_r)
+    kinematics = [gen._particle_kinematics(batch.event(i)) for i in range(len(batch))]
+    clustered = gen._cluster_batch(
+        batch, [k["visible"] for k in kinematics], settings, jet_def, gen.GenerationTimer()
+    )
+    for i in range(len(batch)):
+        assert reference.next()
+        particles = reference.event.particles()
+        event = batch.event(i)
+        expected = np.array(
+            [(p.id(), p.status(), p.mother1(), p.px(), p.py(), p.pz(), p.e()) for p in particles],
+            dtype=np.float64,
+        )
+        assert event.table.tobytes() == expected.tobytes()
+        assert event.x.tolist() == [p.xProd() for p in particles]
+        assert event.z.tolist() == [p.zProd() for p in particles]
+        final = np.flatnonzero(kinematics[i]["status"] > 0)
+        assert event.charge_of(kinematics[i]["ids"][final]).tolist() == [particles[j].charge() for j in final]
+        decayed = np.flatnonzero(kinematics[i]["status"] < 0)[10:200]
+        assert [gen._daughters(event, j) for j in decayed] == [
+            list(particles[j].daughterList()) for j in decayed
+        ]
+        inputs = [fj.PseudoJet(*row) for row in expected[kinematics[i]["visible"]][:, 3:7].tolist()]
+        jets = fj.sorted_by_pt(fj.ClusterSequence(inputs, jet_def).inclusive_jets(settings.jet_pt_min))
+        per_event = np.array([(j.pt(), j.eta(), j.phi_std(), j.m2()) for j in jets], dtype=np.float64)
+        assert clustered[i].tobytes() == per_event.reshape(-1, 4).tobytes()
+
+
+@pytest.mark.slow
+def test_killed_generation_resumes_to_the_same_file(tiny: Path, tmp_path: Path) -> None:
+    """A generation killed after its first shard leaves no corrupt shard; a rerun reuses the
+    finished shard and writes the same jets.h5 as an uninterrupted run."""
+    root = tmp_path / "killed"
+    shards = sample_dir(TINY, root) / "shards"
+    script = (
+        "from pathlib import Path; from trigger_ml.data.generate import GeneratorSettings, generate_sample; "
+        f"generate_sample(GeneratorSettings.from_dict({TINY.canonical_dict()!r}), Path({str(root)!r}), "
+        "n_workers=1, progress=False)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 120
+        while not (shards / "shard-00000.h5").exists():
+            assert process.poll() is None, "the generator exited before writing a shard"
+            assert time.monotonic() < deadline, "no shard after 120 s"
+            time.sleep(0.02)
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not (shards.parent / "jets.h5").exists(), "the run finished before it was killed"
+    assert sorted(p.name for p in shards.glob("shard-*.h5")) == ["shard-00000.h5"]
+    kept = os.stat(shards / "shard-00000.h5").st_mtime_ns
+    path = generate_sample(TINY, root, n_workers=1, progress=False)
+    assert os.stat(shards / "shard-00000.h5").st_mtime_ns == kept
+    assert sha256_of_file(path) == sha256_of_file(tiny)
+
+
+@pytest.mark.slow
+def test_mixed_sample_with_pileup(tmp_path: Path) -> None:
+    settings = GeneratorSettings(
+        process="mixed",
+        dijet_fraction=0.5,
+        n_jets=40,
+        jets_per_shard=40,
+        seed=3,
+        pileup_mu=50.0,
+        pileup_process="nondiffractive",
+        pileup_pool_events=30,
+    )
+    path = generate_sample(settings, tmp_path, n_workers=1, progress=False)
+    assert path.parent.name == f"mixed-{settings.digest()}"
+    info = load_sample_info(path)
+    assert info["process_counts"] == {"ttbar": 20, "dijet": 20}
+    with h5py.File(path, "r") as handle:
+        jets, tracks = handle["jets"][...], handle["tracks"][...]
+    assert jets.dtype == JET_DTYPE_EXTENDED
+    assert jets["process"].tolist() == [0] * 20 + [1] * 20
+    assert np.all(jets["n_pileup"] > 20) and info["mean_pileup_interactions"] > 30
+    # Light-enriched dijets: fewer b jets than in tt-bar.
+    assert np.mean(jets["flavour"][20:] == 5) < np.mean(jets["flavour"][:20] == 5)
+    valid = tracks["valid"]
+    origin = tracks["origin"][valid]
+    assert np.any(origin == gen.ORIGIN_PILEUP)
+    sz0 = np.abs(tracks["z0sintheta_mm"] / np.where(valid, tracks["z0sintheta_sigma_mm"], 1.0))[valid]
+    # Pile-up tracks come from other vertices: large z0, the background sz0 has to reject.
+    assert np.median(sz0[origin == gen.ORIGIN_PILEUP]) > 3 * np.median(sz0[origin == gen.ORIGIN_PRIMARY])
+    again = generate_sample(settings, tmp_path / "again", n_workers=1, progress=False)
+    assert sha256_of_file(again) == sha256_of_file(path)

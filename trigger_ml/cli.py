@@ -52,6 +52,16 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_plots(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from trigger_ml.data.plots import write_validation_plots
+    from trigger_ml.pipeline import ensure_data
+
+    for path in write_validation_plots(ensure_data(config, Workspace.default())):
+        print(path)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     config = _config(args)
     from trigger_ml.pipeline import ensure_trained
@@ -198,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("models", cmd_models, "list the model zoo", model=False)
     add("show", cmd_show, "print a model's resolved configuration and its hashes")
     add("data", cmd_data, "generate (or reuse) the model's physics sample")
+    add(
+        "data-plots",
+        cmd_data_plots,
+        "validation plots of the model's sample: sd0, sz0, multiplicity, pT, eta, flavours",
+    )
     add("train", cmd_train, "train the QKeras model and its float twin (cached)")
     p = add("hls", cmd_hls, "data, training, hls4ml conversion, C simulation, fidelity and report")
     p.add_argument("--force", action="store_true", help="rebuild the HLS project even if it is current")

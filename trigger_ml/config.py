@@ -37,10 +37,18 @@ class _Strict(BaseModel):
 class SampleConfig(_Strict):
     """Which generated sample a model trains on (see trigger_ml.data.generate)."""
 
-    process: Literal["ttbar"] = "ttbar"
+    process: Literal["ttbar", "dijet", "mixed"] = "ttbar"
     n_jets: int = Field(100_000, ge=100, le=10_000_000)
     seed: int = Field(1, ge=0, le=900_000_000)
     jets_per_shard: int = Field(5000, ge=10, le=1_000_000)
+    # Optional sample settings (None = the generator's default; see docs/detector-model.md).
+    dijet_fraction: float | None = Field(None, gt=0, lt=1)
+    dijet_pthat_min_gev: float | None = Field(None, gt=0)
+    dijet_pthat_max_gev: float | None = Field(None, gt=0)
+    pileup_mu: float | None = Field(None, ge=0, le=1000)
+    pileup_process: Literal["inelastic", "nondiffractive"] | None = None
+    pileup_pool_events: int | None = Field(None, ge=1, le=100_000)
+    pileup_tune_pp: int | None = Field(None, ge=1)
 
 
 class SplitConfig(_Strict):

@@ -16,10 +16,24 @@ from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_file
 from trigger_ml.workspace import Workspace
 
+OPTIONAL_SAMPLE_SETTINGS = (
+    "dijet_fraction",
+    "dijet_pthat_min_gev",
+    "dijet_pthat_max_gev",
+    "pileup_mu",
+    "pileup_process",
+    "pileup_pool_events",
+    "pileup_tune_pp",
+)
+
 
 def generator_settings(config: ModelConfig) -> GeneratorSettings:
+    """The generator settings of a model's sample; unset optional settings keep the generator's defaults."""
     s = config.sample
-    return GeneratorSettings(process=s.process, n_jets=s.n_jets, seed=s.seed, jets_per_shard=s.jets_per_shard)
+    optional = {k: getattr(s, k) for k in OPTIONAL_SAMPLE_SETTINGS if getattr(s, k) is not None}
+    return GeneratorSettings(
+        process=s.process, n_jets=s.n_jets, seed=s.seed, jets_per_shard=s.jets_per_shard, **optional
+    )
 
 
 def ensure_data(config: ModelConfig, ws: Workspace, log: bool = True) -> Path:

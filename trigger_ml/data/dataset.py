@@ -1,8 +1,9 @@
 """From a jets.h5 file to network inputs: features, splits, scaling, input quantization.
 
-The file layout (written by :mod:`trigger_ml.data.generate`, also the ATLAS
-training-dataset-dumper layout) is a structured ``jets`` dataset and a structured
-``tracks`` dataset of shape (n_jets, n_tracks) with a ``valid`` flag; tracks are ordered
+The file layout (written by :mod:`trigger_ml.data.generate`; ATLAS training-dataset-dumper
+files are converted to it by :func:`trigger_ml.data.external.convert_ftag_h5`) is a structured
+``jets`` dataset and a structured ``tracks`` dataset of shape (n_jets, n_tracks) with a
+``valid`` flag; tracks are ordered
 by signed d0 significance, descending, and padded with zeros.
 
 Per-track features (all dimensionless after scaling):

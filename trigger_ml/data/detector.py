@@ -12,8 +12,16 @@ A charged particle from the generator becomes a "track" here in four steps:
    (``|d0| < d0_max_mm``, ``|z0 sin theta| < z0sintheta_max_mm``).
 
 A small rate of fake tracks (random hit combinations, no true particle) can be added.
-All lengths are in mm unless a name says otherwise; momenta in GeV.
-The physics sources and the conventions are in docs/detector-model.md.
+Pile-up particles (``GeneratorSettings.pileup_mu``) pass through the same four steps, with
+impact parameters measured from the hard-scatter vertex. Secondary tracks from K0S,
+Lambda and other decays are Pythia decay products; photon conversions and hadronic
+interactions in the detector material are not modelled.
+
+All lengths are in mm unless a name says otherwise; momenta in GeV. The physics sources,
+the conventions, and a comparison of the resolution defaults with the Run-1 ATLAS
+parameterisation are in docs/detector-model.md. The defaults must not change: they
+define the default sample (``ttbar-ad997cf82d9a``) that trained models depend on; a new
+detector needs new values in a new ``DetectorModel``, which gives a new sample digest.
 """
 
 from __future__ import annotations

@@ -1302,6 +1302,11 @@ def _run_shards(tasks: list[_ShardTask], n_workers: int, report: Callable[[int],
             _generate_shard(task, report)
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    if method == "fork":
+        # Import the generator's extension modules once, so forked workers inherit them.
+        import awkward  # noqa: F401
+        import fastjet._ext  # noqa: F401
+        import pythia8mc  # noqa: F401
     context = multiprocessing.get_context(method)
     progress_queue = context.Queue()
     expected = sum(task.n_jets for task in tasks)
