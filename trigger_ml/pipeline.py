@@ -62,7 +62,7 @@ def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool
     run = ensure_trained(config, ws, log)
     data_path = ensure_data(config, ws, log=False)
     project_dir = ws.hls_dir(config.name)
-    if not force and is_current(project_dir, config, sha256_of_file(data_path)):
+    if not force and is_current(project_dir, config.digest(), sha256_of_file(data_path)):
         if log:
             print(f"[hls] {config.name}: {project_dir} is current; nothing to do", flush=True)
         return read_json(project_dir / "report.json")

@@ -40,8 +40,8 @@ from trigger_ml.training import TrainedRun
 PROJECT_SUBDIR = "hls4ml_prj"
 
 
-def is_current(project_dir: Path, config: ModelConfig, data_sha256: str) -> bool:
-    """Does ``project_dir`` hold a finished project of exactly this configuration and data?"""
+def is_current(project_dir: Path, config_key: str, data_sha256: str) -> bool:
+    """Does ``project_dir`` hold a finished project of exactly this configuration hash and data?"""
     path = project_dir / "report.json"
     if not path.is_file():
         return False
@@ -49,9 +49,7 @@ def is_current(project_dir: Path, config: ModelConfig, data_sha256: str) -> bool
         report = read_json(path)
     except ValueError:
         return False
-    return (
-        report.get("config_sha256") == config.digest() and report.get("data", {}).get("sha256") == data_sha256
-    )
+    return report.get("config_sha256") == config_key and report.get("data", {}).get("sha256") == data_sha256
 
 
 def _output_diff_summary(diff: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from trigger_ml.fileio import (
     write_json_atomic,
     write_text_atomic,
 )
+from trigger_ml.hls.stage import is_current
 from trigger_ml.physics import CLASS_NAMES, discriminant_from_logits, tagging_metrics
 from trigger_ml.symbolic import SR_SUFFIX
 from trigger_ml.symbolic.backends import BackendChoice, Candidate, choose_backend, feature_symbols
@@ -543,18 +544,6 @@ def ensure_fit(job: Job, data: DistillData, log: bool) -> tuple[dict[str, Any], 
 
 
 # --- the firmware project -----------------------------------------------------------------
-
-
-def is_current(project_dir: Path, key: str, data_sha256: str) -> bool:
-    """Does ``project_dir`` hold the project of exactly this fit and data?"""
-    path = project_dir / "report.json"
-    if not path.is_file():
-        return False
-    try:
-        report = read_json(path)
-    except ValueError:
-        return False
-    return report.get("config_sha256") == key and report.get("data", {}).get("sha256") == data_sha256
 
 
 def teacher_reference(teacher: ModelConfig, ws: Workspace, log: bool) -> tuple[dict[str, Any] | None, Any]:
