@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data data-plots train hls cost compare firmware verify scan distill models test lint format bench clean-projects help
+.PHONY: setup data data-plots train hls rtl cost compare firmware verify scan distill models test lint format bench clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
@@ -66,6 +66,10 @@ firmware: $(STAMP)
 verify: $(STAMP)
 	@test -n "$(BUNDLE)" || { echo "error: BUNDLE not set -> make verify BUNDLE=firmware/<model>-<id>.tar.gz"; exit 2; }
 	$(CLI) verify $(BUNDLE)
+
+# RTL cost: its own cached stage (Yosys takes minutes to an hour on large networks).
+rtl: $(STAMP)
+	$(CLI) rtl $(MODEL)
 
 cost: $(STAMP)
 	$(CLI) cost hls_projects/$(MODEL)

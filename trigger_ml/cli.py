@@ -108,6 +108,16 @@ def cmd_hls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rtl(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from trigger_ml.cost import format_cost_table
+    from trigger_ml.cost.rtl import build_rtl
+
+    section = build_rtl(config, Workspace.default(), verilate=args.verilate)
+    print(format_cost_table(section))
+    return 0
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
     from trigger_ml.cost import cost_for_project, format_cost_table
 
@@ -263,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="zoo models to run the same way and add to the comparison",
     )
+    p = add(
+        "rtl",
+        cmd_rtl,
+        "RTL of the quantized network (da4ml), bit-exact check vs the C simulation, Yosys cell counts",
+    )
+    p.add_argument("--verilate", action="store_true", help="also simulate the Verilog with Verilator")
     p = add("cost", cmd_cost, "print the cost section (latency, resources) of an HLS project", model=False)
     p.add_argument("project", help="an HLS project directory, e.g. hls_projects/dips-small")
     p.add_argument("--json", action="store_true", help="print JSON")

