@@ -345,12 +345,25 @@ def load_model_config(spec: str, zoo: Path | None = None) -> ModelConfig:
     return parse_model_config(data, spec if overrides else str(path))
 
 
-def load_config_file(path: Path) -> ModelConfig:
-    """Load a configuration from an arbitrary YAML file (for user-defined models)."""
+def read_yaml_mapping(path: Path, what: str, example: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; one-line UsageError naming the problem otherwise.
+
+    ``what`` names the file in the error ("config file"), ``example`` is where to look for a good one.
+    """
+    path = Path(path)
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist", "check the path") from None
+        raise UsageError(f"{what} {path} does not exist", "check the path") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{path}: not valid YAML ({error.__class__.__name__})", "fix the file") from None
-    return parse_model_config(data, str(path))
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping at the top level", f"see {example}")
+    return data
+
+
+def load_config_file(path: Path) -> ModelConfig:
+    """Load a configuration from an arbitrary YAML file (for user-defined models)."""
+    return parse_model_config(
+        read_yaml_mapping(path, "config file", "trigger_ml/zoo/dips-small.yaml"), str(path)
+    )

@@ -35,13 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trigger_ml.config import (
     ModelConfig,
     format_validation_error,
     load_model_config,
+    read_yaml_mapping,
     split_model_spec,
 )
 from trigger_ml.errors import TriggerMLError, UsageError
@@ -131,14 +131,7 @@ class ScanResult:
 def load_scan_spec(path: Path) -> ScanSpec:
     """Read and validate a scan spec; one-line :class:`UsageError` naming the key."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"scan spec {path} does not exist", "check the path") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path}: not valid YAML ({error.__class__.__name__})", "fix the file") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping at the top level", "see scans/example-bits-reuse.yaml")
+    data = read_yaml_mapping(path, "scan spec", "scans/example-bits-reuse.yaml")
     try:
         spec = ScanSpec.model_validate(data)
     except ValidationError as error:

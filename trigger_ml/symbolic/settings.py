@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trigger_ml.config import FixedPoint, split_model_spec
+from trigger_ml.config import FixedPoint, read_yaml_mapping, split_model_spec
 from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_obj
 
@@ -160,14 +159,7 @@ def load_symbolic_config(overrides: str | None = None, path: Path | None = None)
     source = "symbolic settings"
     if path is not None:
         source = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise UsageError(f"symbolic settings file {path} does not exist", "check the path") from None
-        except yaml.YAMLError as error:
-            raise UsageError(f"{path}: not valid YAML ({error.__class__.__name__})", "fix the file") from None
-        if not isinstance(loaded, dict):
-            raise UsageError(f"{path}: expected a mapping at the top level", "see docs/symbolic.md")
+        loaded = read_yaml_mapping(Path(path), "symbolic settings file", "docs/symbolic.md")
         _merge(data, loaded)
     if overrides:
         _, items = split_model_spec(f"sr@{overrides}")
