@@ -14,14 +14,16 @@ A charged particle from the generator becomes a "track" here in four steps:
 A small rate of fake tracks (random hit combinations, no true particle) can be added.
 Pile-up particles (``GeneratorSettings.pileup_mu``) pass through the same four steps, with
 impact parameters measured from the hard-scatter vertex. Secondary tracks from K0S,
-Lambda and other decays are Pythia decay products; photon conversions and hadronic
-interactions in the detector material are not modelled.
+Lambda and other decays are Pythia decay products. Photon conversions and hadronic
+(nuclear) interactions in the detector material are modelled when ``material_layers``
+lists material (``material_secondaries``); the default has none, because no material
+budget could be taken from a readable source for this release (docs/detector-model.md).
 
 All lengths are in mm unless a name says otherwise; momenta in GeV. The physics sources,
 the conventions, and a comparison of the resolution defaults with the Run-1 ATLAS
-parameterisation are in docs/detector-model.md. The defaults must not change: they
-define the default sample (``ttbar-ad997cf82d9a``) that trained models depend on; a new
-detector needs new values in a new ``DetectorModel``, which gives a new sample digest.
+parameterisation are in docs/detector-model.md. Every field enters the sample digest; a
+field added after the first release (``material_layers``) enters it only when it differs
+from its default.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ import numpy as np
 from trigger_ml.errors import UsageError
 
 _UM_TO_MM = 1.0e-3
+
+CONVERSION_X0_FACTOR = 7.0 / 9.0
+"""Pair-production probability per radiation length at high energy: P = 1 - exp(-7/9 x/X0)."""
+HADRONIC_N_SECONDARIES = 3
+"""Charged secondaries of one hadronic (nuclear) interaction (a model assumption)."""
+HADRONIC_MOMENTUM_FRACTION = 0.5
+"""Share of the interacting hadron's momentum carried by its charged secondaries together."""
+HADRONIC_PT_KICK_GEV = 0.3
+"""Width of the Gaussian transverse-momentum kick of each secondary (per axis, GeV)."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,13 @@ class DetectorModel:
     # impact-parameter distributions in units of the resolution.
     fake_rate: float = 0.003
     fake_ip_scale: float = 5.0
+    # Material layers for conversions and hadronic interactions: (radius mm, thickness in
+    # radiation lengths X/X0, thickness in nuclear interaction lengths x/lambda_I), both at
+    # normal incidence, as concentric cylinders in increasing radius. Empty: no material.
+    material_layers: tuple[tuple[float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
+        self._check_material()
         positive = {
             "d0_const_um": self.d0_const_um,
             "d0_ms_um_gev": self.d0_ms_um_gev,
@@ -91,6 +107,24 @@ class DetectorModel:
                 "detector parameters eff_slope_per_eta and fake_rate must be >= 0",
                 "set them to 0 or a positive value",
             )
+
+    def _check_material(self) -> None:
+        try:
+            layers = tuple(tuple(float(v) for v in layer) for layer in self.material_layers)
+        except (TypeError, ValueError):
+            layers = ((),)
+        if any(len(layer) != 3 for layer in layers):
+            raise UsageError(
+                "detector parameter material_layers must be a list of (radius_mm, x_over_x0, x_over_lambda_i)",
+                "give three numbers per layer",
+            )
+        radii = [layer[0] for layer in layers]
+        if any(not (r > 0 and x >= 0 and lam >= 0) for r, x, lam in layers) or radii != sorted(set(radii)):
+            raise UsageError(
+                "material_layers need radii > 0 in increasing order and thicknesses >= 0",
+                "sort the layers by radius",
+            )
+        object.__setattr__(self, "material_layers", layers)  # lists (JSON) -> hashable tuples
 
     def sigma_d0_mm(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
         """Transverse impact-parameter resolution (mm) for tracks of the given pT (GeV) and eta."""
@@ -133,6 +167,90 @@ class DetectorModel:
     def passes_selection(self, d0_mm: np.ndarray, z0sintheta_mm: np.ndarray) -> np.ndarray:
         """The impact-parameter part of the track selection, applied to measured values."""
         return (np.abs(d0_mm) < self.d0_max_mm) & (np.abs(z0sintheta_mm) < self.z0sintheta_max_mm)
+
+    def material_secondaries(
+        self,
+        rng: np.random.Generator,
+        momentum: np.ndarray,
+        vertex: np.ndarray,
+        is_photon: np.ndarray,
+        charge: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Charged secondaries of photon conversions and hadronic interactions in the material.
+
+        ``momentum`` and ``vertex`` are (n, 3) arrays (GeV, mm) of photons (``is_photon``) and
+        hadrons with ``charge`` (0 for neutral ones). Each particle meets the layers outside
+        its production radius in turn, on a straight line; in a layer it interacts with
+        probability 1 - exp(-t / sin theta), t = 7/9 X/X0 for photons and x/lambda_I for
+        hadrons. At the first interaction a photon becomes an e+ e- pair, collinear with it,
+        the e+ taking a uniform fraction of its momentum; a hadron gives
+        HADRONIC_N_SECONDARIES charged particles that share HADRONIC_MOMENTUM_FRACTION of
+        its momentum (uniform random shares) along its direction, each with a Gaussian
+        transverse kick of HADRONIC_PT_KICK_GEV per axis; charges alternate starting with
+        the parent's sign (+ for neutral parents). Secondaries start at the interaction
+        point. The interacting particles themselves are not removed.
+
+        Random numbers, always in this order: one uniform per particle and layer; one per
+        conversion; the shares and then the kicks of the hadronic secondaries.
+        Returns px, py, pz, x, y, z, charge and ``parent`` (row of the input) per secondary.
+        """
+        layers = np.asarray(self.material_layers, dtype=np.float64).reshape(-1, 3)
+        n, n_layers = len(momentum), len(layers)
+        empty = {key: np.zeros(0) for key in ("px", "py", "pz", "x", "y", "z", "charge")}
+        empty["parent"] = np.zeros(0, dtype=np.int64)
+        if n == 0 or n_layers == 0:
+            return empty
+        px, py, pz = momentum[:, 0], momentum[:, 1], momentum[:, 2]
+        pt2 = px * px + py * py
+        p = np.sqrt(pt2 + pz * pz)
+        sin_theta = np.sqrt(pt2) / p
+        per_layer = np.where(
+            is_photon[:, None], CONVERSION_X0_FACTOR * layers[None, :, 1], layers[None, :, 2]
+        )
+        probability = -np.expm1(-per_layer / sin_theta[:, None])
+        start_r2 = vertex[:, 0] ** 2 + vertex[:, 1] ** 2
+        hit = (layers[None, :, 0] ** 2 > start_r2[:, None]) & (rng.random((n, n_layers)) < probability)
+        parents = np.flatnonzero(hit.any(axis=1))
+        radius = layers[np.argmax(hit[parents], axis=1), 0]
+        # Straight line from the production point to the layer's cylinder (t > 0).
+        x0, y0 = vertex[parents, 0], vertex[parents, 1]
+        a = pt2[parents]
+        b = x0 * px[parents] + y0 * py[parents]
+        t = (-b + np.sqrt(b * b + a * (radius**2 - start_r2[parents]))) / a
+        point = vertex[parents] + t[:, None] * momentum[parents]
+
+        photon = is_photon[parents]
+        conv, had = parents[photon], parents[~photon]
+        share = rng.random(len(conv))
+        k = HADRONIC_N_SECONDARIES
+        shares = rng.random((len(had), k))
+        shares *= HADRONIC_MOMENTUM_FRACTION / np.maximum(shares.sum(axis=1, keepdims=True), 1e-12)
+        kicks = rng.normal(0.0, HADRONIC_PT_KICK_GEV, (len(had), k, 2))
+
+        direction = momentum[had] / p[had, None]
+        e1 = np.stack([py[had], -px[had], np.zeros(len(had))], axis=1) / np.sqrt(pt2[had])[:, None]
+        e2 = np.cross(direction, e1)
+        had_p = (
+            (shares * p[had, None])[:, :, None] * direction[:, None, :]
+            + kicks[:, :, :1] * e1[:, None, :]
+            + kicks[:, :, 1:] * e2[:, None, :]
+        )
+        sign = np.where(charge[had] < 0, -1.0, 1.0)
+        had_charge = sign[:, None] * np.where(np.arange(k) % 2 == 0, 1.0, -1.0)[None, :]
+        conv_p = np.concatenate([share[:, None] * momentum[conv], (1 - share)[:, None] * momentum[conv]])
+        conv_point = point[photon]
+        out_p = np.concatenate([conv_p, had_p.reshape(-1, 3)])
+        out_x = np.concatenate([conv_point, conv_point, np.repeat(point[~photon], k, axis=0)])
+        return {
+            "px": out_p[:, 0],
+            "py": out_p[:, 1],
+            "pz": out_p[:, 2],
+            "x": out_x[:, 0],
+            "y": out_x[:, 1],
+            "z": out_x[:, 2],
+            "charge": np.concatenate([np.ones(len(conv)), -np.ones(len(conv)), had_charge.ravel()]),
+            "parent": np.concatenate([conv, conv, np.repeat(had, k)]).astype(np.int64),
+        }
 
 
 def _resolution_mm(const_um: float, ms_um_gev: float, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:

@@ -99,6 +99,10 @@ TRACK_DTYPE = np.dtype(
     ]
 )
 ORIGIN_PRIMARY, ORIGIN_HEAVY_FLAVOUR, ORIGIN_OTHER_SECONDARY, ORIGIN_FAKE, ORIGIN_PILEUP = 0, 1, 2, 3, 4
+ORIGIN_MATERIAL = 5
+"""Secondary of a photon conversion or hadronic interaction in the detector material."""
+_PHOTON = 22
+_MATERIAL_INPUT_ETA_MARGIN = 0.5  # photons/hadrons up to track_eta_max + this may interact
 
 _PYTHIA_SEED_MAX = 900_000_000  # Pythia accepts Random:seed in [1, 900 000 000]
 _EVENT_NUMBER_STRIDE = 1_000_000_000  # event_number = shard index * stride + event in shard
@@ -125,6 +129,8 @@ _LATER_SETTINGS: dict[str, Any] = {
     "pileup_pool_events": 1000,
     "pileup_process": "inelastic",
 }
+# The same for fields of the nested DetectorModel.
+_LATER_DETECTOR_SETTINGS: dict[str, Any] = {"material_layers": ()}
 PILEUP_PROCESSES = {"inelastic": "SoftQCD:inelastic", "nondiffractive": "SoftQCD:nonDiffractive"}
 """Minimum-bias processes for pile-up and the Pythia switch of each."""
 
@@ -257,6 +263,9 @@ class GeneratorSettings:
         for name, default in _LATER_SETTINGS.items():
             if data[name] == default:
                 del data[name]
+        for name, default in _LATER_DETECTOR_SETTINGS.items():
+            if data["detector"][name] == default:
+                del data["detector"][name]
         return data
 
     @classmethod
@@ -1010,7 +1019,13 @@ def _reconstruct_tracks(
         }
         cand = {key: np.concatenate([cand[key], extra[key]]) for key in cand}
         vertex = np.concatenate([vertex, np.stack([pileup["x"], pileup["y"], pileup["z"]], axis=1)])
+    n_real = len(cand["pt"])
+    if detector.material_layers:
+        extra = _material_candidates(settings, rng, event, kinematics)
+        cand = {key: np.concatenate([cand[key], extra[key]]) for key in cand}
+        vertex = np.concatenate([vertex, np.stack([extra["x"], extra["y"], extra["z"]], axis=1)])
     is_pileup = np.arange(len(cand["pt"])) >= n_hard
+    is_material = np.arange(len(cand["pt"])) >= n_real
     particle = np.concatenate([charged, np.full(len(cand["pt"]) - n_hard, -1, dtype=charged.dtype)])
 
     # Each track belongs to the nearest jet within the cone (all jets above threshold).
@@ -1020,15 +1035,21 @@ def _reconstruct_tracks(
     keep = (nearest >= 0) & (row_of_jet[np.maximum(nearest, 0)] >= 0)
     jet_index = nearest[keep]
     cand = {key: values[keep] for key, values in cand.items()}
-    vertex, is_pileup, particle = vertex[keep], is_pileup[keep], particle[keep]
+    vertex, is_pileup, particle, is_material = (
+        vertex[keep],
+        is_pileup[keep],
+        particle[keep],
+        is_material[keep],
+    )
 
     found = detector.in_acceptance(np.hypot(vertex[:, 0], vertex[:, 1]))
     found &= rng.random(len(jet_index)) < detector.efficiency(cand["eta"])
-    jet_index, vertex, is_pileup, particle = (
+    jet_index, vertex, is_pileup, particle, is_material = (
         jet_index[found],
         vertex[found],
         is_pileup[found],
         particle[found],
+        is_material[found],
     )
     cand = {key: values[found] for key, values in cand.items()}
 
@@ -1045,6 +1066,7 @@ def _reconstruct_tracks(
     hard_origin = _track_origins(particle[hard], status, mother1, flavour)
     hard_origin[(hard_origin == ORIGIN_PRIMARY) & displaced[hard]] = ORIGIN_OTHER_SECONDARY
     origin[~is_pileup[selected]] = hard_origin
+    origin[is_material[selected]] = ORIGIN_MATERIAL
 
     real = {
         "jet_row": row_of_jet[jet_index[selected]],
@@ -1072,6 +1094,52 @@ def _reconstruct_tracks(
         jet_eta[stored][rows],
     )
     return table_out
+
+
+def _material_candidates(
+    settings: GeneratorSettings, rng: np.random.Generator, event: _Event, kinematics: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Charged secondaries of conversions and hadronic interactions that pass the
+    candidate cuts (pT, |eta|), as candidate columns plus their production point.
+
+    The inputs are the hard-scatter final-state photons and hadrons (|PDG id| >= 100,
+    charged or neutral) with pT > track_pt_min and |eta| < track_eta_max + 0.5, in event
+    order; DetectorModel.material_secondaries draws their interactions.
+    """
+    ids, status, pt, eta = (kinematics[k] for k in ("ids", "status", "pt", "eta"))
+    photon = ids == _PHOTON
+    rows = np.flatnonzero(
+        (status > 0)
+        & (photon | (np.abs(ids) >= 100))
+        & (pt > settings.track_pt_min)
+        & (np.abs(eta) < settings.track_eta_max + _MATERIAL_INPUT_ETA_MARGIN)
+    )
+    table = event.table
+    charge = np.zeros(len(rows))
+    hadrons = ~photon[rows]
+    charge[hadrons] = event.charge_of(ids[rows][hadrons])
+    out = settings.detector.material_secondaries(
+        rng,
+        table[rows, 3:6],
+        np.stack([event.x[rows], event.y[rows], event.z[rows]], axis=1).reshape(-1, 3),
+        photon[rows],
+        charge,
+    )
+    out_pt = np.hypot(out["px"], out["py"])
+    out_eta = _eta(out["px"], out["py"], out["pz"])
+    keep = (_f32(out_pt) > settings.track_pt_min) & (np.abs(_f32(out_eta)) < settings.track_eta_max)
+    return {
+        "pt": out_pt[keep],
+        "eta": out_eta[keep],
+        "phi": np.arctan2(out["py"], out["px"])[keep],
+        "px": out["px"][keep],
+        "py": out["py"][keep],
+        "pz": out["pz"][keep],
+        "charge": out["charge"][keep],
+        "x": out["x"][keep],
+        "y": out["y"][keep],
+        "z": out["z"][keep],
+    }
 
 
 def _fake_tracks(
