@@ -6,7 +6,9 @@ import pytest
 from trigger_ml.physics import (
     classes_from_truth,
     discriminant_from_logits,
+    light_rejection_uncertainties,
     rejection,
+    rejection_stat_uncertainty,
     softmax,
     tagging_metrics,
     threshold_at_efficiency,
@@ -44,3 +46,24 @@ def test_rejection_and_metrics_on_separated_classes():
     assert 0.95 < metrics["auc_b_vs_light"] < 1.0
     assert metrics["rej_light_at_77"] < metrics["rej_light_at_70"]
     assert metrics["rej_c_at_70"] < metrics["rej_light_at_70"]
+
+
+def test_rejection_uncertainty_is_binomial():
+    scores = np.arange(100, dtype=float)  # 4 of 100 above 95.5
+    assert rejection(scores, 95.5) == 25.0
+    assert rejection_stat_uncertainty(scores, 95.5) == pytest.approx(25.0 * np.sqrt(0.96 / 4))
+    assert rejection_stat_uncertainty(scores, 1000.0) is None
+
+
+def test_light_rejection_uncertainties_use_the_metrics_cuts():
+    rng = np.random.default_rng(3)
+    classes = rng.integers(0, 3, size=4000)
+    logits = rng.normal(size=(4000, 3))
+    logits[:, 0] += 2.0 * (classes == 0)
+    metrics = tagging_metrics(logits, classes, 0.018)
+    stat = light_rejection_uncertainties(logits, classes, 0.018)
+    for tag in (70, 77):
+        rej = metrics[f"rej_light_at_{tag}"]
+        n_light = int(np.count_nonzero(classes == 2))
+        passed = n_light / rej
+        assert stat[f"rej_light_at_{tag}_stat"] == pytest.approx(rej * np.sqrt((1 - passed / n_light) / passed))

@@ -33,7 +33,9 @@ COLUMNS = (
     ("n_params", "parameters"),
     ("auc_b_vs_light", "AUC b vs light"),
     ("rej_light_at_70", "light rej @70%"),
+    ("rej_light_at_70_stat", "± stat"),
     ("rej_light_at_77", "light rej @77%"),
+    ("rej_light_at_77_stat", "± stat"),
     ("rej_c_at_70", "c rej @70%"),
     ("rej_c_at_77", "c rej @77%"),
     ("exact_fraction", "C sim == reference"),
@@ -98,6 +100,9 @@ def model_row(
         logits, classes = predictions["logits_float"], predictions["classes"]
     row.update({key: metrics[key] for key in ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77")})
     row.update({key: metrics.get(key) for key in ("rej_c_at_70", "rej_c_at_77")})
+    from trigger_ml.physics import light_rejection_uncertainties
+
+    row.update(light_rejection_uncertainties(logits, classes, config.physics.f_c))
     row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
     return row, logits, classes
 
@@ -114,9 +119,11 @@ def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
     return np.asarray(front, dtype=int)
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, key: str = "") -> str:
     if value is None:
         return "n/a"
+    if isinstance(value, float) and key.startswith("rej_"):
+        return f"{value:.1f}"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)
@@ -128,10 +135,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(key)) for key, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(row.get(key), key) for key, _ in COLUMNS) + " |")
     notes = [
         "",
         "Physics on the test split: firmware models as the C simulation computes them, float references in float.",
+        "`± stat`: binomial statistical uncertainty of the light rejection to its left (light jets of the "
+        "test split passing the cut); the cut's own uncertainty is not included.",
         "`C sim == reference`: fraction of test jets whose C-simulation logits equal the QKeras model's "
         "(the float model's for post-training quantization) bit for bit.",
         "Cost figures: `cost source` says where they come from (vendor report > rtl > analytic estimate).",
@@ -215,7 +224,11 @@ def compare(
         if log:
             print(f"[compare] {config if isinstance(config, str) else config.name}", flush=True)
         if isinstance(config, str):
+            from trigger_ml.physics import light_rejection_uncertainties
+
             row, logits, classes = compare_row(config, ws, log=log)
+            # a symbolic model's logits are (D, 0, 0): its D_b is D whatever f_c
+            row.update(light_rejection_uncertainties(logits, classes, PhysicsConfig().f_c))
         else:
             row, logits, classes = model_row(config, ws, log=log)
         rows.append(row)

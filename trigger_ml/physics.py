@@ -56,6 +56,33 @@ def rejection(background_scores: np.ndarray, threshold: float) -> float | None:
     return float(len(background_scores) / passed) if passed else None
 
 
+def rejection_stat_uncertainty(background_scores: np.ndarray, threshold: float) -> float | None:
+    """Binomial statistical uncertainty of ``rejection``: R * sqrt((1 - p) / n) for n of N
+    background jets passing (p = n / N); None when none passes. The uncertainty of the cut
+    itself (from the finite signal sample) is not included."""
+    total = len(background_scores)
+    passed = np.count_nonzero(np.asarray(background_scores) > threshold)
+    if not passed:
+        return None
+    return float(total / passed * np.sqrt((1.0 - passed / total) / passed))
+
+
+def light_rejection_uncertainties(
+    logits: np.ndarray, classes: np.ndarray, f_c: float, efficiencies: tuple[float, ...] = METRIC_EFFICIENCIES
+) -> dict[str, float | None]:
+    """``rej_light_at_<eff>_stat``: the binomial uncertainty of each light rejection of
+    ``tagging_metrics`` (same discriminant and cuts)."""
+    disc = discriminant_from_logits(logits, f_c)
+    classes = np.asarray(classes)
+    b_scores, l_scores = disc[classes == B], disc[classes == LIGHT]
+    return {
+        f"rej_light_at_{round(eff * 100)}_stat": rejection_stat_uncertainty(
+            l_scores, threshold_at_efficiency(b_scores, eff)
+        )
+        for eff in efficiencies
+    }
+
+
 def tagging_metrics(
     logits: np.ndarray, classes: np.ndarray, f_c: float, efficiencies: tuple[float, ...] = METRIC_EFFICIENCIES
 ) -> dict[str, float | None]:

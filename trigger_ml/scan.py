@@ -237,6 +237,7 @@ def _mtime(path: Path) -> int | None:
 def _train_row(config: ModelConfig, ws: Workspace) -> dict[str, Any]:
     """A comparison row from the training run alone (``stages: train``): physics, no cost."""
     from trigger_ml.compare import ant_factor
+    from trigger_ml.physics import light_rejection_uncertainties
     from trigger_ml.pipeline import ensure_trained
 
     run = ensure_trained(config, ws, log=False)
@@ -255,6 +256,12 @@ def _train_row(config: ModelConfig, ws: Workspace) -> dict[str, Any]:
     }
     row.update({key: metrics.get(key) for key in ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77")})
     row.update({key: metrics.get(key) for key in ("rej_c_at_70", "rej_c_at_77")})
+    predictions = run.test_predictions()
+    row.update(
+        light_rejection_uncertainties(
+            predictions[f"logits_{kind}"], predictions["classes"], config.physics.f_c
+        )
+    )
     row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
     return row
 
