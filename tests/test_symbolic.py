@@ -24,7 +24,20 @@ from trigger_ml.symbolic.firmware import (
 )
 from trigger_ml.symbolic.metrics import as_logits, discriminant_metrics
 from trigger_ml.symbolic.settings import LUTSettings, SymbolicConfig, load_symbolic_config
-from trigger_ml.symbolic.stage import expression_complexity, flat_input_config, pareto_indices
+from trigger_ml.symbolic.stage import (
+    expression_complexity,
+    flat_input_config,
+    pareto_indices,
+    pareto_indices_3,
+)
+from trigger_ml.symbolic.sums import (
+    SOURCE,
+    few_bit_value,
+    set_bits,
+    snap_and_refit,
+    snapped_candidates,
+    sum_candidates,
+)
 
 TEACHER = "dense-small@n_jets=800,sample.jets_per_shard=400,epochs=2,architecture.f_widths=[8]"
 TINY_SEARCH = "generations=8,population_size=60,subsample=400,max_complexity=[5,9,13],select_features=8"
@@ -135,6 +148,9 @@ def test_unsupported_reason():
     assert unsupported_reason(x0 * x1 + sympy.exp(x2)) is None
     assert "power" in unsupported_reason(1 / x0)
     assert "tanh" in unsupported_reason(sympy.tanh(x0))
+    assert unsupported_reason(2 * sympy.Min(x0, 0.5) + sympy.Max(x1, -0.25)) is None
+    assert "min/max only between an input and a constant" in unsupported_reason(sympy.Min(x0, x1))
+    assert "min/max" in unsupported_reason(sympy.Max(2 * x0, 0.5))
 
 
 def test_discriminant_metrics_equal_the_physics_module():
@@ -156,6 +172,86 @@ def test_pareto_indices_are_non_dominated():
     assert front == [0, 1, 4]
 
 
+def test_pareto_indices_3_keeps_a_faster_candidate():
+    # (complexity, latency, auc): the third is dominated in (complexity, AUC) by the second
+    # but is faster, so it stays; the fourth is beaten by the first in every objective.
+    front = pareto_indices_3([3, 5, 7, 9], [1, 3, 1, 2], [0.80, 0.90, 0.88, 0.79])
+    assert front == [0, 1, 2]
+
+
+# --- hardware-aware constants and sums ----------------------------------------------------
+
+FP16 = FixedPoint(bits=16, integer=6)
+
+
+def test_few_bit_value_is_the_nearest_few_bit_grid_value():
+    step = fixed_point_step(FP16)
+    # Every grid value with at most two set bits, by brute force.
+    allowed = np.array([m * step for m in range(2**15) if bin(m).count("1") <= 2])
+    rng = np.random.default_rng(3)
+    for value in np.r_[rng.normal(scale=4, size=300), [0.0, 1e-5, 1.3, -0.7, 63.9]]:
+        snapped = few_bit_value(float(value), FP16, 2)
+        assert snapped / step == round(snapped / step) and set_bits(snapped, FP16) <= 2
+        best = np.min(np.abs(allowed - abs(value)))
+        assert abs(abs(snapped) - abs(value)) == pytest.approx(best, abs=1e-12)
+        assert snapped == 0 or np.sign(snapped) == np.sign(value)
+    assert few_bit_value(1.3, FP16, None) == pytest.approx(round(1.3 / step) * step)
+
+
+def test_snap_and_refit_recovers_a_few_bit_law_and_refits_the_rest():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2000, 2))
+    coef, offset = snap_and_refit(x, 1.25 * x[:, 0] + 0.375 * x[:, 1] - 0.5, FP16, 2)
+    assert coef.tolist() == [1.25, 0.375] and offset == -0.5
+    # 0.7 = 0.5 + 0.2 is not a two-bit value: the other coefficient absorbs part of it.
+    y = 3.0 * x[:, 0] + 0.7 * (x[:, 0] + 0.1 * x[:, 1])
+    coef, _ = snap_and_refit(np.column_stack([x[:, 0], x[:, 0] + 0.1 * x[:, 1]]), y, FP16, 2)
+    assert all(set_bits(c, FP16) <= 2 for c in coef)
+    assert np.mean((np.column_stack([x[:, 0], x[:, 0] + 0.1 * x[:, 1]]) @ coef - y) ** 2) < 0.05 * np.var(y)
+
+
+def _saturating_problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(size=(n, 4)) * 64) / 64
+    score = 3.0 * np.minimum(x[:, 0], 0.5) + 0.8 * x[:, 1] + 0.3 * rng.normal(size=n)
+    classes = np.where(score + 0.5 * rng.normal(size=n) > 0.5, 0, 2)  # b or light
+    return x, score, classes
+
+
+def test_sum_candidates_find_the_saturation_with_few_bit_constants():
+    x, y, classes = _saturating_problem(3000, 5)
+    x_val, _, classes_val = _saturating_problem(3000, 6)
+    settings = SymbolicConfig(sums={"max_terms": 3})
+    found = sum_candidates(x, y, x_val, classes_val, [0, 1, 2, 3], [0, 1], settings)
+    assert found and all(c.source == SOURCE for c in found)
+    assert len(found) == len({c.backend_complexity for c in found}) <= 3
+    first = found[0].expression
+    assert first.atoms(sympy.Min) and first.has(x0)  # the saturated leading input comes first
+    for candidate in found:
+        expr = candidate.expression
+        # The deployed expression is the found one: every constant is on the grid already.
+        assert snap_constants(expr, settings.precision) == expr
+        products = [t.as_coeff_Mul()[0] for t in sympy.Add.make_args(expr) if not t.is_Number]
+        assert all(set_bits(float(c), settings.precision) <= 2 for c in products)
+        cost = expression_cost([expr], settings.precision, "xcvu13p-flga2577-2-e", 5.0, "12.5%", 1024)
+        assert cost["resources"]["DSP"] == 0 and cost["latency_cycles"]["max"] == 1
+    assert sum_candidates(x, y, x_val, classes_val, [0, 1, 2, 3], [0, 1], settings) == found
+
+
+def test_snapped_backend_candidates_have_few_bit_constants():
+    x, y, classes = _saturating_problem(2000, 7)
+    from trigger_ml.symbolic.backends import Candidate
+
+    found = [Candidate(0.7123 * x0 * x1 + 1.377 * x1 - 0.2, 1.0, 7, "operon")]
+    (snapped,) = snapped_candidates(found, x, y, x, classes, SymbolicConfig())
+    assert snapped.source == "operon, constants snapped to few bits"
+    assert snapped.expression.free_symbols == {x0, x1}
+    # Coefficients of the terms are shifts or shift-and-adds; the offset is only on the grid.
+    terms = [t for t in sympy.Add.make_args(snapped.expression) if not t.is_Number]
+    assert len(terms) == 2 and all(set_bits(float(t.as_coeff_Mul()[0]), FP16) <= 2 for t in terms)
+    assert snap_constants(snapped.expression, FP16) == snapped.expression
+
+
 # --- cost ---------------------------------------------------------------------------------
 
 
@@ -174,6 +270,10 @@ def test_expression_cost_shapes_and_monotonicity():
     assert cubic["resources"]["LUT"] > linear["resources"]["LUT"]
     assert table["resources"]["BRAM_18K"] > 0
     assert table["latency_cycles"]["max"] > linear["latency_cycles"]["max"]
+    saturated = expression_cost([snap_constants(0.75 * sympy.Min(x0, 0.5) - 0.3 * x1 + 0.1, fp)], *args)
+    assert saturated["resources"]["DSP"] == 0 and saturated["latency_cycles"]["max"] == 1
+    assert saturated["resources"]["LUT"] == linear["resources"]["LUT"] + 2 * fp.bits
+    assert "1 saturations" in saturated["per_layer"][0]["notes"][0]
 
 
 # --- firmware -----------------------------------------------------------------------------
@@ -194,6 +294,21 @@ def test_lut_firmware_matches_emulated_tables(tmp_path):
     assert np.max(np.abs(csim - emulated)) <= fixed_point_step(fp)
     assert np.max(np.abs(csim - evaluate([expr], x))) < 0.1  # the table's own approximation
     assert "exp_lut(" in (tmp_path / "prj" / "firmware" / "myproject.cpp").read_text()
+
+
+@pytest.mark.slow
+def test_saturation_firmware_is_exact(tmp_path):
+    """Min/Max as C++ conditionals (no vendor header): the C simulation equals the float
+    expression within the fixed-point step, on inputs on both sides of the thresholds."""
+    fp = FixedPoint(bits=16, integer=6)
+    rng = np.random.default_rng(8)
+    x = np.round(rng.uniform(-3, 3, size=(2000, 3)) * 64) / 64
+    expr = snap_constants(6 * sympy.Min(x0, 0.796875) + 0.75 * sympy.Max(x1, -0.078125) - 0.5 * x2 - 1.01, fp)
+    hls_model = build_project([expr], 3, fp, {}, "xcvu13p-flga2577-2-e", 5.0, tmp_path / "prj")
+    deviation = np.abs(csim_predict(hls_model, x) - evaluate([expr], x))
+    assert np.max(deviation) <= fixed_point_step(fp)
+    code = (tmp_path / "prj" / "firmware" / "myproject.cpp").read_text()
+    assert "?" in code and "hls::min" not in code and "hls::max" not in code
 
 
 # --- the stage ----------------------------------------------------------------------------
@@ -224,6 +339,9 @@ def test_distill_tiny_teacher(workspace, tiny_sample, monkeypatch):
             assert not dominated or (b["complexity"], b["auc_val"]) == (a["complexity"], a["auc_val"])
     assert [s["max_complexity"] for s in result["sweep"]] == [5, 9, 13]
     assert result["chosen"] in result["front"]
+    sources = {m["source"] for m in result["models"]}
+    assert SOURCE in sources and "operon" in sources
+    assert report["symbolic"]["produced_by"] == result["models"][result["chosen"]]["source"]
     stored = sympy.sympify((fit_dir / "chosen.sympy").read_text())
     assert [str(e) for e in stored] == report["symbolic"]["expressions"]
     assert (fit_dir / "chosen.txt").read_text().strip()

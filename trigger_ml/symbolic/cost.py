@@ -18,6 +18,10 @@ figures compare with the networks' estimates:
   balancing), the earliest-ready operands combined first;
 - an operation whose delay would cross a clock edge starts at that edge (a register);
   DSP pipeline stages (7-series) and look-up-table reads are registered;
+- a saturation ``Min(x, t)`` / ``Max(x, t)`` of an input at a constant is a comparator (an
+  adder's carry chain) and a multiplexer (one LUT level), two LUTs per bit: the rule of
+  ``estimate.py`` for the bounded activations (relu6, hard_tanh), with the comparator's delay
+  as in its softmax maximum;
 - a look-up table (hls4ml ``nnet::lookup_table``) rounds its argument onto the result
   type, computes the index with a subtraction and a shift, and reads a ROM of
   ``table_size`` words: BRAM from ``ROM_BRAM_MIN_BITS`` bits up, else LUT ROM;
@@ -168,6 +172,12 @@ class _Estimator:
         self.lut += self.width * math.ceil(self.table_size / LUTROM_BITS_PER_LUT)
         return self._registered([index], LUTROM_READ_CYCLES, self.width)
 
+    def _saturation(self, value: _Signal) -> _Signal:
+        """Compare with a constant, then select: a carry chain and one LUT level."""
+        self.lut += 2 * value.width
+        self._count("saturations")
+        return self._combinational([value], self._add_ns(value.width) + self.add_base_ns, value.width)
+
     def visit(self, expr: sympy.Expr) -> _Signal:
         if expr.is_Symbol:
             return _Signal(0.0, self.width)
@@ -186,6 +196,13 @@ class _Estimator:
         if expr.is_Pow and expr.exp.is_Integer and int(expr.exp) >= 2:
             base = self.visit(expr.base)
             return self._tree([base] * int(expr.exp), self._multiplier)
+        if (
+            isinstance(expr, (sympy.Min, sympy.Max))
+            and len(expr.args) == 2
+            and any(a.is_Number for a in expr.args)
+        ):
+            (signal,) = [a for a in expr.args if not a.is_Number]
+            return self._saturation(self.visit(signal))
         if isinstance(expr, sympy.Function) and len(expr.args) == 1:
             return self._lookup(self.visit(expr.args[0]))
         raise ValueError(f"no cost model for {expr.func.__name__} in {expr}")

@@ -54,9 +54,24 @@ def round_to_type(values: np.ndarray, fp: FixedPoint, truncate: bool = False) ->
     return np.clip((np.floor(scaled) if truncate else np.round(scaled)) * step, low, high)
 
 
+def is_saturation(node: sympy.Basic) -> bool:
+    """``Min(x_j, t)`` or ``Max(x_j, t)``: an input clipped at a constant (a comparator and a
+    multiplexer, written as a C++ conditional for hls4ml)."""
+    return (
+        isinstance(node, (sympy.Min, sympy.Max))
+        and len(node.args) == 2
+        and sum(a.is_Symbol for a in node.args) == 1
+        and sum(a.is_Number for a in node.args) == 1
+    )
+
+
 def unsupported_reason(expr: sympy.Expr) -> str | None:
     """Why ``expr`` cannot become firmware without vendor headers, or None if it can."""
     for node in sympy.preorder_traversal(expr):
+        if isinstance(node, (sympy.Min, sympy.Max)):
+            if not is_saturation(node):
+                return f"{node} (min/max only between an input and a constant)"
+            continue
         if node.is_Pow and not (node.exp.is_Integer and int(node.exp) >= 2):
             return f"power {node} (only integer powers >= 2 are products)"
         if isinstance(node, sympy.Function) and node.func.__name__ not in LUT_UNARY:
@@ -123,6 +138,23 @@ def with_luts(expr: sympy.Expr) -> sympy.Expr:
     )
 
 
+def as_conditionals(expr: sympy.Expr) -> sympy.Expr:
+    """``Min(x, t)`` -> ``x < t ? x : t`` (and ``Max`` with ``>``) for hls4ml's C++ printer.
+
+    hls4ml would print ``hls::min``, a vendor function; the conditional needs no header, and
+    both branches have the one design type (inputs and constants are ``input_t`` /
+    ``result_t``, the same ``ap_fixed``), so it compiles and is exact.
+    """
+
+    def conditional(node: sympy.Expr) -> sympy.Expr:
+        (signal,) = [a for a in node.args if a.is_Symbol]
+        (limit,) = [a for a in node.args if a.is_Number]
+        test = signal < limit if isinstance(node, sympy.Min) else signal > limit
+        return sympy.Piecewise((signal, test), (limit, True))
+
+    return expr.replace(is_saturation, conditional)
+
+
 def _emulated_lut(spec: dict[str, Any], fp: FixedPoint) -> Callable[[np.ndarray], np.ndarray]:
     """numpy twin of hls4ml's ``nnet::lookup_table`` on the design type ``fp`` (AP_TRN): the
     argument and the table entries are truncated onto the type, the index truncated."""
@@ -177,7 +209,7 @@ def build_project(
         if reason:
             raise TriggerMLError(f"expression {expr} cannot become firmware: {reason}")
     hls_model = hls4ml.converters.convert_from_symbolic_expression(
-        [with_luts(expr) for expr in expressions],
+        [as_conditionals(with_luts(expr)) for expr in expressions],
         n_symbols=n_inputs,
         lut_functions=luts or None,
         output_dir=str(output_dir),

@@ -47,6 +47,35 @@ class LUTSettings(_Strict):
     max_range_log2: int = Field(4, ge=0, le=12)
 
 
+class SumSettings(_Strict):
+    """The hardware-aware generator (``trigger_ml.symbolic.sums``): forward selection of a
+    few terms, least squares, constants snapped to few set bits (docs/symbolic.md)."""
+
+    enabled: bool = True
+    max_terms: int = Field(8, ge=1, le=32)
+    # Inputs offered: the k most rank-correlated with the target (None = all flat inputs).
+    features: int | None = Field(None, ge=1, le=1024)
+    # Saturating terms min(x, t) / max(x, t): thresholds at these quantiles of each input on
+    # the training subsample (rounded onto the design type). Empty: no saturating terms.
+    upper_quantiles: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+    lower_quantiles: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    # Squares and pairwise products of the k inputs most rank-correlated with the target
+    # (when '*' / 'square' are offered operators); 0 = none.
+    product_features: int = Field(6, ge=0, le=64)
+    # Set bits of each coefficient's mantissa on the design type (<= 2: the product is a
+    # shift or one shift-and-add, no DSP); None = any constant on the grid.
+    constant_set_bits: int | None = Field(2, ge=1, le=8)
+    # Stop adding terms once the validation AUC gains less than this.
+    min_auc_gain: float = Field(1e-4, ge=0, le=1)
+
+    @field_validator("upper_quantiles", "lower_quantiles")
+    @classmethod
+    def _quantiles(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= q <= 1 for q in value):
+            raise ValueError("quantiles must be between 0 and 1")
+        return tuple(sorted(set(value)))
+
+
 class SymbolicConfig(_Strict):
     """How to distil a teacher into expressions (see docs/symbolic.md)."""
 
@@ -78,6 +107,8 @@ class SymbolicConfig(_Strict):
     # integer bits exclude the sign bit); constants are rounded onto it before conversion.
     precision: FixedPoint = FixedPoint(bits=16, integer=6)
     lut: LUTSettings = LUTSettings()
+    # The hardware-aware generator beside the backend (discriminant target only).
+    sums: SumSettings = SumSettings()
 
     @field_validator("binary_operators")
     @classmethod

@@ -17,8 +17,11 @@
 Inputs are the *flat* jet-level inputs: a dense teacher's own inputs; for a Deep Set
 teacher those of ``dense-small`` (leading tracks' features flattened, plus jet features) on
 the teacher's sample and split. Targets are the teacher's outputs on a subsample of the
-training split (its discriminant D_b and/or its logits); the validation split chooses
-among candidates, the test split measures them.
+training split (its discriminant D_b and/or its logits). Candidates: the backend's front,
+one-input least-squares fits and, for D_b, the hardware-aware sums and the backend's front
+with few-bit constants (``trigger_ml.symbolic.sums``); each gets its estimated latency, the
+front is over (complexity, latency, validation AUC). The validation split chooses among
+candidates, the test split measures them.
 """
 
 from __future__ import annotations
@@ -61,9 +64,10 @@ from trigger_ml.symbolic.firmware import (
 )
 from trigger_ml.symbolic.metrics import as_logits, discriminant_metrics
 from trigger_ml.symbolic.settings import FLAT_INPUT_MODEL, SymbolicConfig
+from trigger_ml.symbolic.sums import snapped_candidates, sum_candidates
 from trigger_ml.workspace import Workspace
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PROJECT_SUBDIR = "hls4ml_prj"
 SINGLE_INPUT = "least squares on one input"
 CLOCK_UNCERTAINTY = "12.5%"  # hls4ml's default for its symbolic backend, stated explicitly
@@ -249,6 +253,17 @@ def _discriminant(outputs: np.ndarray, kind: str, f_c: float) -> np.ndarray:
     return outputs[:, 0] if kind == "discriminant" else discriminant_from_logits(outputs, f_c)
 
 
+def pareto_indices_3(complexity: list[int], latency: list[int], auc: list[float]) -> list[int]:
+    """Candidates no other beats in (complexity, latency, AUC): none has lower or equal
+    complexity and latency and higher or equal AUC, one of them strictly. Ordered by input."""
+    points = list(zip(complexity, latency, auc, strict=True))
+
+    def beats(a: tuple[int, int, float], b: tuple[int, int, float]) -> bool:
+        return a[0] <= b[0] and a[1] <= b[1] and a[2] >= b[2] and a != b
+
+    return [i for i, p in enumerate(points) if not any(beats(q, p) for q in points)]
+
+
 def pareto_indices(complexity: list[int], auc: list[float]) -> list[int]:
     """Candidates no other beats (lower or equal complexity and higher or equal AUC, one strictly)."""
     from trigger_ml.compare import pareto_front
@@ -309,7 +324,32 @@ def run_fit(
             candidates, columns, took = _fit_output(choice, data.x["fit"], y, settings, log, output)
             cpu = time.process_time() - cpu
             candidates += single_input_fits(data.x["fit"], y, columns)
-            seconds += took
+            sums_seconds = 0.0
+            if target == "discriminant" and settings.sums.enabled:
+                sums_start = time.perf_counter()
+                candidates += snapped_candidates(
+                    [c for c in candidates if c.source == choice.backend.name],
+                    data.x["fit"],
+                    y,
+                    data.x["val"],
+                    data.classes["val"],
+                    settings,
+                )
+                candidates += sum_candidates(
+                    data.x["fit"],
+                    y,
+                    data.x["val"],
+                    data.classes["val"],
+                    [int(c) for c in select_features(data.x["fit"], y, settings.sums.features)],
+                    [int(c) for c in select_features(data.x["fit"], y, settings.sums.product_features)]
+                    if settings.sums.product_features
+                    else [],
+                    settings,
+                )
+                sums_seconds = time.perf_counter() - sums_start
+                if log:
+                    print(f"[distill] {output}: sums and snapped front in {sums_seconds:.0f} s", flush=True)
+            seconds += took + sums_seconds
             cpu_seconds += cpu
             per_output[output] = candidates
             fits[output] = {
@@ -325,6 +365,7 @@ def run_fit(
                     for c in candidates
                 ],
                 "seconds": took,
+                "sums_seconds": sums_seconds,
                 "cpu_seconds": cpu,
             }
         if target != kind:
@@ -376,9 +417,6 @@ def _choose(
     # Deduplicate (the same expression can come from several generations or limits).
     unique = {tuple(str(e) for e in m["expressions"]): m for m in usable}
     usable = sorted(unique.values(), key=lambda m: (m["complexity"], -m["auc_val"]))
-    front = [
-        usable[i] for i in pareto_indices([m["complexity"] for m in usable], [m["auc_val"] for m in usable])
-    ]
     teacher_latency = teacher_cost["latency_cycles"]["max"] if teacher_cost else None
     budget = (
         settings.max_latency_fraction * teacher_latency
@@ -386,7 +424,7 @@ def _choose(
         else None
     )
     hls = teacher.hls
-    for m in front:
+    for m in usable:
         deployed = [snap_constants(e, settings.precision) for e in m["expressions"]]
         cost = expression_cost(
             deployed,
@@ -398,18 +436,30 @@ def _choose(
         )
         m["latency_cycles"] = cost["latency_cycles"]["max"]
         m["within_latency_budget"] = budget is None or m["latency_cycles"] <= budget + 1e-9
+    front = [
+        usable[i]
+        for i in pareto_indices_3(
+            [m["complexity"] for m in usable],
+            [m["latency_cycles"] for m in usable],
+            [m["auc_val"] for m in usable],
+        )
+    ]
     teacher_val = _teacher_auc(data, "val", f_c)
     fast = [m for m in front if m["within_latency_budget"]]
     good = [m for m in fast if m["auc_val"] >= teacher_val - settings.auc_tolerance]
+
+    def by_auc(m: dict[str, Any]) -> tuple[float, int, int]:  # ties: the simpler, then the faster
+        return m["auc_val"], -m["complexity"], -m["latency_cycles"]
+
     if good:
-        chosen, rule = min(good, key=lambda m: m["complexity"]), "least complex within the AUC tolerance"
-    elif fast:
-        chosen, rule = max(fast, key=lambda m: m["auc_val"]), "best validation AUC within the latency budget"
-    else:
         chosen, rule = (
-            max(front, key=lambda m: m["auc_val"]),
-            "best validation AUC (none within the latency budget)",
+            min(good, key=lambda m: (m["complexity"], m["latency_cycles"], -m["auc_val"])),
+            "least complex within the AUC tolerance and the latency budget",
         )
+    elif fast:
+        chosen, rule = max(fast, key=by_auc), "best validation AUC within the latency budget"
+    else:
+        chosen, rule = max(front, key=by_auc), "best validation AUC (none within the latency budget)"
     sweep = []
     for limit in settings.max_complexity:
         inside = [m for m in usable if m["complexity"] <= limit]
@@ -458,13 +508,15 @@ def _plot_front(path: Path, result: dict[str, Any], title: str) -> None:
         [m["complexity"] for m in models], [m["auc_val"] for m in models], s=12, c="0.6", label="candidates"
     )
     front = [models[i] for i in result["front"]]
-    ax.step(
+    points = ax.scatter(
         [m["complexity"] for m in front],
         [m["auc_val"] for m in front],
-        where="post",
-        color="tab:red",
-        label="Pareto front",
+        s=24,
+        c=[m["latency_cycles"] for m in front],
+        cmap="viridis",
+        label="Pareto front (complexity, latency, AUC)",
     )
+    fig.colorbar(points, ax=ax, label="latency (cycles, estimate)")
     chosen = models[result["chosen"]]
     ax.scatter(
         [chosen["complexity"]],
@@ -495,7 +547,7 @@ def _fit_markdown(name: str, result: dict[str, Any]) -> str:
         f"- output: {result['output']}; selection: {result['selection']['rule']}",
         f"- teacher AUC (validation / test): {result['teacher']['auc_val']:.4f} / {result['teacher']['auc_test']:.4f}",
         "",
-        "## Pareto front (complexity vs validation AUC)",
+        "## Pareto front (complexity, latency, validation AUC)",
         "",
         "| complexity | AUC val | AUC test | latency (cycles) | from | expression |",
         "|---|---|---|---|---|---|",
