@@ -1,6 +1,7 @@
 """The command line: one-line errors with the right exit codes."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,21 @@ def test_scan_spec_with_an_unknown_key_exits_2(tmp_path):
     result = run_cli("scan", str(spec), cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown key 'colour'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_every_makefile_stage_is_a_cli_command():
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    used = set(re.findall(r"\$\(CLI\) ([a-z-]+)", makefile))
+    assert {"hls", "compare", "distill"} <= used
+    for command in sorted(used):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+
+
+def test_distill_with_an_unknown_setting_exits_2(tmp_path):
+    result = run_cli("distill", "dense-small", "--sr", "colour=red", cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        "unknown symbolic setting 'colour'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    )
+    assert not (tmp_path / "data").exists()

@@ -66,4 +66,6 @@ def test_light_rejection_uncertainties_use_the_metrics_cuts():
         rej = metrics[f"rej_light_at_{tag}"]
         n_light = int(np.count_nonzero(classes == 2))
         passed = n_light / rej
-        assert stat[f"rej_light_at_{tag}_stat"] == pytest.approx(rej * np.sqrt((1 - passed / n_light) / passed))
+        assert stat[f"rej_light_at_{tag}_stat"] == pytest.approx(
+            rej * np.sqrt((1 - passed / n_light) / passed)
+        )

@@ -279,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
         "RTL of the quantized network (da4ml), bit-exact check vs the C simulation, Yosys cell counts",
     )
     p.add_argument("--verilate", action="store_true", help="also simulate the Verilog with Verilator")
+    p = add("distill", cmd_distill, "distil a trained tagger into symbolic expressions and their firmware")
+    p.add_argument("--sr", help="symbolic settings, e.g. 'backend=operon,max_complexity=[9,17,33]'")
+    p.add_argument("--sr-config", help="a YAML file of symbolic settings (docs/symbolic.md)")
+    p.add_argument("--force", action="store_true", help="rebuild the project even if it is current")
     p = add("cost", cmd_cost, "print the cost section (latency, resources) of an HLS project", model=False)
     p.add_argument("project", help="an HLS project directory, e.g. hls_projects/dips-small")
     p.add_argument("--json", action="store_true", help="print JSON")
