@@ -189,7 +189,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     sym, fid, best = report["symbolic"], report["fidelity"], report["cost"]["best"]
     print(f"[distill] {report['model']}: {Workspace.default().hls_dir(report['model'])}/report.md")
     print(
-        f"  backend {sym['backend']['used']} ({sym['backend']['reason']}); expression: {sym['readable'][0]}"
+        f"  backend {sym['backend']['used']} ({sym['backend']['reason']}); chosen expression, "
+        f"from {sym['produced_by']}: {sym['readable'][0]}"
     )
     for kind, m in report["metrics"].items():
         rej = m["rej_light_at_70"] or float("nan")
