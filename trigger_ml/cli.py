@@ -132,9 +132,9 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from trigger_ml.symbolic import is_symbolic_name
+    from trigger_ml.symbolic import DEFAULT_COMPARE_MODELS, is_symbolic_name
 
-    specs = args.models or zoo_names()
+    specs = args.models or [*zoo_names(), *DEFAULT_COMPARE_MODELS]
     configs = [spec if is_symbolic_name(spec) else load_model_config(spec) for spec in specs]
     from trigger_ml.compare import compare
 

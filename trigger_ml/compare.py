@@ -122,10 +122,8 @@ def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
 def _fmt(value: Any, key: str = "") -> str:
     if value is None:
         return "n/a"
-    if isinstance(value, float) and key.startswith("rej_"):
-        return f"{value:.1f}"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        return f"{value:.4f}" if key in ("auc_b_vs_light", "exact_fraction") else f"{value:.1f}"
     return str(value)
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SR_SUFFIX",
+    "DEFAULT_COMPARE_MODELS",
     "SymbolicConfig",
     "compare_row",
     "distill",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 SR_SUFFIX = "-sr"
+DEFAULT_COMPARE_MODELS = ("dense-small-sr",)
+"""Symbolic models that ``make compare`` adds to the zoo when no models are named."""
 
 
 def is_symbolic_name(spec: str) -> bool:
@@ -72,9 +75,10 @@ def compare_row(
     best = cost_for_project(project)["best"]
     metrics = report["metrics"]["csim"]
     n_params = report["n_params"]["expression"]
+    generator = report["symbolic"]["produced_by"].split(" (")[0]
     row: dict[str, Any] = {
         "model": report["model"],
-        "kind": f"symbolic ({report['symbolic']['backend']['used']}), from {teacher.name}",
+        "kind": f"symbolic ({generator}; backend {report['symbolic']['backend']['used']}), from {teacher.name}",
         "config_sha256": report["config_sha256"],
         "n_params": n_params,
         "exact_fraction": report["fidelity"]["within_step_fraction"],
