@@ -156,6 +156,10 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+SOURCE_MARKERS = {"estimate": "o", "rtl": "s", "vendor": "^"}
+"""Marker of each cost source in the front plots, so that mixed sources show."""
+
+
 def plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str) -> None:
     import matplotlib
 
@@ -167,7 +171,19 @@ def plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str)
     if points:
         x = np.array([float(r[x_key]) for r in points])
         y = np.array([float(r["rej_light_at_70"]) for r in points])
-        ax.scatter(x, y, zorder=3)
+        err = np.array([float(r.get("rej_light_at_70_stat") or 0.0) for r in points])
+        sources = [str(r.get("cost_source")) for r in points]
+        for source in sorted(set(sources)):
+            mine = np.array([s == source for s in sources])
+            ax.errorbar(
+                x[mine],
+                y[mine],
+                yerr=err[mine],
+                fmt=SOURCE_MARKERS.get(source, "o"),
+                capsize=3,
+                zorder=3,
+                label=f"cost: {source}",
+            )
         for r, xi, yi in zip(points, x, y, strict=True):
             ax.annotate(r["model"], (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
         front = pareto_front(x, y)
@@ -176,7 +192,7 @@ def plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str)
         if x.max() > 0 and x.min() > 0 and x.max() / x.min() > 20:
             ax.set_xscale("log")
     ax.set_xlabel(x_label)
-    ax.set_ylabel("light-jet rejection at 70 % b-efficiency")
+    ax.set_ylabel("light-jet rejection at 70 % b-efficiency (± stat.)")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -55,6 +55,7 @@ from trigger_ml.cost.estimate import (
     csd_digits,
 )
 from trigger_ml.cost.sections import make_section
+from trigger_ml.symbolic.firmware import is_cast_constant
 
 EPS = 1e-9
 
@@ -186,10 +187,26 @@ class _Estimator:
         if expr.is_Add:
             terms = [self.visit(arg) for arg in expr.args]
             return self._tree(terms, self._adder)
+        if is_cast_constant(expr):
+            return _Signal(0.0, self.width)
         if expr.is_Mul:
             coefficient, rest = expr.as_coeff_Mul()
-            factors = [self.visit(arg) for arg in sympy.Mul.make_args(rest)]
+            # result_t(c) factors (the symbolic Deep Set's kept constants) are products by
+            # constants like the leading coefficient, one after the other.
+            constants: list[sympy.Number] = []
+            signals = []
+            for arg in sympy.Mul.make_args(rest):
+                base, power = arg.as_base_exp() if arg.is_Pow else (arg, 1)
+                if is_cast_constant(base) and getattr(power, "is_Integer", power == 1):
+                    constants += [base.args[0]] * int(power)
+                else:
+                    signals.append(arg)
+            if not signals:
+                return _Signal(0.0, self.width)
+            factors = [self.visit(arg) for arg in signals]
             product = self._tree(factors, self._multiplier)
+            for value in constants:
+                product = self._constant_product(product, value)
             if abs(coefficient) == 1:  # a sign: absorbed by the adder that uses it
                 return product
             return self._constant_product(product, coefficient)

@@ -30,6 +30,12 @@ from trigger_ml.errors import TriggerMLError
 from trigger_ml.symbolic.settings import LUT_UNARY, LUTSettings
 
 LUT_SUFFIX = "_lut"
+CONSTANT_CAST = "result_t"
+"""``result_t(c)``: a constant kept as a factor. hls4ml re-parses the expression text, and
+sympy distributes a bare number over a sum (``2*(a + b)`` -> ``2*a + 2*b``); a constant
+written as the design type's constructor (what hls4ml prints for every number anyway) stays
+where it is, so a factored expression (the symbolic Deep Set's pooled sums) keeps its
+structure in the firmware. Its value is already on the design grid."""
 _NUMPY_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "exp": np.exp,
     "sin": np.sin,
@@ -54,6 +60,22 @@ def round_to_type(values: np.ndarray, fp: FixedPoint, truncate: bool = False) ->
     return np.clip((np.floor(scaled) if truncate else np.round(scaled)) * step, low, high)
 
 
+def cast_constant(value: float) -> sympy.Expr:
+    """``result_t(value)``: a constant factor that sympy will not distribute (CONSTANT_CAST)."""
+    number = sympy.Integer(int(value)) if value == int(value) else sympy.Float(value, 17)
+    return sympy.Function(CONSTANT_CAST)(number)
+
+
+def is_cast_constant(node: sympy.Basic) -> bool:
+    """Is ``node`` a ``result_t(<number>)`` constant?"""
+    return (
+        isinstance(node, sympy.Function)
+        and node.func.__name__ == CONSTANT_CAST
+        and len(node.args) == 1
+        and node.args[0].is_Number
+    )
+
+
 def is_saturation(node: sympy.Basic) -> bool:
     """``Min(x_j, t)`` or ``Max(x_j, t)``: an input clipped at a constant (a comparator and a
     multiplexer, written as a C++ conditional for hls4ml)."""
@@ -68,6 +90,8 @@ def is_saturation(node: sympy.Basic) -> bool:
 def unsupported_reason(expr: sympy.Expr) -> str | None:
     """Why ``expr`` cannot become firmware without vendor headers, or None if it can."""
     for node in sympy.preorder_traversal(expr):
+        if is_cast_constant(node):
+            continue
         if isinstance(node, (sympy.Min, sympy.Max)):
             if not is_saturation(node):
                 return f"{node} (min/max only between an input and a constant)"
@@ -183,7 +207,7 @@ def evaluate(
     """
     symbols = [sympy.Symbol(f"x{i}", real=True) for i in range(x.shape[1])]
     columns = [np.asarray(x[:, i], dtype=np.float64) for i in range(x.shape[1])]
-    modules: list[Any] = ["numpy"]
+    modules: list[Any] = [{CONSTANT_CAST: lambda value: value}, "numpy"]
     if luts and fp is not None:
         modules.insert(0, {spec["math_func"]: _emulated_lut(spec, fp) for spec in luts.values()})
     out = np.empty((len(x), len(expressions)), dtype=np.float64)

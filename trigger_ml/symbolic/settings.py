@@ -76,9 +76,33 @@ class SumSettings(_Strict):
         return tuple(sorted(set(value)))
 
 
+class DeepSetSettings(_Strict):
+    """The symbolic Deep Set (``structure: deepsets``, ``trigger_ml.symbolic.deepsets``)."""
+
+    # Terms of each latent expression phi_k (besides the ``valid`` feature, its bias).
+    phi_terms: int = Field(6, ge=1, le=32)
+    # Valid tracks of the fit subsample the phi_k are fitted on (a random subset).
+    phi_tracks: int = Field(50_000, ge=100, le=10_000_000)
+    # Squares and pairwise products of the track features in the phi_k's terms.
+    phi_products: bool = True
+    # F is fitted to the teacher's D_b on the pooled latents of the expressions, of the
+    # teacher, or both (both sets of candidates are scored on the expressions' latents).
+    f_inputs: tuple[Literal["expression", "teacher"], ...] = ("expression", "teacher")
+
+    @field_validator("f_inputs")
+    @classmethod
+    def _f_inputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("f_inputs must be a non-empty list without repeats")
+        return value
+
+
 class SymbolicConfig(_Strict):
     """How to distil a teacher into expressions (see docs/symbolic.md)."""
 
+    # flat: expressions of the flat jet-level inputs (<teacher>-sr); deepsets: a symbolic
+    # Deep Set of a Deep Set teacher, phi_k and F each an expression (<teacher>-srds).
+    structure: Literal["flat", "deepsets"] = "flat"
     backend: Literal["auto", "pysr", "operon"] = "auto"
     # discriminant: fit D_b; logits: fit each class logit (b, c, light) and rebuild D_b.
     targets: tuple[Literal["discriminant", "logits"], ...] = ("discriminant",)
@@ -109,6 +133,7 @@ class SymbolicConfig(_Strict):
     lut: LUTSettings = LUTSettings()
     # The hardware-aware generator beside the backend (discriminant target only).
     sums: SumSettings = SumSettings()
+    deepsets: DeepSetSettings = DeepSetSettings()
 
     @field_validator("binary_operators")
     @classmethod
@@ -151,9 +176,18 @@ class SymbolicConfig(_Strict):
             raise ValueError("operon has no 'cube' operator; use 'square' or backend pysr")
         return self
 
+    def key_dump(self) -> dict[str, Any]:
+        """The settings as they enter a cache key: the Deep Set keys only for ``structure:
+        deepsets``, so a flat distillation keeps the key it had before they existed."""
+        data = self.model_dump(mode="json")
+        if self.structure == "flat":
+            data.pop("structure")
+            data.pop("deepsets")
+        return data
+
     def digest(self) -> str:
         """Hash of the settings (part of the stage's cache key)."""
-        return sha256_of_obj(self.model_dump(mode="json"))
+        return sha256_of_obj(self.key_dump())
 
 
 def _format_error(source: str, error: ValidationError) -> str:

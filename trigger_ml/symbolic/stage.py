@@ -649,7 +649,7 @@ def distill(
             "format_version": FORMAT_VERSION,
             "teacher": teacher.digest(),
             "data": data_sha,
-            "settings": settings.model_dump(mode="json"),
+            "settings": settings.key_dump(),
             "backend": [choice.backend.name, choice.backend.version()],
             "teacher_latency": teacher_cost["latency_cycles"] if teacher_cost else None,
         }
