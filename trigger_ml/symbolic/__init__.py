@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SR_SUFFIX",
+    "SRDS_SUFFIX",
     "DEFAULT_COMPARE_MODELS",
     "SymbolicConfig",
     "compare_row",
@@ -31,24 +32,47 @@ __all__ = [
 ]
 
 SR_SUFFIX = "-sr"
+SRDS_SUFFIX = "-srds"
+"""The symbolic Deep Set (``structure: deepsets``, trigger_ml.symbolic.deepsets)."""
 DEFAULT_COMPARE_MODELS = ("dense-small-sr",)
 """Symbolic models that ``make compare`` adds to the zoo when no models are named."""
 
 
+def _suffix(spec: str) -> str | None:
+    for suffix in (SRDS_SUFFIX, SR_SUFFIX):
+        if spec.endswith(suffix) and len(spec) > len(suffix):
+            return suffix
+    return None
+
+
 def is_symbolic_name(spec: str) -> bool:
-    """Is ``spec`` the name of a distilled model (``<teacher spec>-sr``)?"""
-    return spec.endswith(SR_SUFFIX) and len(spec) > len(SR_SUFFIX)
+    """Is ``spec`` the name of a distilled model (``<teacher spec>-sr`` or ``-srds``)?"""
+    return _suffix(spec) is not None
 
 
 def teacher_spec(spec: str) -> str:
-    """``dense-small-sr`` -> ``dense-small`` (the teacher's model spec, overrides kept)."""
-    return spec[: -len(SR_SUFFIX)]
+    """``dense-small-sr`` -> ``dense-small``, ``dips-small-srds`` -> ``dips-small`` (the
+    teacher's model spec, overrides kept)."""
+    suffix = _suffix(spec)
+    return spec[: -len(suffix)] if suffix else spec
+
+
+def structure_of(spec: str) -> str:
+    """``deepsets`` for ``<teacher>-srds``, else ``flat``."""
+    return "deepsets" if _suffix(spec) == SRDS_SUFFIX else "flat"
 
 
 def distill(
     teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
 ) -> dict[str, Any]:
-    """Run (or reuse) the distillation of ``teacher`` (a ModelConfig); returns report.json."""
+    """Run (or reuse) the distillation of ``teacher`` (a ModelConfig); returns report.json.
+
+    ``settings.structure`` picks the flat stage (``<teacher>-sr``) or the symbolic Deep Set
+    (``<teacher>-srds``)."""
+    if settings.structure == "deepsets":
+        from trigger_ml.symbolic.deepsets import distill_deepsets
+
+        return distill_deepsets(teacher, settings, ws, log=log, force=force)
     from trigger_ml.symbolic.stage import distill as run
 
     return run(teacher, settings, ws, log=log, force=force)
@@ -57,7 +81,7 @@ def distill(
 def compare_row(
     spec: str, ws: Workspace, settings: SymbolicConfig | None = None, log: bool = True
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """The ``trigger-ml compare`` row of ``<teacher>-sr``, building what is missing.
+    """The ``trigger-ml compare`` row of ``<teacher>-sr`` / ``<teacher>-srds``, building what is missing.
 
     Returns the row (the keys of ``trigger_ml.compare.COLUMNS``), the C simulation's test
     discriminant as (D, 0, 0) logits (their D_b is D) and the test classes.
@@ -70,12 +94,15 @@ def compare_row(
     from trigger_ml.symbolic.metrics import as_logits
 
     teacher = load_model_config(teacher_spec(spec))
-    report = distill(teacher, settings or SymbolicConfig(), ws, log=log)
+    settings = (settings or SymbolicConfig()).model_copy(update={"structure": structure_of(spec)})
+    report = distill(teacher, settings, ws, log=log)
     project = ws.hls_dir(report["model"])
     best = cost_for_project(project)["best"]
     metrics = report["metrics"]["csim"]
     n_params = report["n_params"]["expression"]
     generator = report["symbolic"]["produced_by"].split(" (")[0]
+    if report["symbolic"].get("structure") == "deepsets":
+        generator = "Deep Set: φ_k from sums, F from " + generator
     row: dict[str, Any] = {
         "model": report["model"],
         "kind": f"symbolic ({generator}; backend {report['symbolic']['backend']['used']}), from {teacher.name}",

@@ -83,11 +83,17 @@ class DeepSetSettings(_Strict):
     phi_terms: int = Field(6, ge=1, le=32)
     # Valid tracks of the fit subsample the phi_k are fitted on (a random subset).
     phi_tracks: int = Field(50_000, ge=100, le=10_000_000)
-    # Squares and pairwise products of the track features in the phi_k's terms.
-    phi_products: bool = True
+    # Squares and pairwise products of the track features among the phi_k's terms (each a
+    # product of two signals per slot and latent: a DSP in the cost model); off by default.
+    phi_products: bool = False
     # F is fitted to the teacher's D_b on the pooled latents of the expressions, of the
     # teacher, or both (both sets of candidates are scored on the expressions' latents).
     f_inputs: tuple[Literal["expression", "teacher"], ...] = ("expression", "teacher")
+    # Latency budget as a fraction of the teacher's, replacing the top-level
+    # max_latency_fraction for this structure: the phi_k run once per slot, all slots in
+    # parallel, then the sum and F, so a third of the teacher's latency is out of reach
+    # (docs/symbolic.md); None = no budget.
+    max_latency_fraction: float | None = Field(1.0, gt=0, le=10)
 
     @field_validator("f_inputs")
     @classmethod

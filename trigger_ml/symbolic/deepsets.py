@@ -1,0 +1,845 @@
+"""The symbolic Deep Set: Φ's latent components and F each an expression, the sum kept.
+
+A Deep Set teacher computes ``F(mean_s Φ(track_s))``. Following Soybelman ("Accelerating
+Graph-Based Tracking with Symbolic Regression", IML workshop, January 2024), each component
+of the teacher's per-track latent vector, ``φ_k`` (the output of Φ's last ReLU), is replaced
+by an expression of the track's features, and F by an expression of the pooled latents;
+the pooling over the track slots is kept. ``distill_deepsets(teacher, settings, ws)``
+builds, as the flat stage does (``trigger_ml.symbolic.stage``)::
+
+    runs/<teacher>-srds/<key>/        the fit: settings.json, expressions.json (the φ_k,
+                                      every F candidate, the front, the choice),
+                                      chosen.sympy (the deployed expression), chosen.txt,
+                                      front.png, report.md
+    hls_projects/<teacher>-srds/      hls4ml symbolic project, C simulation, report
+
+**φ_k** (one per latent component; a component the teacher never fires is dropped): a sum
+of terms of the track features with few-bit constants and *no constant term*, each term
+zero for an all-zero track — a feature ``x_j``, ``Min(x_j, t)`` with ``t >= 0``,
+``Max(x_j, t)`` with ``t <= 0``, products ``x_i x_j`` — plus the ``valid`` feature (1 on a
+real track, 0 on padding), which plays the bias. So a padded slot contributes exactly zero
+to the sum, by construction. Terms are chosen by forward selection on the squared error to
+the teacher's latent (valid tracks of the training subsample), and the coefficients snapped
+to ``sums.constant_set_bits`` set bits one at a time with least-squares refits.
+
+**F**: expressions of the pooled latents ``p_k = 2^-m Σ_s φ_k(x_s)`` (``2^m`` slots) fitted
+to the teacher's D_b: the backend's front (Operon or PySR), its copies with few-bit
+constants, the sums generator (without saturations: a saturation of a pooled sum is not an
+input compared with a constant) and single-latent least squares, fitted on the pooled
+latents of the expressions and/or of the teacher (``deepsets.f_inputs``); every candidate
+is scored on the expressions' latents, which is what the firmware computes.
+
+**Deployment**: one sympy expression over the flat (slots × features) inputs with the sum
+unrolled. Constants that multiply a pooled sum are written ``result_t(c)``
+(``firmware.cast_constant``) so that hls4ml's re-parse does not distribute them over the
+sum: the firmware computes each φ_k per slot, sums the slots, shifts, then F, as the cost
+estimate assumes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import sympy
+
+from trigger_ml.config import FixedPoint, ModelConfig
+from trigger_ml.data.dataset import model_inputs, prepare, quantize_to_fixed, read_sample
+from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.fileio import (
+    atomic_path,
+    read_json,
+    sha256_of_file,
+    sha256_of_obj,
+    write_json_atomic,
+    write_text_atomic,
+)
+from trigger_ml.hls.stage import is_current
+from trigger_ml.physics import discriminant_from_logits, tagging_metrics
+from trigger_ml.symbolic.backends import BackendChoice, Candidate, choose_backend, feature_symbols
+from trigger_ml.symbolic.cost import expression_cost
+from trigger_ml.symbolic.firmware import (
+    build_project,
+    cast_constant,
+    count_constants,
+    csim_predict,
+    evaluate,
+    fixed_point_step,
+    fixed_type,
+    is_cast_constant,
+    round_to_type,
+    snap_constants,
+    unsupported_reason,
+)
+from trigger_ml.symbolic.metrics import discriminant_metrics
+from trigger_ml.symbolic.settings import LUT_UNARY, SymbolicConfig
+from trigger_ml.symbolic.sums import Term, constant, few_bit_value, snapped_candidates, sum_candidates
+from trigger_ml.workspace import Workspace
+
+DS_SUFFIX = "-srds"
+FORMAT_VERSION = 1
+PHI_SOURCE = "sums (zero-preserving terms, least squares, few-bit constants)"
+MAX_F_POWER = 2
+"""Highest integer power F may take of a pooled latent (a larger one made g++ spend more
+than 10 minutes on dips-small's expression: hls4ml repeats the base, a sum over all slots)."""
+PHI_MIN_GAIN = 1e-3
+"""Forward selection of a φ_k's terms stops when a term removes less than this fraction of
+the remaining squared error."""
+
+
+# --- inputs and targets -------------------------------------------------------------------
+
+
+def deepsets_name(teacher: ModelConfig) -> str:
+    """Name of the symbolic Deep Set: ``<teacher>-srds``."""
+    return teacher.name + DS_SUFFIX
+
+
+def check_teacher(teacher: ModelConfig, settings: SymbolicConfig) -> None:
+    """One-line errors for a teacher or settings the symbolic Deep Set cannot use."""
+    if teacher.architecture.kind != "deepsets":
+        raise UsageError(
+            f"{teacher.name} is a {teacher.architecture.kind} model: structure 'deepsets' needs a Deep Set teacher",
+            "use structure=flat (the default) for it",
+        )
+    slots = teacher.inputs.max_tracks
+    if slots & (slots - 1):
+        raise UsageError(
+            f"{teacher.name}: {slots} track slots is not a power of two (the mean would not be a shift)",
+            "use a power-of-two inputs.max_tracks",
+        )
+    if "discriminant" not in settings.targets:
+        raise UsageError("structure 'deepsets' fits the discriminant only", "use targets=[discriminant]")
+    precision, input_type = settings.precision, teacher.quantization.input
+    if (
+        precision.integer < input_type.integer
+        or precision.bits - precision.integer < input_type.bits - input_type.integer
+    ):
+        raise UsageError(
+            f"symbolic precision {fixed_type(precision)} cannot hold the input type "
+            f"(bits {input_type.bits}, integer {input_type.integer}) exactly",
+            "widen precision.bits / precision.integer",
+        )
+
+
+@dataclass(frozen=True)
+class DeepSetData:
+    """Track inputs (quantized onto the input type), teacher latents and logits per split."""
+
+    tracks: dict[str, np.ndarray]  # "fit", "val", "test" -> (n, slots, features) float64
+    latents: dict[str, np.ndarray]  # -> (n, slots, K) teacher Φ output (after its ReLU)
+    logits: dict[str, np.ndarray]  # -> (n, 3) teacher logits
+    classes: dict[str, np.ndarray]
+    indices: dict[str, np.ndarray]  # row numbers in the sample file
+    features: list[str]  # track feature names
+
+    def flat(self, key: str) -> np.ndarray:
+        """(n, slots * features): slot by slot, the columns ``x0 …`` of the firmware."""
+        tracks = self.tracks[key]
+        return tracks.reshape(len(tracks), -1)
+
+    def target(self, key: str, f_c: float) -> np.ndarray:
+        return discriminant_from_logits(self.logits[key], f_c)
+
+
+def latent_model(model: Any, teacher: ModelConfig) -> Any:
+    """Keras sub-model: the teacher's per-track latent vector (Φ's last ReLU)."""
+    import tensorflow as tf
+
+    layer = model.get_layer(f"phi_{len(teacher.architecture.phi_widths)}_relu")
+    return tf.keras.Model(model.inputs, layer.output)
+
+
+def load_deepset_data(
+    teacher: ModelConfig, run: Any, data_path: Path, settings: SymbolicConfig
+) -> DeepSetData:
+    """Inputs, latents and logits of the teacher on the fit subsample, validation and test."""
+    sample = read_sample(data_path)
+    data = prepare(sample, teacher, scaling=run.scaling)
+    kind = "qkeras" if teacher.quantization.enabled else "float"
+    model = run.load_model(teacher, kind)
+    phi = latent_model(model, teacher)
+    n_train = len(data.indices["train"])
+    pick = np.sort(
+        np.random.default_rng(settings.seed).choice(n_train, min(settings.subsample, n_train), replace=False)
+    )
+    tracks, latents, logits, classes, indices = {}, {}, {}, {}, {}
+    for key, split, rows in (("fit", "train", pick), ("val", "val", None), ("test", "test", None)):
+        rows = slice(None) if rows is None else rows
+        x = model_inputs(data.inputs[split][rows], teacher)
+        logits[key] = model.predict(x, batch_size=4096, verbose=0).astype(np.float64)
+        latents[key] = phi.predict(x, batch_size=4096, verbose=0).astype(np.float64)
+        # The firmware's input encoding, whether or not the teacher itself is quantized.
+        tracks[key] = quantize_to_fixed(data.inputs[split][rows], teacher.quantization.input).astype(
+            np.float64
+        )
+        classes[key] = data.classes[split][rows]
+        indices[key] = data.indices[split][rows]
+    return DeepSetData(tracks, latents, logits, classes, indices, list(teacher.inputs.track_features))
+
+
+# --- φ_k ----------------------------------------------------------------------------------
+
+
+def phi_term_library(tracks: np.ndarray, valid_index: int | None, settings: SymbolicConfig) -> list[Term]:
+    """Terms of the track features that are exactly zero on an all-zero track (module doc)."""
+    sums, fp = settings.sums, settings.precision
+    columns = [i for i in range(tracks.shape[1]) if i != valid_index and np.ptp(tracks[:, i]) > 0]
+    terms: list[Term] = []
+    for i in columns:
+        column = tracks[:, i]
+        terms.append(Term("linear", i))
+        for kind, quantiles in (("min", sums.upper_quantiles), ("max", sums.lower_quantiles)):
+            limits = round_to_type(np.quantile(column, quantiles), fp) if quantiles else []
+            for t in sorted(set(float(v) for v in limits)):
+                if (kind == "min" and t >= 0) or (kind == "max" and t <= 0):
+                    terms.append(Term(kind, i, t=t))
+    if settings.deepsets.phi_products and "*" in settings.binary_operators:
+        terms += [Term("product", i, j) for i, j in itertools.combinations_with_replacement(columns, 2)]
+    unique: dict[bytes, Term] = {}
+    for term in terms:
+        values = term.values(tracks)
+        if np.ptp(values) > 0:
+            unique.setdefault(values.tobytes(), term)
+    return list(unique.values())
+
+
+def snap_and_refit_through_zero(
+    columns: np.ndarray, y: np.ndarray, fp: FixedPoint, max_set_bits: int | None
+) -> np.ndarray:
+    """Coefficients (few set bits) of ``y ~ columns @ c``, no offset: one at a time, the
+    largest contribution first, snapped; the others refitted with it fixed."""
+    k = columns.shape[1]
+    coef, fixed = np.zeros(k), np.zeros(k, dtype=bool)
+    scale = np.sqrt(np.mean(columns**2, axis=0))
+    for _ in range(k):
+        free = np.flatnonzero(~fixed)
+        w, *_ = np.linalg.lstsq(columns[:, free], y - columns[:, fixed] @ coef[fixed], rcond=None)
+        j = int(np.argmax(np.abs(w) * scale[free]))
+        coef[free[j]] = few_bit_value(float(w[j]), fp, max_set_bits)
+        fixed[free[j]] = True
+    return coef
+
+
+def fit_phi(
+    tracks: np.ndarray, y: np.ndarray, terms: list[Term], valid_index: int | None, settings: SymbolicConfig
+) -> list[tuple[Term, float]]:
+    """One latent component: forward selection of terms on the squared error (the ``valid``
+    term, the bias, always first), then few-bit coefficients. Empty for a dead component."""
+    if not np.any(y):
+        return []
+    base = [Term("linear", valid_index)] if valid_index is not None else []
+    library = base + terms
+    design = np.column_stack([t.values(tracks) for t in library])
+    gram, moment, total = design.T @ design, design.T @ y, float(y @ y)
+    selected = list(range(len(base)))
+
+    def rss(index: list[int]) -> float:
+        if not index:
+            return total
+        try:
+            w = np.linalg.solve(gram[np.ix_(index, index)], moment[index])
+        except np.linalg.LinAlgError:
+            return np.inf
+        return total - float(w @ moment[index])
+
+    current = rss(selected)
+    for _ in range(settings.deepsets.phi_terms):
+        scores = [(rss([*selected, t]), t) for t in range(len(base), len(library)) if t not in selected]
+        if not scores:
+            break
+        best, t = min(scores)
+        if not np.isfinite(best) or current - best < PHI_MIN_GAIN * current:
+            break
+        selected.append(t)
+        current = best
+    coef = snap_and_refit_through_zero(
+        design[:, selected], y, settings.precision, settings.sums.constant_set_bits
+    )
+    return [(library[t], float(c)) for t, c in zip(selected, coef, strict=True) if c]
+
+
+def phi_values(phi: list[tuple[Term, float]], tracks: np.ndarray) -> np.ndarray:
+    """φ on every row of ``tracks`` (..., features) -> (...)."""
+    flat = tracks.reshape(-1, tracks.shape[-1])
+    out = np.zeros(len(flat))
+    for term, c in phi:
+        out += c * term.values(flat)
+    return out.reshape(tracks.shape[:-1])
+
+
+def phi_expression(phi: list[tuple[Term, float]], symbols: list[sympy.Symbol]) -> sympy.Expr:
+    """φ over the given feature symbols (no constant term)."""
+    return sympy.Add(*[constant(c) * term.expression(symbols) for term, c in phi])
+
+
+def pooled(phis: list[list[tuple[Term, float]]], tracks: np.ndarray) -> np.ndarray:
+    """(n, K): mean over slots of each φ_k (padding included: it contributes zero)."""
+    return np.stack([phi_values(phi, tracks).mean(axis=1) for phi in phis], axis=1)
+
+
+# --- composition --------------------------------------------------------------------------
+
+
+def _cast_numbers(expr: sympy.Expr) -> sympy.Expr:
+    """Every constant of F (not ±1 signs, not exponents) as ``result_t(c)``."""
+    if expr.is_Number:
+        return expr if abs(float(expr)) == 1 else cast_constant(float(expr))
+    if expr.is_Pow:
+        return sympy.Pow(_cast_numbers(expr.base), expr.exp)
+    if not expr.args:
+        return expr
+    return expr.func(*[_cast_numbers(arg) for arg in expr.args])
+
+
+def pooled_expressions(
+    phis: list[list[tuple[Term, float]]], n_slots: int, n_features: int
+) -> list[sympy.Expr]:
+    """``p_k = 2^-m Σ_s φ_k(x_s)`` over the flat inputs, the sum unrolled (0 for a dead φ_k)."""
+    flat = feature_symbols(n_slots * n_features)
+    shift = cast_constant(1.0 / n_slots)
+    out: list[sympy.Expr] = []
+    for phi in phis:
+        slots = [phi_expression(phi, flat[s * n_features : (s + 1) * n_features]) for s in range(n_slots)]
+        out.append(sympy.Mul(shift, sympy.Add(*slots)) if phi else sympy.Integer(0))
+    return out
+
+
+def compose(
+    f_expr: sympy.Expr,
+    phis: list[list[tuple[Term, float]]],
+    n_slots: int,
+    n_features: int,
+    pooled_exprs: list[sympy.Expr] | None = None,
+) -> sympy.Expr:
+    """F(p) with ``p_k = 2^-m Σ_s φ_k(x_s)``, the sum unrolled over the flat inputs."""
+    pooled_exprs = pooled_exprs or pooled_expressions(phis, n_slots, n_features)
+    latent = feature_symbols(len(phis))
+    return _cast_numbers(f_expr).xreplace(dict(zip(latent, pooled_exprs, strict=True)))
+
+
+def cast_constants(expr: sympy.Expr) -> list[float]:
+    """The values of the ``result_t(c)`` constants of a deployed expression."""
+    return [float(node.args[0]) for node in sympy.preorder_traversal(expr) if is_cast_constant(node)]
+
+
+def f_reason(expr: sympy.Expr) -> str | None:
+    """Why F cannot be composed into firmware (saturations and tables of a pooled sum)."""
+    reason = unsupported_reason(expr)
+    if reason:
+        return reason
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, (sympy.Min, sympy.Max)):
+            return f"{node}: a saturation of a pooled sum is not an input compared with a constant"
+        if isinstance(node, sympy.Function) and node.func.__name__ in LUT_UNARY:
+            return f"{node}: look-up tables are not offered to the symbolic Deep Set's F"
+        if node.is_Pow and node.exp.is_Integer and int(node.exp) > MAX_F_POWER:
+            return (
+                f"{node}: hls4ml writes a power as that many copies of its base, here a sum over "
+                f"every slot (powers up to {MAX_F_POWER} only)"
+            )
+    return None
+
+
+def complexity(expr: sympy.Expr) -> int:
+    from trigger_ml.symbolic.stage import expression_complexity
+
+    return expression_complexity(expr)
+
+
+# --- the fit ------------------------------------------------------------------------------
+
+
+def _f_candidates(
+    choice: BackendChoice,
+    p_fit: np.ndarray,
+    y: np.ndarray,
+    p_val: np.ndarray,
+    classes_val: np.ndarray,
+    settings: SymbolicConfig,
+    log: bool,
+    label: str,
+) -> tuple[list[Candidate], dict[str, Any]]:
+    """F candidates fitted on ``p_fit`` (pooled latents), the sums' choices made on ``p_val``."""
+    from trigger_ml.symbolic.stage import _fit_output, select_features, single_input_fits
+
+    start = time.perf_counter()
+    found, columns, took = _fit_output(choice, p_fit, y, settings, log, f"F on {label} latents")
+    candidates = found + single_input_fits(p_fit, y, columns)
+    if settings.sums.enabled:
+        no_saturation = settings.model_copy(
+            update={"sums": settings.sums.model_copy(update={"upper_quantiles": (), "lower_quantiles": ()})}
+        )
+        candidates += snapped_candidates(found, p_fit, y, p_val, classes_val, settings)
+        candidates += sum_candidates(
+            p_fit,
+            y,
+            p_val,
+            classes_val,
+            list(range(p_fit.shape[1])),
+            [int(c) for c in select_features(p_fit, y, settings.sums.product_features)]
+            if settings.sums.product_features
+            else [],
+            no_saturation,
+        )
+    candidates = [
+        Candidate(c.expression, c.loss, c.backend_complexity, f"{c.source}; F on {label} latents")
+        for c in candidates
+    ]
+    return candidates, {"backend_seconds": took, "seconds": time.perf_counter() - start}
+
+
+def run_fit(
+    teacher: ModelConfig,
+    data: DeepSetData,
+    settings: SymbolicConfig,
+    choice: BackendChoice,
+    teacher_cost: dict[str, Any] | None,
+    log: bool,
+) -> dict[str, Any]:
+    """The φ_k, every F candidate with its score, the front and the choice."""
+    from trigger_ml.symbolic.stage import CLOCK_UNCERTAINTY, pareto_indices_3
+
+    f_c, fp, hls = teacher.physics.f_c, settings.precision, teacher.hls
+    n_slots, n_features = data.tracks["fit"].shape[1:]
+    valid_index = data.features.index("valid") if "valid" in data.features else None
+    start = time.perf_counter()
+    fit_tracks, fit_latents = data.tracks["fit"], data.latents["fit"]
+    real = np.any(fit_tracks != 0, axis=-1)
+    tracks, latents = fit_tracks[real], fit_latents[real]
+    if len(tracks) > settings.deepsets.phi_tracks:
+        keep = np.sort(
+            np.random.default_rng(settings.seed).choice(
+                len(tracks), settings.deepsets.phi_tracks, replace=False
+            )
+        )
+        tracks, latents = tracks[keep], latents[keep]
+    terms = phi_term_library(tracks, valid_index, settings)
+    phis = [fit_phi(tracks, latents[:, k], terms, valid_index, settings) for k in range(latents.shape[1])]
+    val_real = np.any(data.tracks["val"] != 0, axis=-1)
+    phi_rows = []
+    for k, phi in enumerate(phis):
+        target = data.latents["val"][..., k][val_real]
+        value = phi_values(phi, data.tracks["val"])[val_real]
+        var = float(np.var(target))
+        phi_rows.append(
+            {
+                "component": k,
+                "expression": str(phi_expression(phi, feature_symbols(n_features))),
+                "readable": str(phi_expression(phi, [sympy.Symbol(n) for n in data.features])),
+                "terms": len(phi),
+                "r2_val": None if var == 0 else 1 - float(np.mean((value - target) ** 2)) / var,
+                "source": PHI_SOURCE if phi else "dead component (teacher latent zero on every fit track)",
+            }
+        )
+    phi_seconds = time.perf_counter() - start
+    if log:
+        alive = sum(1 for phi in phis if phi)
+        print(f"[distill] φ: {alive}/{len(phis)} latent components fitted in {phi_seconds:.0f} s", flush=True)
+
+    p = {key: pooled(phis, data.tracks[key]) for key in ("fit", "val", "test")}
+    teacher_p = data.latents["fit"].mean(axis=1)
+    y = data.target("fit", f_c)
+    candidates: list[Candidate] = []
+    f_fits = {}
+    for source in settings.deepsets.f_inputs:
+        p_fit = p["fit"] if source == "expression" else teacher_p
+        found, info = _f_candidates(choice, p_fit, y, p["val"], data.classes["val"], settings, log, source)
+        candidates += found
+        f_fits[source] = info
+    models = []
+    budget_latency = teacher_cost["latency_cycles"]["max"] if teacher_cost else None
+    budget = (
+        settings.deepsets.max_latency_fraction * budget_latency
+        if budget_latency is not None and settings.deepsets.max_latency_fraction is not None
+        else None
+    )
+    phi_complexity = {
+        k: complexity(phi_expression(phi, feature_symbols(n_features))) for k, phi in enumerate(phis)
+    }
+    pooled_exprs = pooled_expressions(phis, n_slots, n_features)
+    seen = set()
+    for c in candidates:
+        f_expr = snap_constants(c.expression, fp)
+        if str(f_expr) in seen or f_reason(f_expr):
+            continue
+        seen.add(str(f_expr))
+        row: dict[str, Any] = {"f_expression": str(f_expr), "source": c.source}
+        used = sorted(int(s.name[1:]) for s in f_expr.free_symbols)
+        row["complexity"] = complexity(f_expr) + sum(phi_complexity[k] for k in used if phis[k])
+        finite = True
+        for split in ("val", "test"):
+            out = evaluate([f_expr], p[split])[:, 0]
+            finite = finite and bool(np.all(np.isfinite(out)))
+            if not finite:
+                break
+            row[f"mse_{split}"] = float(np.mean((out - data.target(split, f_c)) ** 2))
+            row[f"auc_{split}"] = discriminant_metrics(out, data.classes[split])["auc_b_vs_light"]
+        if not finite or row.get("auc_val") is None:
+            continue
+        cost = expression_cost(
+            [compose(f_expr, phis, n_slots, n_features, pooled_exprs)],
+            fp,
+            hls.part,
+            hls.clock_period_ns,
+            CLOCK_UNCERTAINTY,
+            settings.lut.table_size,
+        )
+        row["latency_cycles"] = cost["latency_cycles"]["max"]
+        row["resources"] = cost["resources"]
+        row["within_latency_budget"] = budget is None or row["latency_cycles"] <= budget + 1e-9
+        models.append(row)
+    if not models:
+        raise TriggerMLError("no F expression can become firmware", "widen the search (generations)")
+    models.sort(key=lambda m: (m["complexity"], -m["auc_val"]))
+    front_index = pareto_indices_3(
+        [m["complexity"] for m in models],
+        [m["latency_cycles"] for m in models],
+        [m["auc_val"] for m in models],
+    )
+    front = [models[i] for i in front_index]
+    teacher_val = float(discriminant_metrics(data.target("val", f_c), data.classes["val"])["auc_b_vs_light"])
+    teacher_test = float(
+        discriminant_metrics(data.target("test", f_c), data.classes["test"])["auc_b_vs_light"]
+    )
+    fast = [m for m in front if m["within_latency_budget"]]
+    good = [m for m in fast if m["auc_val"] >= teacher_val - settings.auc_tolerance]
+
+    def by_auc(m: dict[str, Any]) -> tuple[float, int, int]:
+        return m["auc_val"], -m["complexity"], -m["latency_cycles"]
+
+    if good:
+        chosen = min(good, key=lambda m: (m["complexity"], m["latency_cycles"], -m["auc_val"]))
+        rule = "least complex within the AUC tolerance and the latency budget"
+    elif fast:
+        chosen, rule = max(fast, key=by_auc), "best validation AUC within the latency budget"
+    else:
+        chosen, rule = max(front, key=by_auc), "best validation AUC (none within the latency budget)"
+    names = [f"p{k}" for k in range(len(phis))]
+    for m in models:
+        m["expressions"] = [m["f_expression"]]
+        m["readable"] = [
+            str(
+                sympy.sympify(m["f_expression"], locals=_locals(len(phis))).xreplace(
+                    dict(zip(feature_symbols(len(phis)), map(sympy.Symbol, names), strict=True))
+                )
+            )
+        ]
+    return {
+        "format_version": FORMAT_VERSION,
+        "structure": "deepsets",
+        "output": "discriminant",
+        "backend": choice.as_dict(),
+        "track_features": data.features,
+        "n_slots": int(n_slots),
+        "phi": phi_rows,
+        "phi_terms": [
+            [{"kind": t.kind, "i": t.i, "j": t.j, "t": t.t, "c": c} for t, c in phi] for phi in phis
+        ],
+        "teacher": {"auc_val": teacher_val, "auc_test": teacher_test, "latency_cycles": budget_latency},
+        "selection": {"rule": rule, "auc_tolerance": settings.auc_tolerance, "latency_budget_cycles": budget},
+        "models": models,
+        "front": [models.index(m) for m in front],
+        "chosen": models.index(chosen),
+        "fits": {"phi_seconds": phi_seconds, "phi_tracks": int(len(tracks)), "f": f_fits},
+    }
+
+
+def phis_from_result(result: dict[str, Any]) -> list[list[tuple[Term, float]]]:
+    return [
+        [(Term(r["kind"], r["i"], r["j"], r["t"]), float(r["c"])) for r in phi] for phi in result["phi_terms"]
+    ]
+
+
+# --- the stage ----------------------------------------------------------------------------
+
+
+def distill_deepsets(
+    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
+) -> dict[str, Any]:
+    """Build (or reuse) ``<teacher>-srds``: the fit and its firmware; returns report.json."""
+    from trigger_ml.cost import cost_for_project
+    from trigger_ml.pipeline import ensure_data
+    from trigger_ml.symbolic.stage import teacher_reference
+
+    check_teacher(teacher, settings)
+    name = deepsets_name(teacher)
+    choice = choose_backend(settings)
+    if log:
+        print(
+            f"[distill] {name}: symbolic Deep Set, backend {choice.backend.name} ({choice.reason})",
+            flush=True,
+        )
+    teacher_report, run = teacher_reference(teacher, ws, log)
+    teacher_cost = cost_for_project(ws.hls_dir(teacher.name))["best"] if teacher_report else None
+    data_path = ensure_data(teacher, ws, log=False)
+    data_sha = sha256_of_file(data_path)
+    key = sha256_of_obj(
+        {
+            "format_version": FORMAT_VERSION,
+            "structure": "deepsets",
+            "teacher": teacher.digest(),
+            "data": data_sha,
+            "settings": settings.key_dump(),
+            "backend": [choice.backend.name, choice.backend.version()],
+            "teacher_latency": teacher_cost["latency_cycles"] if teacher_cost else None,
+        }
+    )
+    project_dir, fit_dir = ws.hls_dir(name), ws.run_dir(name, key)
+    if not force and is_current(project_dir, key, data_sha):
+        if log:
+            print(f"[distill] {name}: {project_dir} is current; nothing to do", flush=True)
+        return read_json(project_dir / "report.json")
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    data = load_deepset_data(teacher, run, data_path, settings)
+    timings["prepare_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if (fit_dir / "expressions.json").is_file() and (fit_dir / "chosen.sympy").is_file():
+        result = read_json(fit_dir / "expressions.json")
+        deployed = sympy.sympify((fit_dir / "chosen.sympy").read_text())[0]
+    else:
+        result = run_fit(teacher, data, settings, choice, teacher_cost, log)
+        f_expr = sympy.sympify(
+            result["models"][result["chosen"]]["f_expression"], locals=_locals(len(result["phi"]))
+        )
+        deployed = compose(f_expr, phis_from_result(result), result["n_slots"], len(data.features))
+        _write_fit(fit_dir, name, teacher, settings, choice, result, deployed, data)
+    timings["fit_s"] = time.perf_counter() - start
+    return _build_project(
+        name,
+        teacher,
+        settings,
+        ws,
+        key,
+        data_path,
+        data_sha,
+        teacher_report,
+        teacher_cost,
+        data,
+        result,
+        deployed,
+        timings,
+        log,
+    )
+
+
+def _locals(n: int) -> dict[str, sympy.Symbol]:
+    return {str(s): s for s in feature_symbols(n)}
+
+
+def deployed_readable(result: dict[str, Any]) -> list[str]:
+    """The chosen model in words: F of the pooled latents, then each φ_k used."""
+    chosen = result["models"][result["chosen"]]
+    used = sorted(
+        {
+            int(s.name[1:])
+            for s in sympy.sympify(chosen["f_expression"], locals=_locals(len(result["phi"]))).free_symbols
+        }
+    )
+    lines = [f"D = {chosen['readable'][0]}", f"p_k = mean over the {result['n_slots']} slots of phi_k(track)"]
+    lines += [f"phi_{k} = {result['phi'][k]['readable']}" for k in used if result["phi"][k]["terms"]]
+    return lines
+
+
+def _write_fit(
+    fit_dir: Path,
+    name: str,
+    teacher: ModelConfig,
+    settings: SymbolicConfig,
+    choice: BackendChoice,
+    result: dict[str, Any],
+    deployed: sympy.Expr,
+    data: DeepSetData,
+) -> None:
+    from trigger_ml.symbolic.stage import _fit_markdown, _plot_front
+
+    with atomic_path(fit_dir) as tmp:
+        tmp.mkdir()
+        write_json_atomic(
+            tmp / "settings.json",
+            {
+                "settings": settings.model_dump(mode="json"),
+                "backend": choice.as_dict(),
+                "teacher": {"name": teacher.name, "config_sha256": teacher.digest()},
+                "track_features": data.features,
+                "n_slots": result["n_slots"],
+                "n_jets": {k: int(len(v)) for k, v in data.tracks.items()},
+            },
+        )
+        write_json_atomic(tmp / "expressions.json", result)
+        write_text_atomic(tmp / "chosen.sympy", sympy.srepr(sympy.Tuple(deployed)) + "\n")
+        write_text_atomic(tmp / "chosen.txt", "\n".join(deployed_readable(result)) + "\n")
+        _plot_front(tmp / "front.png", result, name)
+        phi_lines = ["", "## Latent components φ_k (validation R² to the teacher's latent)", ""]
+        phi_lines += [
+            f"- φ_{r['component']}: R² {_fmt(r['r2_val'])}, {r['terms']} terms: `{r['readable']}`"
+            for r in result["phi"]
+        ]
+        write_text_atomic(tmp / "report.md", _fit_markdown(name, result) + "\n".join(phi_lines) + "\n")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _teacher_test(
+    teacher: ModelConfig, ws: Workspace, data: DeepSetData, report: dict[str, Any] | None
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Teacher logits on the test split as its firmware computes them (the Keras model without)."""
+    f_c = teacher.physics.f_c
+    if report is not None:
+        with h5py.File(ws.hls_dir(teacher.name) / "csim_predictions.h5", "r") as handle:
+            rows, logits = handle["test_index"][()], handle["logits_csim"][()].astype(np.float64)
+        if np.array_equal(rows, data.indices["test"]):
+            return logits, tagging_metrics(logits, data.classes["test"], f_c), "C simulation"
+    logits = data.logits["test"]
+    return logits, tagging_metrics(logits, data.classes["test"], f_c), "Keras model"
+
+
+def _build_project(
+    name: str,
+    teacher: ModelConfig,
+    settings: SymbolicConfig,
+    ws: Workspace,
+    key: str,
+    data_path: Path,
+    data_sha: str,
+    teacher_report: dict[str, Any] | None,
+    teacher_cost: dict[str, Any] | None,
+    data: DeepSetData,
+    result: dict[str, Any],
+    deployed: sympy.Expr,
+    timings: dict[str, float],
+    log: bool,
+) -> dict[str, Any]:
+    """Convert the deployed expression, C-simulate the test split, compare, report."""
+    from trigger_ml.symbolic.stage import CLOCK_UNCERTAINTY, PROJECT_SUBDIR, write_symbolic_report
+
+    fp, f_c = settings.precision, teacher.physics.f_c
+    x_test, classes = data.flat("test"), data.classes["test"]
+    teacher_logits, teacher_metrics, teacher_source = _teacher_test(teacher, ws, data, teacher_report)
+    outputs_float = evaluate([deployed], x_test)
+    project_dir = ws.hls_dir(name)
+    with atomic_path(project_dir) as tmp:
+        tmp.mkdir()
+        if log:
+            print(
+                f"[distill] {name}: hls4ml symbolic project, g++ C simulation of {len(x_test)} jets",
+                flush=True,
+            )
+        start = time.perf_counter()
+        hls_model = build_project(
+            [deployed],
+            x_test.shape[1],
+            fp,
+            {},
+            teacher.hls.part,
+            teacher.hls.clock_period_ns,
+            tmp / PROJECT_SUBDIR,
+        )
+        timings["convert_compile_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        outputs_csim = csim_predict(hls_model, x_test)
+        timings["csim_s"] = time.perf_counter() - start
+        step = fixed_point_step(fp)
+        deviation = np.abs(outputs_csim - outputs_float)
+        fidelity = {
+            "reference": "expression_float",
+            "n_jets": int(len(x_test)),
+            "max_abs_deviation": float(deviation.max()),
+            "fixed_point_step": step,
+            "within_step_fraction": float(np.mean(np.all(deviation <= step, axis=1))),
+            "lut_functions": {},
+        }
+        disc = {
+            "teacher": discriminant_from_logits(teacher_logits, f_c),
+            "expression_float": outputs_float[:, 0],
+            "csim": outputs_csim[:, 0],
+        }
+        metrics = {
+            "teacher": teacher_metrics,
+            "expression_float": discriminant_metrics(disc["expression_float"], classes),
+            "csim": discriminant_metrics(disc["csim"], classes),
+        }
+        cost = expression_cost(
+            [deployed],
+            fp,
+            teacher.hls.part,
+            teacher.hls.clock_period_ns,
+            CLOCK_UNCERTAINTY,
+            settings.lut.table_size,
+        )
+        with h5py.File(tmp / "csim_predictions.h5", "w") as handle:
+            handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
+            handle.create_dataset("classes", data=classes, track_times=False)
+            for label, values in disc.items():
+                handle.create_dataset(f"discriminant_{label}", data=values, track_times=False)
+        write_text_atomic(tmp / "deployed.txt", str(deployed) + "\n")
+        chosen = result["models"][result["chosen"]]
+        phi_used = {
+            int(s.name[1:])
+            for s in sympy.sympify(chosen["f_expression"], locals=_locals(len(result["phi"]))).free_symbols
+        }
+        report: dict[str, Any] = {
+            "model": name,
+            "description": f"symbolic Deep Set distilled from {teacher.name} (φ_k and F expressions, sum over "
+            f"{result['n_slots']} track slots kept)",
+            "config_sha256": key,
+            "teacher": {
+                "model": teacher.name,
+                "config_sha256": teacher.digest(),
+                "metrics_source": teacher_source,
+                "latency_cycles": result["teacher"]["latency_cycles"],
+                "cost_source": teacher_cost["source"] if teacher_cost else None,
+            },
+            "run_dir": str(ws.run_dir(name, key)),
+            "data": {
+                "path": str(data_path),
+                "sha256": data_sha,
+                "jets_per_split": {k: int(len(v)) for k, v in data.tracks.items()},
+            },
+            "n_params": {"expression": count_constants(deployed) + len(cast_constants(deployed))},
+            "symbolic": {
+                "structure": "deepsets",
+                "backend": result["backend"],
+                "output": "discriminant",
+                "expressions": [chosen["f_expression"]],
+                "deployed": ["see deployed.txt (F of the pooled φ_k, the sum over slots unrolled)"],
+                "readable": ["; ".join(deployed_readable(result))],
+                "produced_by": chosen["source"],
+                "phi_produced_by": sorted({result["phi"][k]["source"] for k in phi_used}),
+                "phi": [result["phi"][k] for k in sorted(phi_used)],
+                "complexity": chosen["complexity"],
+                "selection": result["selection"],
+                "front_size": len(result["front"]),
+                "settings": settings.model_dump(mode="json"),
+            },
+            "metrics": metrics,
+            "fidelity": fidelity,
+            "hls": {
+                "backend": "SymbolicExpression",
+                "part": teacher.hls.part,
+                "clock_period_ns": teacher.hls.clock_period_ns,
+                "clock_uncertainty": CLOCK_UNCERTAINTY,
+                "io_type": "io_parallel",
+                "project": PROJECT_SUBDIR,
+                "precision": fixed_type(fp),
+            },
+            "cost": {"best": cost, "sources": {"estimate": cost}},
+            "timings_s": {"distill": timings},
+        }
+        write_symbolic_report(tmp, report, disc, classes)
+        phi_lines = ["", "## Latent components used (φ_k; validation R² to the teacher's latent)", ""]
+        phi_lines += [
+            f"- φ_{r['component']} ({r['source']}): R² {_fmt(r['r2_val'])}: `{r['readable']}`"
+            for r in report["symbolic"]["phi"]
+        ]
+        with open(tmp / "report.md", "a") as handle:
+            handle.write("\n".join(phi_lines) + "\n")
+    return read_json(project_dir / "report.json")
