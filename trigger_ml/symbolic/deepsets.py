@@ -69,7 +69,6 @@ from trigger_ml.symbolic.firmware import (
     count_constants,
     csim_predict,
     evaluate,
-    fixed_point_step,
     fixed_type,
     is_cast_constant,
     round_to_type,
@@ -719,7 +718,13 @@ def _build_project(
     log: bool,
 ) -> dict[str, Any]:
     """Convert the deployed expression, C-simulate the test split, compare, report."""
-    from trigger_ml.symbolic.stage import CLOCK_UNCERTAINTY, PROJECT_SUBDIR, write_symbolic_report
+    from trigger_ml.symbolic.stage import (
+        CLOCK_UNCERTAINTY,
+        PROJECT_SUBDIR,
+        fidelity_section,
+        hls_section,
+        write_symbolic_report,
+    )
 
     fp, f_c = settings.precision, teacher.physics.f_c
     x_test, classes = data.flat("test"), data.classes["test"]
@@ -747,16 +752,7 @@ def _build_project(
         start = time.perf_counter()
         outputs_csim = csim_predict(hls_model, x_test)
         timings["csim_s"] = time.perf_counter() - start
-        step = fixed_point_step(fp)
-        deviation = np.abs(outputs_csim - outputs_float)
-        fidelity = {
-            "reference": "expression_float",
-            "n_jets": int(len(x_test)),
-            "max_abs_deviation": float(deviation.max()),
-            "fixed_point_step": step,
-            "within_step_fraction": float(np.mean(np.all(deviation <= step, axis=1))),
-            "lut_functions": {},
-        }
+        fidelity = fidelity_section(outputs_csim, outputs_float, fp, {})
         disc = {
             "teacher": discriminant_from_logits(teacher_logits, f_c),
             "expression_float": outputs_float[:, 0],
@@ -822,15 +818,7 @@ def _build_project(
             },
             "metrics": metrics,
             "fidelity": fidelity,
-            "hls": {
-                "backend": "SymbolicExpression",
-                "part": teacher.hls.part,
-                "clock_period_ns": teacher.hls.clock_period_ns,
-                "clock_uncertainty": CLOCK_UNCERTAINTY,
-                "io_type": "io_parallel",
-                "project": PROJECT_SUBDIR,
-                "precision": fixed_type(fp),
-            },
+            "hls": hls_section(teacher, fp),
             "cost": {"best": cost, "sources": {"estimate": cost}},
             "timings_s": {"distill": timings},
         }

@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 import sympy
 
-from trigger_ml.config import ModelConfig, load_model_config, parse_model_config
+from trigger_ml.config import FixedPoint, ModelConfig, load_model_config, parse_model_config
 from trigger_ml.data.dataset import PreparedData, model_inputs, prepare, quantize_to_fixed, read_sample
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import (
@@ -670,6 +670,35 @@ def distill(
     return build_symbolic_project(job, data, result, chosen, timings, log)
 
 
+def fidelity_section(
+    outputs_csim: np.ndarray, outputs_float: np.ndarray, fp: FixedPoint, luts: dict[str, Any]
+) -> dict[str, Any]:
+    """report.json ``fidelity``: the C simulation against the float expression, per jet."""
+    step = fixed_point_step(fp)
+    deviation = np.abs(outputs_csim - outputs_float)
+    return {
+        "reference": "expression_float",
+        "n_jets": int(len(outputs_csim)),
+        "max_abs_deviation": float(deviation.max()),
+        "fixed_point_step": step,
+        "within_step_fraction": float(np.mean(np.all(deviation <= step, axis=1))),
+        "lut_functions": luts,
+    }
+
+
+def hls_section(teacher: ModelConfig, fp: FixedPoint) -> dict[str, Any]:
+    """report.json ``hls`` of a symbolic project (hls4ml's SymbolicExpression backend)."""
+    return {
+        "backend": "SymbolicExpression",
+        "part": teacher.hls.part,
+        "clock_period_ns": teacher.hls.clock_period_ns,
+        "clock_uncertainty": CLOCK_UNCERTAINTY,
+        "io_type": "io_parallel",
+        "project": PROJECT_SUBDIR,
+        "precision": fixed_type(fp),
+    }
+
+
 def build_symbolic_project(
     job: Job,
     data: DistillData,
@@ -709,17 +738,9 @@ def build_symbolic_project(
         start = time.perf_counter()
         outputs_csim = csim_predict(hls_model, x_test)
         timings["csim_s"] = time.perf_counter() - start
-        step = fixed_point_step(fp)
-        deviation = np.abs(outputs_csim - outputs_float)
-        fidelity: dict[str, Any] = {
-            "reference": "expression_float",
-            "n_jets": int(len(x_test)),
-            "max_abs_deviation": float(deviation.max()),
-            "fixed_point_step": step,
-            "within_step_fraction": float(np.mean(np.all(deviation <= step, axis=1))),
-            "lut_functions": luts,
-        }
+        fidelity = fidelity_section(outputs_csim, outputs_float, fp, luts)
         if luts:
+            step = fixed_point_step(fp)
             emulated = evaluate(deployed, x_test, luts, fp)
             lut_dev = np.abs(outputs_csim - emulated)
             fidelity["max_abs_deviation_to_emulated_tables"] = float(lut_dev.max())
@@ -785,15 +806,7 @@ def build_symbolic_project(
             },
             "metrics": metrics,
             "fidelity": fidelity,
-            "hls": {
-                "backend": "SymbolicExpression",
-                "part": teacher.hls.part,
-                "clock_period_ns": teacher.hls.clock_period_ns,
-                "clock_uncertainty": CLOCK_UNCERTAINTY,
-                "io_type": "io_parallel",
-                "project": PROJECT_SUBDIR,
-                "precision": fixed_type(fp),
-            },
+            "hls": hls_section(teacher, fp),
             "cost": {"best": cost, "sources": {"estimate": cost}},
             "timings_s": {"distill": timings},
         }
