@@ -28,7 +28,6 @@ from trigger_ml.symbolic.stage import (
     expression_complexity,
     flat_input_config,
     pareto_indices,
-    pareto_indices_3,
 )
 from trigger_ml.symbolic.sums import (
     SOURCE,
@@ -168,14 +167,14 @@ def test_discriminant_metrics_equal_the_physics_module():
 def test_pareto_indices_are_non_dominated():
     complexity = [3, 5, 5, 9, 12, 15]
     auc = [0.80, 0.85, 0.83, 0.84, 0.90, 0.89]
-    front = pareto_indices(complexity, auc)
+    front = pareto_indices(complexity, [1] * len(auc), auc)  # equal latencies: complexity vs AUC
     assert front == [0, 1, 4]
 
 
-def test_pareto_indices_3_keeps_a_faster_candidate():
+def test_pareto_indices_keeps_a_faster_candidate():
     # (complexity, latency, auc): the third is dominated in (complexity, AUC) by the second
     # but is faster, so it stays; the fourth is beaten by the first in every objective.
-    front = pareto_indices_3([3, 5, 7, 9], [1, 3, 1, 2], [0.80, 0.90, 0.88, 0.79])
+    front = pareto_indices([3, 5, 7, 9], [1, 3, 1, 2], [0.80, 0.90, 0.88, 0.79])
     assert front == [0, 1, 2]
 
 

@@ -402,7 +402,7 @@ def run_fit(
     log: bool,
 ) -> dict[str, Any]:
     """The φ_k, every F candidate with its score, the front and the choice."""
-    from trigger_ml.symbolic.stage import CLOCK_UNCERTAINTY, pareto_indices_3
+    from trigger_ml.symbolic.stage import CLOCK_UNCERTAINTY, pareto_indices
 
     f_c, fp, hls = teacher.physics.f_c, settings.precision, teacher.hls
     n_slots, n_features = data.tracks["fit"].shape[1:]
@@ -496,7 +496,7 @@ def run_fit(
     if not models:
         raise TriggerMLError("no F expression can become firmware", "widen the search (generations)")
     models.sort(key=lambda m: (m["complexity"], -m["auc_val"]))
-    front_index = pareto_indices_3(
+    front_index = pareto_indices(
         [m["complexity"] for m in models],
         [m["latency_cycles"] for m in models],
         [m["auc_val"] for m in models],

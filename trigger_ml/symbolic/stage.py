@@ -253,7 +253,7 @@ def _discriminant(outputs: np.ndarray, kind: str, f_c: float) -> np.ndarray:
     return outputs[:, 0] if kind == "discriminant" else discriminant_from_logits(outputs, f_c)
 
 
-def pareto_indices_3(complexity: list[int], latency: list[int], auc: list[float]) -> list[int]:
+def pareto_indices(complexity: list[int], latency: list[int], auc: list[float]) -> list[int]:
     """Candidates no other beats in (complexity, latency, AUC): none has lower or equal
     complexity and latency and higher or equal AUC, one of them strictly. Ordered by input."""
     points = list(zip(complexity, latency, auc, strict=True))
@@ -262,13 +262,6 @@ def pareto_indices_3(complexity: list[int], latency: list[int], auc: list[float]
         return a[0] <= b[0] and a[1] <= b[1] and a[2] >= b[2] and a != b
 
     return [i for i, p in enumerate(points) if not any(beats(q, p) for q in points)]
-
-
-def pareto_indices(complexity: list[int], auc: list[float]) -> list[int]:
-    """Candidates no other beats (lower or equal complexity and higher or equal AUC, one strictly)."""
-    from trigger_ml.compare import pareto_front
-
-    return [int(i) for i in pareto_front(np.asarray(complexity, float), np.asarray(auc, float))]
 
 
 def _score(exprs: list[sympy.Expr], kind: str, data: DistillData, f_c: float) -> dict[str, Any]:
@@ -438,7 +431,7 @@ def _choose(
         m["within_latency_budget"] = budget is None or m["latency_cycles"] <= budget + 1e-9
     front = [
         usable[i]
-        for i in pareto_indices_3(
+        for i in pareto_indices(
             [m["complexity"] for m in usable],
             [m["latency_cycles"] for m in usable],
             [m["auc_val"] for m in usable],
