@@ -22,9 +22,12 @@ from trigger_ml.symbolic.firmware import (
     snap_constants,
     unsupported_reason,
 )
-from trigger_ml.symbolic.metrics import as_logits, discriminant_metrics
+from trigger_ml.symbolic.metrics import as_logits, discriminant_metrics, light_rejection, selection_score
+from trigger_ml.symbolic.selection import choose
 from trigger_ml.symbolic.settings import LUTSettings, SymbolicConfig, load_symbolic_config
 from trigger_ml.symbolic.stage import (
+    DistillData,
+    _score,
     expression_complexity,
     flat_input_config,
     pareto_indices,
@@ -32,6 +35,7 @@ from trigger_ml.symbolic.stage import (
 from trigger_ml.symbolic.sums import (
     SOURCE,
     few_bit_value,
+    forward_selection,
     set_bits,
     snap_and_refit,
     snapped_candidates,
@@ -60,6 +64,26 @@ def test_settings_overrides_and_validation(tmp_path):
         load_symbolic_config("binary_operators=[/]")
     with pytest.raises(UsageError, match="max_complexity"):
         load_symbolic_config("max_complexity=[1]")
+
+
+def test_selection_metric_default_keeps_the_cache_keys():
+    # The digests of the default flat and Deep Set settings before selection_metric existed:
+    # stored fits and projects stay current.
+    assert SymbolicConfig().digest() == "25e3adfc99594cf05b8e751d7d5c21091bd27a1a47c55f096dd71f8b9e93fe45"
+    assert (
+        load_symbolic_config("structure=deepsets").digest()
+        == "a784de9699e725996e02b805fe5354fff86f794e8d50df46954b8708455c0c13"
+    )
+    # The rejection-only keys do not matter for the AUC either.
+    assert load_symbolic_config("rejection_tolerance=0.2,sums.min_rejection_gain=0.1").digest() == (
+        SymbolicConfig().digest()
+    )
+    rej = load_symbolic_config("selection_metric=rej_light_at_70")
+    dump = rej.key_dump()
+    assert dump["selection_metric"] == "rej_light_at_70" and dump["rejection_tolerance"] == 0.5
+    assert dump["sums"]["min_rejection_gain"] == 0.01 and rej.digest() != SymbolicConfig().digest()
+    with pytest.raises(UsageError, match="selection_metric"):
+        load_symbolic_config("selection_metric=rej_c_at_70")
 
 
 def test_symbolic_names():
@@ -162,6 +186,122 @@ def test_discriminant_metrics_equal_the_physics_module():
     disc = discriminant_from_logits(logits, 0.018)
     assert discriminant_metrics(disc, classes) == tagging_metrics(logits, classes, 0.018)
     assert np.array_equal(discriminant_from_logits(as_logits(disc), 0.0), disc)
+
+
+def _tail_problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two inputs: x0 separates b (class 0) from light (class 2) everywhere (AUC ~0.86),
+    x1 only for 72 % of the b jets, far into the tail (AUC ~0.73, but the better light
+    rejection at 70 % b-efficiency: ~16 vs ~6)."""
+    rng = np.random.default_rng(seed)
+    classes = np.where(rng.random(n) < 0.5, 0, 2)
+    b = classes == 0
+    x0 = rng.normal(size=n) + 1.5 * b
+    good = rng.random(n) < 0.72
+    x1 = np.where(
+        b & good, rng.normal(2.5, 0.5, n), np.where(b, rng.normal(-2.0, 1.0, n), rng.normal(size=n))
+    )
+    x = np.round(np.column_stack([x0, x1]) * 64) / 64
+    return x, classes
+
+
+def test_selection_score_is_the_physics_rejection():
+    x, classes = _tail_problem(4000, 11)
+    disc = x[:, 0] + 0.5 * x[:, 1]
+    # (D, 0, 0) logits at the teacher's f_c have D_b = D: tagging_metrics on the same cuts.
+    metrics = tagging_metrics(as_logits(disc), classes, 0.018)
+    assert selection_score(disc, classes, "rej_light_at_70") == metrics["rej_light_at_70"]
+    assert selection_score(disc, classes, "rej_light_at_77") == metrics["rej_light_at_77"]
+    assert selection_score(disc, classes, "auc") == metrics["auc_b_vs_light"]
+    # No light jet above the cut: the rejection is unmeasurable (None) and scores as N_light.
+    separated = np.where(classes == 0, 10.0, 0.0) + 0.01 * x[:, 0]
+    assert light_rejection(separated, classes, 0.7) is None
+    assert selection_score(separated, classes, "rej_light_at_70") == np.count_nonzero(classes == 2)
+
+
+def test_stored_rejections_equal_tagging_metrics():
+    x, classes = _tail_problem(3000, 12)
+    splits = {"fit": (x, classes), "val": _tail_problem(3000, 13), "test": _tail_problem(3000, 14)}
+    logits = {k: np.column_stack([v[0] @ [1.0, 0.5], np.zeros((len(v[0]), 2))]) for k, v in splits.items()}
+    data = DistillData(
+        x={k: v[0] for k, v in splits.items()},
+        logits=logits,
+        classes={k: v[1] for k, v in splits.items()},
+        indices={k: np.arange(len(v[0])) for k, v in splits.items()},
+        feature_names=["a", "b"],
+        flat=None,  # type: ignore[arg-type]  # not read by _score
+    )
+    row = _score([0.75 * x0 + sympy.Min(x1, 2)], "discriminant", data, 0.018)
+    for split in ("val", "test"):
+        xs, cs = splits[split]
+        expected = tagging_metrics(as_logits(0.75 * xs[:, 0] + np.minimum(xs[:, 1], 2)), cs, 0.018)
+        assert row[f"auc_{split}"] == expected["auc_b_vs_light"]
+        assert row[f"rej_light_at_70_{split}"] == expected["rej_light_at_70"]
+        assert row[f"rej_light_at_77_{split}"] == expected["rej_light_at_77"]
+
+
+def test_forward_selection_by_rejection_picks_the_tail_term():
+    x, classes = _tail_problem(6000, 15)
+    x_val, classes_val = _tail_problem(6000, 16)
+    y = x[:, 0] + x[:, 1]  # both terms correlate positively with the target
+    by_auc = forward_selection(x, y, x_val, classes_val, 1, 0.0)
+    by_rej = forward_selection(x, y, x_val, classes_val, 1, 0.0, "rej_light_at_70")
+    assert by_auc == [[0]] and by_rej == [[1]]
+    # The same through the generator's setting (no saturations or products: the two inputs).
+    plain = {"max_terms": 1, "upper_quantiles": [], "lower_quantiles": [], "product_features": 0}
+    auc_first = sum_candidates(x, y, x_val, classes_val, [0, 1], [], SymbolicConfig(sums=plain))
+    rej_first = sum_candidates(
+        x, y, x_val, classes_val, [0, 1], [], SymbolicConfig(sums=plain, selection_metric="rej_light_at_70")
+    )
+    assert auc_first[0].expression.free_symbols == {x0} and rej_first[0].expression.free_symbols == {x1}
+
+
+def test_forward_selection_stops_on_a_relative_rejection_gain():
+    x, classes = _tail_problem(6000, 17)
+    x_val, classes_val = _tail_problem(6000, 18)
+    # Noise: generic weights, so that no rounding difference reorders tied jets at the cut.
+    y = 0.5 * x[:, 0] + x[:, 1] + 0.1 * np.random.default_rng(19).normal(size=len(x))
+    w = np.linalg.lstsq(np.c_[x, np.ones(len(y))], y, rcond=None)[0]
+    first = selection_score(x_val[:, 1], classes_val, "rej_light_at_70")
+    ratio = selection_score(x_val @ w[:2], classes_val, "rej_light_at_70") / first
+    assert ratio > 1.1  # x0 adds to the tail term
+    rejection_first = ("rej_light_at_70",)
+    kept = forward_selection(x, y, x_val, classes_val, 2, ratio - 1 - 0.01, *rejection_first)
+    assert kept == [[1], [1, 0]]
+    assert forward_selection(x, y, x_val, classes_val, 2, ratio - 1 + 0.01, *rejection_first) == [[1]]
+
+
+def _row(complexity: int, auc: float, rej: float, latency: int = 1) -> dict:
+    return {
+        "complexity": complexity,
+        "auc_val": auc,
+        "rej_light_at_70_val": rej,
+        "latency_cycles": latency,
+        "within_latency_budget": latency <= 1,
+    }
+
+
+def test_choice_by_rejection_uses_a_relative_tolerance():
+    front = [_row(3, 0.95, 40.0), _row(5, 0.90, 60.0), _row(9, 0.96, 90.0), _row(4, 0.97, 200.0, latency=3)]
+    rej = SymbolicConfig(selection_metric="rej_light_at_70", rejection_tolerance=0.5)
+    chosen, section = choose(front, rej, 100.0, 5000, 1.0)  # good: validation rejection >= 50
+    assert (
+        chosen is front[1]
+        and section["rule"] == "least complex within the rejection tolerance and the latency budget"
+    )
+    assert section["metric"] == "rej_light_at_70" and section["good_at_least"] == 50.0
+    chosen, section = choose(front, SymbolicConfig(), 0.96, 5000, 1.0)  # AUC >= 0.94
+    assert chosen is front[0] and section == {
+        "rule": "least complex within the AUC tolerance and the latency budget",
+        "metric": "auc",
+        "auc_tolerance": 0.02,
+        "latency_budget_cycles": 1.0,
+    }
+    strict = SymbolicConfig(selection_metric="rej_light_at_70", rejection_tolerance=0.05)
+    chosen, section = choose(front, strict, 100.0, 5000, 1.0)  # none >= 95 within the budget
+    assert (
+        chosen is front[2]
+        and section["rule"] == "best validation light rejection @70 % within the latency budget"
+    )
 
 
 def test_pareto_indices_are_non_dominated():
@@ -345,6 +485,14 @@ def test_distill_tiny_teacher(workspace, tiny_sample, monkeypatch):
     assert [str(e) for e in stored] == report["symbolic"]["expressions"]
     assert (fit_dir / "chosen.txt").read_text().strip()
     assert str(snap_constants(stored[0], settings.precision)) == report["symbolic"]["deployed"][0]
+    # Every candidate and the teacher carry the light rejections beside the AUC.
+    for row in [*result["models"], result["teacher"]]:
+        assert {"auc_val", "rej_light_at_70_val", "rej_light_at_70_test", "rej_light_at_77_val"} <= set(row)
+    assert result["selection"]["metric"] == "auc"
+    validation = report["symbolic"]["validation"]
+    chosen_row = result["models"][result["chosen"]]
+    assert validation["chosen"]["rej_light_at_70_val"] == chosen_row["rej_light_at_70_val"]
+    assert validation["teacher"]["auc_val"] == result["teacher"]["auc_val"]
 
     # Firmware: C simulation and float agree within the fixed-point step; metrics and cost.
     fid = report["fidelity"]

@@ -27,7 +27,7 @@ from trigger_ml.symbolic.sums import set_bits
 
 TINY_SEARCH = (
     "structure=deepsets,generations=8,population_size=60,subsample=400,max_complexity=[5,9,13],"
-    "select_features=8,deepsets.phi_terms=3"
+    "select_features=8,deepsets.phi_terms=3,selection_metric=rej_light_at_70"
 )
 FP16 = FixedPoint(bits=16, integer=6)
 PART = "xcvu13p-flga2577-2-e"
@@ -48,7 +48,12 @@ def test_structure_defaults_to_flat_and_keeps_the_flat_key():
     assert flat.structure == "flat"
     dump = flat.key_dump()
     assert "structure" not in dump and "deepsets" not in dump
-    assert set(dump) == set(SymbolicConfig.model_fields) - {"structure", "deepsets"}
+    assert set(dump) == set(SymbolicConfig.model_fields) - {
+        "structure",
+        "deepsets",
+        "selection_metric",
+        "rejection_tolerance",
+    }
     deep = load_symbolic_config("structure=deepsets,deepsets.phi_terms=3")
     assert deep.key_dump()["structure"] == "deepsets" and deep.deepsets.phi_terms == 3
     assert deep.digest() != flat.digest()
@@ -164,6 +169,21 @@ def test_distill_tiny_deepset_teacher(workspace, tiny_sample, tiny_config, monke
     fit_dir = Path(report["run_dir"])
     result = json.loads((fit_dir / "expressions.json").read_text())
     assert result["chosen"] in result["front"]
+    # Chosen by validation light rejection at 70 %: the rejection-scored front and rule.
+    selection = result["selection"]
+    assert selection["metric"] == "rej_light_at_70" and "rejection" in selection["rule"]
+    if result["teacher"]["rej_light_at_70_val"] is not None:  # tiny validation split
+        assert selection["good_at_least"] == pytest.approx(0.5 * result["teacher"]["rej_light_at_70_val"])
+    scored = [m for m in result["models"] if m["rej_light_at_70_val"] is not None]
+    for i in result["front"]:
+        a = result["models"][i]
+        if a["rej_light_at_70_val"] is not None:
+            assert not any(
+                b["complexity"] <= a["complexity"]
+                and b["latency_cycles"] <= a["latency_cycles"]
+                and b["rej_light_at_70_val"] > a["rej_light_at_70_val"]
+                for b in scored
+            )
     assert {m["source"].split("; F on ")[1] for m in result["models"]} == {
         "expression latents",
         "teacher latents",

@@ -60,7 +60,7 @@ from trigger_ml.fileio import (
     write_text_atomic,
 )
 from trigger_ml.hls.stage import is_current
-from trigger_ml.physics import discriminant_from_logits, tagging_metrics
+from trigger_ml.physics import LIGHT, discriminant_from_logits, tagging_metrics
 from trigger_ml.symbolic.backends import BackendChoice, Candidate, choose_backend, feature_symbols
 from trigger_ml.symbolic.cost import expression_cost
 from trigger_ml.symbolic.firmware import (
@@ -75,7 +75,8 @@ from trigger_ml.symbolic.firmware import (
     snap_constants,
     unsupported_reason,
 )
-from trigger_ml.symbolic.metrics import discriminant_metrics
+from trigger_ml.symbolic.metrics import STORED_REJECTIONS, discriminant_metrics
+from trigger_ml.symbolic.selection import choose, ranking_key, validation_score
 from trigger_ml.symbolic.settings import LUT_UNARY, SymbolicConfig
 from trigger_ml.symbolic.sums import Term, constant, few_bit_value, snapped_candidates, sum_candidates
 from trigger_ml.workspace import Workspace
@@ -402,7 +403,7 @@ def run_fit(
     log: bool,
 ) -> dict[str, Any]:
     """The φ_k, every F candidate with its score, the front and the choice."""
-    from trigger_ml.symbolic.stage import CLOCK_UNCERTAINTY, pareto_indices
+    from trigger_ml.symbolic.stage import CLOCK_UNCERTAINTY, pareto_indices, teacher_scores
 
     f_c, fp, hls = teacher.physics.f_c, settings.precision, teacher.hls
     n_slots, n_features = data.tracks["fit"].shape[1:]
@@ -478,7 +479,10 @@ def run_fit(
             if not finite:
                 break
             row[f"mse_{split}"] = float(np.mean((out - data.target(split, f_c)) ** 2))
-            row[f"auc_{split}"] = discriminant_metrics(out, data.classes[split])["auc_b_vs_light"]
+            metrics = discriminant_metrics(out, data.classes[split])
+            row[f"auc_{split}"] = metrics["auc_b_vs_light"]
+            for key in STORED_REJECTIONS:
+                row[f"{key}_{split}"] = metrics[key]
         if not finite or row.get("auc_val") is None:
             continue
         cost = expression_cost(
@@ -495,30 +499,19 @@ def run_fit(
         models.append(row)
     if not models:
         raise TriggerMLError("no F expression can become firmware", "widen the search (generations)")
-    models.sort(key=lambda m: (m["complexity"], -m["auc_val"]))
+    metric = settings.selection_metric
+    n_light = int(np.count_nonzero(data.classes["val"] == LIGHT))
+    models.sort(key=ranking_key(metric, n_light))
     front_index = pareto_indices(
         [m["complexity"] for m in models],
         [m["latency_cycles"] for m in models],
-        [m["auc_val"] for m in models],
+        [validation_score(m, metric, n_light) for m in models],
     )
     front = [models[i] for i in front_index]
-    teacher_val = float(discriminant_metrics(data.target("val", f_c), data.classes["val"])["auc_b_vs_light"])
-    teacher_test = float(
-        discriminant_metrics(data.target("test", f_c), data.classes["test"])["auc_b_vs_light"]
+    teacher_row = teacher_scores({split: data.target(split, f_c) for split in ("val", "test")}, data.classes)
+    chosen, selection = choose(
+        front, settings, validation_score(teacher_row, metric, n_light), n_light, budget
     )
-    fast = [m for m in front if m["within_latency_budget"]]
-    good = [m for m in fast if m["auc_val"] >= teacher_val - settings.auc_tolerance]
-
-    def by_auc(m: dict[str, Any]) -> tuple[float, int, int]:
-        return m["auc_val"], -m["complexity"], -m["latency_cycles"]
-
-    if good:
-        chosen = min(good, key=lambda m: (m["complexity"], m["latency_cycles"], -m["auc_val"]))
-        rule = "least complex within the AUC tolerance and the latency budget"
-    elif fast:
-        chosen, rule = max(fast, key=by_auc), "best validation AUC within the latency budget"
-    else:
-        chosen, rule = max(front, key=by_auc), "best validation AUC (none within the latency budget)"
     names = [f"p{k}" for k in range(len(phis))]
     for m in models:
         m["expressions"] = [m["f_expression"]]
@@ -540,8 +533,8 @@ def run_fit(
         "phi_terms": [
             [{"kind": t.kind, "i": t.i, "j": t.j, "t": t.t, "c": c} for t, c in phi] for phi in phis
         ],
-        "teacher": {"auc_val": teacher_val, "auc_test": teacher_test, "latency_cycles": budget_latency},
-        "selection": {"rule": rule, "auc_tolerance": settings.auc_tolerance, "latency_budget_cycles": budget},
+        "teacher": {**teacher_row, "latency_cycles": budget_latency},
+        "selection": selection,
         "models": models,
         "front": [models.index(m) for m in front],
         "chosen": models.index(chosen),
@@ -723,6 +716,7 @@ def _build_project(
         PROJECT_SUBDIR,
         fidelity_section,
         hls_section,
+        validation_section,
         write_symbolic_report,
     )
 
@@ -813,6 +807,7 @@ def _build_project(
                 "phi": [result["phi"][k] for k in sorted(phi_used)],
                 "complexity": chosen["complexity"],
                 "selection": result["selection"],
+                "validation": validation_section(chosen, result["teacher"]),
                 "front_size": len(result["front"]),
                 "settings": settings.model_dump(mode="json"),
             },

@@ -30,6 +30,10 @@ it ships for C simulation without the vendor headers defines exactly these."""
 
 UNARY_OPERATORS = POLYNOMIAL_UNARY + LUT_UNARY
 
+SELECTION_METRICS = ("auc", "rej_light_at_70", "rej_light_at_77")
+"""What the sums generator and the choice rank candidates by (validation split): the AUC of b
+vs light jets, or the light-jet rejection at 70 % / 77 % b-efficiency."""
+
 FLAT_INPUT_MODEL = "dense-small"
 """Zoo model whose inputs define the flat jet-level inputs of a Deep Set teacher."""
 
@@ -67,6 +71,9 @@ class SumSettings(_Strict):
     constant_set_bits: int | None = Field(2, ge=1, le=8)
     # Stop adding terms once the validation AUC gains less than this.
     min_auc_gain: float = Field(1e-4, ge=0, le=1)
+    # With a rejection selection_metric: stop once the validation rejection gains less than
+    # this fraction of its current value (the AUC rule above is not used then).
+    min_rejection_gain: float = Field(0.01, ge=0, le=10)
 
     @field_validator("upper_quantiles", "lower_quantiles")
     @classmethod
@@ -132,6 +139,12 @@ class SymbolicConfig(_Strict):
     # max_latency_fraction of the teacher's; else the best validation AUC within the latency
     # budget.
     auc_tolerance: float = Field(0.02, ge=0, le=1)
+    # What candidates are ranked by (the sums generator's forward selection and scale search,
+    # the Pareto front and the choice): validation AUC, or validation light rejection at 70 %
+    # / 77 % b-efficiency. With a rejection, "good enough" is a validation rejection of at
+    # least (1 - rejection_tolerance) times the teacher's (auc_tolerance is then unused).
+    selection_metric: Literal["auc", "rej_light_at_70", "rej_light_at_77"] = "auc"
+    rejection_tolerance: float = Field(0.5, ge=0, le=1)
     max_latency_fraction: float | None = Field(1 / 3, gt=0, le=10)
     # Fixed-point type of inputs, constants and result in the firmware (QKeras convention:
     # integer bits exclude the sign bit); constants are rounded onto it before conversion.
@@ -184,11 +197,16 @@ class SymbolicConfig(_Strict):
 
     def key_dump(self) -> dict[str, Any]:
         """The settings as they enter a cache key: the Deep Set keys only for ``structure:
-        deepsets``, so a flat distillation keeps the key it had before they existed."""
+        deepsets``, the rejection-selection keys only for a rejection ``selection_metric``, so
+        a distillation keeps the key it had before these settings existed."""
         data = self.model_dump(mode="json")
         if self.structure == "flat":
             data.pop("structure")
             data.pop("deepsets")
+        if self.selection_metric == "auc":
+            data.pop("selection_metric")
+            data.pop("rejection_tolerance")
+            data["sums"].pop("min_rejection_gain")
         return data
 
     def digest(self) -> str:

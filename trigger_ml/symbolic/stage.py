@@ -20,8 +20,9 @@ the teacher's sample and split. Targets are the teacher's outputs on a subsample
 training split (its discriminant D_b and/or its logits). Candidates: the backend's front,
 one-input least-squares fits and, for D_b, the hardware-aware sums and the backend's front
 with few-bit constants (``trigger_ml.symbolic.sums``); each gets its estimated latency, the
-front is over (complexity, latency, validation AUC). The validation split chooses among
-candidates, the test split measures them.
+front is over (complexity, latency, validation score: AUC or a light rejection,
+``selection_metric``). The validation split chooses among candidates, the test split
+measures them.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ from trigger_ml.symbolic.firmware import (
     snap_constants,
     unsupported_reason,
 )
-from trigger_ml.symbolic.metrics import as_logits, discriminant_metrics
+from trigger_ml.symbolic.metrics import STORED_REJECTIONS, as_logits, discriminant_metrics
+from trigger_ml.symbolic.selection import choose, metric_label, ranking_key, validation_score
 from trigger_ml.symbolic.settings import FLAT_INPUT_MODEL, SymbolicConfig
 from trigger_ml.symbolic.sums import snapped_candidates, sum_candidates
 from trigger_ml.workspace import Workspace
@@ -265,7 +267,8 @@ def pareto_indices(complexity: list[int], latency: list[int], auc: list[float]) 
 
 
 def _score(exprs: list[sympy.Expr], kind: str, data: DistillData, f_c: float) -> dict[str, Any]:
-    """Complexity, MSE and AUC (validation, test) of one model (one or three expressions)."""
+    """Complexity, MSE, AUC and light rejections at 70 % / 77 % (validation, test) of one
+    model (one or three expressions); the metrics are ``tagging_metrics``'."""
     row: dict[str, Any] = {"complexity": sum(expression_complexity(e) for e in exprs)}
     reason = next((r for r in map(unsupported_reason, exprs) if r), None)
     row["firmware"] = reason is None
@@ -281,9 +284,10 @@ def _score(exprs: list[sympy.Expr], kind: str, data: DistillData, f_c: float) ->
         )
         finite = np.all(np.isfinite(outputs))
         row[f"mse_{split}"] = float(np.mean((outputs - target) ** 2)) if finite else None
-        row[f"auc_{split}"] = (
-            discriminant_metrics(disc, data.classes[split])["auc_b_vs_light"] if finite else None
-        )
+        metrics = discriminant_metrics(disc, data.classes[split]) if finite else {}
+        row[f"auc_{split}"] = metrics.get("auc_b_vs_light")
+        for key in STORED_REJECTIONS:
+            row[f"{key}_{split}"] = metrics.get(key)
     return row
 
 
@@ -385,9 +389,15 @@ def run_fit(
     return result
 
 
-def _teacher_auc(data: DistillData, split: str, f_c: float) -> float:
-    disc = discriminant_from_logits(data.logits[split], f_c)
-    return float(discriminant_metrics(disc, data.classes[split])["auc_b_vs_light"])
+def teacher_scores(disc: dict[str, np.ndarray], classes: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The teacher's AUC and light rejections (validation, test) as the candidates store them."""
+    out: dict[str, Any] = {}
+    for split in ("val", "test"):
+        metrics = discriminant_metrics(disc[split], classes[split])
+        out[f"auc_{split}"] = float(metrics["auc_b_vs_light"])
+        for key in STORED_REJECTIONS:
+            out[f"{key}_{split}"] = metrics[key]
+    return out
 
 
 def _choose(
@@ -402,6 +412,8 @@ def _choose(
 ) -> dict[str, Any]:
     """Front, latency of its members, the choice (docs/symbolic.md) and the sweep."""
     f_c = teacher.physics.f_c
+    metric = settings.selection_metric
+    n_light = int(np.count_nonzero(data.classes["val"] == CLASS_NAMES.index("light")))
     usable = [m for m in models if m["firmware"] and m["auc_val"] is not None]
     if not usable:
         raise TriggerMLError(
@@ -409,7 +421,7 @@ def _choose(
         )
     # Deduplicate (the same expression can come from several generations or limits).
     unique = {tuple(str(e) for e in m["expressions"]): m for m in usable}
-    usable = sorted(unique.values(), key=lambda m: (m["complexity"], -m["auc_val"]))
+    usable = sorted(unique.values(), key=ranking_key(metric, n_light))
     teacher_latency = teacher_cost["latency_cycles"]["max"] if teacher_cost else None
     budget = (
         settings.max_latency_fraction * teacher_latency
@@ -434,29 +446,19 @@ def _choose(
         for i in pareto_indices(
             [m["complexity"] for m in usable],
             [m["latency_cycles"] for m in usable],
-            [m["auc_val"] for m in usable],
+            [validation_score(m, metric, n_light) for m in usable],
         )
     ]
-    teacher_val = _teacher_auc(data, "val", f_c)
-    fast = [m for m in front if m["within_latency_budget"]]
-    good = [m for m in fast if m["auc_val"] >= teacher_val - settings.auc_tolerance]
-
-    def by_auc(m: dict[str, Any]) -> tuple[float, int, int]:  # ties: the simpler, then the faster
-        return m["auc_val"], -m["complexity"], -m["latency_cycles"]
-
-    if good:
-        chosen, rule = (
-            min(good, key=lambda m: (m["complexity"], m["latency_cycles"], -m["auc_val"])),
-            "least complex within the AUC tolerance and the latency budget",
-        )
-    elif fast:
-        chosen, rule = max(fast, key=by_auc), "best validation AUC within the latency budget"
-    else:
-        chosen, rule = max(front, key=by_auc), "best validation AUC (none within the latency budget)"
+    teacher_row = teacher_scores(
+        {split: discriminant_from_logits(data.logits[split], f_c) for split in ("val", "test")}, data.classes
+    )
+    chosen, selection = choose(
+        front, settings, validation_score(teacher_row, metric, n_light), n_light, budget
+    )
     sweep = []
     for limit in settings.max_complexity:
         inside = [m for m in usable if m["complexity"] <= limit]
-        best = max(inside, key=lambda m: m["auc_val"], default=None)
+        best = max(inside, key=lambda m: validation_score(m, metric, n_light), default=None)
         sweep.append({"max_complexity": limit, "model": usable.index(best) if best else None})
 
     def public(m: dict[str, Any]) -> dict[str, Any]:
@@ -470,16 +472,8 @@ def _choose(
         "output": kind,
         "backend": choice.as_dict(),
         "feature_names": data.feature_names,
-        "teacher": {
-            "auc_val": teacher_val,
-            "auc_test": _teacher_auc(data, "test", f_c),
-            "latency_cycles": teacher_latency,
-        },
-        "selection": {
-            "rule": rule,
-            "auc_tolerance": settings.auc_tolerance,
-            "latency_budget_cycles": budget,
-        },
+        "teacher": {**teacher_row, "latency_cycles": teacher_latency},
+        "selection": selection,
         "models": [public(m) for m in usable],
         "front": [usable.index(m) for m in front],
         "sweep": sweep,
@@ -495,34 +489,41 @@ def _plot_front(path: Path, result: dict[str, Any], title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    metric = result["selection"].get("metric", "auc")
+    key = f"{metric}_val"
+
+    def shown(rows: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
+        kept = [m for m in rows if m.get(key) is not None]
+        return [m["complexity"] for m in kept], [m[key] for m in kept]
+
     models = result["models"]
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.scatter(
-        [m["complexity"] for m in models], [m["auc_val"] for m in models], s=12, c="0.6", label="candidates"
-    )
-    front = [models[i] for i in result["front"]]
+    ax.scatter(*shown(models), s=12, c="0.6", label="candidates")
+    front = [m for m in (models[i] for i in result["front"]) if m.get(key) is not None]
     points = ax.scatter(
-        [m["complexity"] for m in front],
-        [m["auc_val"] for m in front],
+        *shown(front),
         s=24,
         c=[m["latency_cycles"] for m in front],
         cmap="viridis",
-        label="Pareto front (complexity, latency, AUC)",
+        label=f"Pareto front (complexity, latency, {metric_label(metric)})",
     )
     fig.colorbar(points, ax=ax, label="latency (cycles, estimate)")
-    chosen = models[result["chosen"]]
     ax.scatter(
-        [chosen["complexity"]],
-        [chosen["auc_val"]],
+        *shown([models[result["chosen"]]]),
         marker="*",
         s=150,
         color="tab:green",
         label="chosen",
         zorder=3,
     )
-    ax.axhline(result["teacher"]["auc_val"], color="k", ls="--", label="teacher")
+    if result["teacher"].get(key) is not None:
+        ax.axhline(result["teacher"][key], color="k", ls="--", label="teacher")
+    if metric != "auc":
+        ax.set_yscale("log")
     ax.set_xlabel("expression complexity (nodes)")
-    ax.set_ylabel("AUC b vs light (validation)")
+    ax.set_ylabel(
+        "AUC b vs light (validation)" if metric == "auc" else f"{metric_label(metric)} (validation)"
+    )
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -532,26 +533,45 @@ def _plot_front(path: Path, result: dict[str, Any], title: str) -> None:
 
 
 def _fit_markdown(name: str, result: dict[str, Any]) -> str:
-    backend = result["backend"]
+    backend, teacher = result["backend"], result["teacher"]
+    metric = result["selection"].get("metric", "auc")
+    rejections = ["rej_light_at_70"] + ([metric] if metric == "rej_light_at_77" else [])
     lines = [
         f"# {name}: symbolic fit",
         "",
         f"- backend: **{backend['used']}** {backend['version']} (requested {backend['requested']}: {backend['reason']})",
-        f"- output: {result['output']}; selection: {result['selection']['rule']}",
-        f"- teacher AUC (validation / test): {result['teacher']['auc_val']:.4f} / {result['teacher']['auc_test']:.4f}",
+        f"- output: {result['output']}; selection by validation {metric_label(metric)}: {result['selection']['rule']}",
+        f"- teacher AUC (validation / test): {teacher['auc_val']:.4f} / {teacher['auc_test']:.4f}",
+    ]
+    for key in rejections:
+        lines.append(
+            f"- teacher {metric_label(key)} (validation / test): "
+            f"{_fmt(teacher.get(f'{key}_val'), '{:.1f}')} / {_fmt(teacher.get(f'{key}_test'), '{:.1f}')}"
+        )
+    if metric != "auc":
+        sel = result["selection"]
+        lines.append(
+            f"- good enough: validation {metric_label(metric)} >= (1 - {sel['rejection_tolerance']}) x the "
+            f"teacher's = {sel['good_at_least']:.1f}"
+        )
+    header = ["complexity", "AUC val", "AUC test"]
+    for key in rejections:
+        header += [f"{metric_label(key)} val", "test"]
+    lines += [
         "",
-        "## Pareto front (complexity, latency, validation AUC)",
+        f"## Pareto front (complexity, latency, validation {metric_label(metric)})",
         "",
-        "| complexity | AUC val | AUC test | latency (cycles) | from | expression |",
-        "|---|---|---|---|---|---|",
+        "| " + " | ".join([*header, "latency (cycles)", "from", "expression"]) + " |",
+        "|" + "---|" * (len(header) + 3),
     ]
     for i in result["front"]:
         m = result["models"][i]
         mark = " **(chosen)**" if i == result["chosen"] else ""
-        lines.append(
-            f"| {m['complexity']} | {m['auc_val']:.4f} | {m['auc_test']:.4f} | {m['latency_cycles']} | {m['source']} | "
-            f"`{'; '.join(m['readable'])}`{mark} |"
-        )
+        cells = [str(m["complexity"]), f"{m['auc_val']:.4f}", f"{m['auc_test']:.4f}"]
+        for key in rejections:
+            cells += [_fmt(m.get(f"{key}_val"), "{:.1f}"), _fmt(m.get(f"{key}_test"), "{:.1f}")]
+        cells += [str(m["latency_cycles"]), m["source"], f"`{'; '.join(m['readable'])}`{mark}"]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "![front](front.png)", ""]
     return "\n".join(lines)
 
@@ -794,6 +814,7 @@ def build_symbolic_project(
                 "produced_by": chosen_row["source"],
                 "complexity": chosen_row["complexity"],
                 "selection": result["selection"],
+                "validation": validation_section(chosen_row, result["teacher"]),
                 "front_size": len(result["front"]),
                 "settings": settings.model_dump(mode="json"),
             },
@@ -809,9 +830,33 @@ def build_symbolic_project(
 
 # --- report -------------------------------------------------------------------------------
 
+VALIDATION_KEYS = ("auc_val", *(f"{key}_val" for key in STORED_REJECTIONS))
+
+
+def validation_section(chosen: dict[str, Any], teacher: dict[str, Any]) -> dict[str, Any]:
+    """report.json ``symbolic.validation``: the scores the choice saw, chosen and teacher
+    (absent from a fit stored before the rejections were)."""
+    return {
+        "chosen": {k: chosen.get(k) for k in VALIDATION_KEYS},
+        "teacher": {k: teacher.get(k) for k in VALIDATION_KEYS},
+    }
+
 
 def _fmt(value: Any, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
+
+
+def _validation_lines(section: dict[str, Any] | None) -> list[str]:
+    if not section or section["chosen"].get("rej_light_at_70_val") is None:
+        return []
+    chosen, teacher = section["chosen"], section["teacher"]
+    return [
+        f"- validation: AUC {_fmt(chosen['auc_val'], '{:.4f}')} (teacher {_fmt(teacher['auc_val'], '{:.4f}')}), "
+        + ", ".join(
+            f"{metric_label(k)} {_fmt(chosen[f'{k}_val'], '{:.1f}')} (teacher {_fmt(teacher[f'{k}_val'], '{:.1f}')})"
+            for k in STORED_REJECTIONS
+        )
+    ]
 
 
 def symbolic_markdown(report: dict[str, Any]) -> str:
@@ -834,7 +879,9 @@ def symbolic_markdown(report: dict[str, Any]) -> str:
         f"- backend: **{backend['used']}** {backend['version']} — requested `{backend['requested']}`: {backend['reason']}",
         f"- chosen expression produced by: **{sym['produced_by']}**",
         f"- output: {sym['output']}; complexity {sym['complexity']}; {report['n_params']['expression']} constants",
-        f"- selection: {sym['selection']['rule']} (Pareto front of {sym['front_size']} expressions: `{report['run_dir']}`)",
+        f"- selection by validation {metric_label(sym['selection'].get('metric', 'auc'))}: "
+        f"{sym['selection']['rule']} (Pareto front of {sym['front_size']} expressions: `{report['run_dir']}`)",
+        *_validation_lines(sym.get("validation")),
         f"- data: `{report['data']['path']}` (sha256 `{report['data']['sha256'][:16]}…`), "
         + ", ".join(f"{k} {v}" for k, v in report["data"]["jets_per_split"].items())
         + " jets",

@@ -11,14 +11,17 @@ such expressions directly:
    and pairwise products of the inputs most correlated with the target (when ``*`` is an
    offered operator);
 2. **forward selection**: starting from the constant, add the term whose least-squares fit
-   (on the training subsample, target the teacher's output) gives the best validation AUC,
-   until ``max_terms`` or the gain is below ``min_auc_gain``; each prefix is a candidate;
+   (on the training subsample, target the teacher's output) gives the best validation score
+   (``selection_metric``: AUC, or light rejection at 70 % / 77 % b-efficiency), until
+   ``max_terms`` or the gain is below ``min_auc_gain`` (a rejection: below
+   ``min_rejection_gain`` times the current value); each prefix is a candidate;
 3. **constants**: each candidate's coefficients are snapped one at a time (largest
    contribution first) to the nearest value whose mantissa on the design type has at most
    ``constant_set_bits`` set bits, the remaining free coefficients refitted by least squares
    after each snap; the offset is rounded onto the grid (an addition costs the same for any
-   constant). AUC does not change with a positive scale, so the fit is repeated for a few
-   scales of the target (``SCALES``) and the best validation AUC kept.
+   constant). The score does not change with a positive scale of the expression, but the
+   snapped constants do, so the fit is repeated for a few scales of the target (``SCALES``)
+   and the best validation score kept.
 
 The constants are already on the design grid, so the deployed expression (``snap_constants``)
 is the same expression: firmware, C simulation and cost model all see these constants.
@@ -32,26 +35,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-from sklearn.metrics import roc_auc_score
 
 from trigger_ml.config import FixedPoint
 from trigger_ml.data.dataset import fixed_point_grid
-from trigger_ml.physics import CLASS_NAMES
 from trigger_ml.symbolic.backends import Candidate, feature_symbols
 from trigger_ml.symbolic.firmware import round_to_type
+from trigger_ml.symbolic.metrics import selection_score
 from trigger_ml.symbolic.settings import SymbolicConfig
 
 SOURCE = "sums (forward selection, few-bit constants)"
 SCALES = tuple(2.0 ** (i / 8) for i in (0, -1, 1, -2, 2, -3, 3, -4))
 """Scales of the target tried when snapping constants (1 first: ties keep it)."""
 
-_B, _LIGHT = CLASS_NAMES.index("b"), CLASS_NAMES.index("light")
-
 
 def fast_auc(score: np.ndarray, classes: np.ndarray) -> float:
     """AUC of b vs light jets, as ``discriminant_metrics`` measures it (scikit-learn)."""
-    keep = (classes == _B) | (classes == _LIGHT)
-    return float(roc_auc_score(classes[keep] == _B, score[keep]))
+    return selection_score(score, classes, "auc")
 
 
 # --- constants ----------------------------------------------------------------------------
@@ -190,8 +189,11 @@ def forward_selection(
     classes_val: np.ndarray,
     max_terms: int,
     min_gain: float,
+    metric: str = "auc",
 ) -> list[list[int]]:
-    """Prefixes of the greedy term sequence (least squares on fit, AUC on validation)."""
+    """Prefixes of the greedy term sequence (least squares on fit, ``metric`` on validation:
+    ``selection_score``). Stops when the best score gains less than ``min_gain``: an
+    absolute gain for the AUC, a fraction of the current value for a rejection."""
     design = np.column_stack([f_fit, np.ones(len(y))])
     gram, moment = design.T @ design, design.T @ y
     bias = f_fit.shape[1]
@@ -208,10 +210,11 @@ def forward_selection(
                 w = np.linalg.solve(gram[np.ix_(index, index)], moment[index])
             except np.linalg.LinAlgError:
                 continue
-            auc = fast_auc(f_val[:, index[:-1]] @ w[:-1], classes_val)
-            if best is None or auc > best[0]:
-                best = (auc, t)
-        if best is None or best[0] < previous + min_gain:
+            score = selection_score(f_val[:, index[:-1]] @ w[:-1], classes_val, metric)
+            if best is None or score > best[0]:
+                best = (score, t)
+        needed = previous + min_gain if metric == "auc" else previous * (1 + min_gain)
+        if best is None or best[0] < needed:
             break
         selected.append(best[1])
         previous = best[0]
@@ -237,17 +240,19 @@ def sum_candidates(
     f_val = np.column_stack([t.values(x_val) for t in terms])
     symbols = feature_symbols(x_fit.shape[1])
     limit = fixed_point_grid(fp)[2] / 2  # stay well inside the result type on the fit jets
+    metric = settings.selection_metric
+    min_gain = sums.min_auc_gain if metric == "auc" else sums.min_rejection_gain
     out = []
-    for prefix in forward_selection(f_fit, y, f_val, classes_val, sums.max_terms, sums.min_auc_gain):
+    for prefix in forward_selection(f_fit, y, f_val, classes_val, sums.max_terms, min_gain, metric):
         best: tuple[float, np.ndarray, float] | None = None
         for scale in SCALES:
             coef, offset = snap_and_refit(f_fit[:, prefix], scale * y, fp, sums.constant_set_bits)
             fitted = f_fit[:, prefix] @ coef + offset
             if not np.any(coef) or np.max(np.abs(fitted)) > limit:
                 continue
-            auc = fast_auc(f_val[:, prefix] @ coef, classes_val)
-            if best is None or auc > best[0]:
-                best = (auc, coef, offset)
+            score = selection_score(f_val[:, prefix] @ coef, classes_val, metric)
+            if best is None or score > best[0]:
+                best = (score, coef, offset)
         if best is None:
             continue
         _, coef, offset = best
@@ -291,7 +296,7 @@ def snapped_candidates(
     """The backend's expressions with hardware-friendly constants: each a sum of terms
     ``c_k * m_k(x)`` (sympy's top-level terms); constants inside ``m_k`` go to their nearest
     few-bit value, then the ``c_k`` and the offset are refitted and snapped as in
-    :func:`snap_and_refit` (best validation AUC over ``SCALES``)."""
+    :func:`snap_and_refit` (best validation ``selection_metric`` over ``SCALES``)."""
     from trigger_ml.symbolic.firmware import evaluate
 
     fp, bits = settings.precision, settings.sums.constant_set_bits
@@ -312,9 +317,9 @@ def snapped_candidates(
             coef, offset = snap_and_refit(f_fit, scale * y, fp, bits)
             if not np.any(coef) or np.max(np.abs(f_fit @ coef + offset)) > limit:
                 continue
-            auc = fast_auc(f_val @ coef, classes_val)
-            if best is None or auc > best[0]:
-                best = (auc, coef, offset)
+            score = selection_score(f_val @ coef, classes_val, settings.selection_metric)
+            if best is None or score > best[0]:
+                best = (score, coef, offset)
         if best is None:
             continue
         _, coef, offset = best
