@@ -78,7 +78,14 @@ from trigger_ml.symbolic.firmware import (
 from trigger_ml.symbolic.metrics import STORED_REJECTIONS, discriminant_metrics
 from trigger_ml.symbolic.selection import choose, ranking_key, validation_score
 from trigger_ml.symbolic.settings import LUT_UNARY, SymbolicConfig
-from trigger_ml.symbolic.sums import Term, constant, few_bit_value, snapped_candidates, sum_candidates
+from trigger_ml.symbolic.sums import (
+    Term,
+    constant,
+    distinct_terms,
+    few_bit_value,
+    snapped_candidates,
+    sum_candidates,
+)
 from trigger_ml.workspace import Workspace
 
 DS_SUFFIX = "-srds"
@@ -201,12 +208,7 @@ def phi_term_library(tracks: np.ndarray, valid_index: int | None, settings: Symb
                     terms.append(Term(kind, i, t=t))
     if settings.deepsets.phi_products and "*" in settings.binary_operators:
         terms += [Term("product", i, j) for i, j in itertools.combinations_with_replacement(columns, 2)]
-    unique: dict[bytes, Term] = {}
-    for term in terms:
-        values = term.values(tracks)
-        if np.ptp(values) > 0:
-            unique.setdefault(values.tobytes(), term)
-    return list(unique.values())
+    return distinct_terms(terms, tracks)
 
 
 def snap_and_refit_through_zero(

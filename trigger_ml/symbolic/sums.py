@@ -171,12 +171,36 @@ def term_library(
         terms += [
             Term("product", i, j) for i, j in itertools.combinations_with_replacement(product_columns, 2)
         ]
+    return distinct_terms(terms, x)
+
+
+def distinct_terms(terms: list[Term], x: np.ndarray) -> list[Term]:
+    """The terms that vary on ``x``, the first of any with identical values on it."""
     unique: dict[bytes, Term] = {}
     for term in terms:
         values = term.values(x)
         if np.ptp(values) > 0:
             unique.setdefault(values.tobytes(), term)
     return list(unique.values())
+
+
+def best_scaled_fit(
+    f_fit: np.ndarray, y: np.ndarray, f_val: np.ndarray, classes_val: np.ndarray, settings: SymbolicConfig
+) -> tuple[np.ndarray, float] | None:
+    """Few-bit coefficients and offset of ``y ~ f_fit`` (:func:`snap_and_refit`) at the scale of
+    the target in ``SCALES`` with the best validation ``selection_metric``; None when every
+    scale gives zero coefficients or leaves half the result type's range on the fit jets."""
+    fp = settings.precision
+    limit = fixed_point_grid(fp)[2] / 2  # stay well inside the result type on the fit jets
+    best: tuple[float, np.ndarray, float] | None = None
+    for scale in SCALES:
+        coef, offset = snap_and_refit(f_fit, scale * y, fp, settings.sums.constant_set_bits)
+        if not np.any(coef) or np.max(np.abs(f_fit @ coef + offset)) > limit:
+            continue
+        score = selection_score(f_val @ coef, classes_val, settings.selection_metric)
+        if best is None or score > best[0]:
+            best = (score, coef, offset)
+    return None if best is None else (best[1], best[2])
 
 
 # --- the generator ------------------------------------------------------------------------
@@ -232,30 +256,21 @@ def sum_candidates(
     settings: SymbolicConfig,
 ) -> list[Candidate]:
     """One candidate per prefix of the forward selection, constants snapped (module doc)."""
-    sums, fp = settings.sums, settings.precision
+    sums = settings.sums
     terms = term_library(x_fit, columns, product_columns, settings)
     if not terms:
         return []
     f_fit = np.column_stack([t.values(x_fit) for t in terms])
     f_val = np.column_stack([t.values(x_val) for t in terms])
     symbols = feature_symbols(x_fit.shape[1])
-    limit = fixed_point_grid(fp)[2] / 2  # stay well inside the result type on the fit jets
     metric = settings.selection_metric
     min_gain = sums.min_auc_gain if metric == "auc" else sums.min_rejection_gain
     out = []
     for prefix in forward_selection(f_fit, y, f_val, classes_val, sums.max_terms, min_gain, metric):
-        best: tuple[float, np.ndarray, float] | None = None
-        for scale in SCALES:
-            coef, offset = snap_and_refit(f_fit[:, prefix], scale * y, fp, sums.constant_set_bits)
-            fitted = f_fit[:, prefix] @ coef + offset
-            if not np.any(coef) or np.max(np.abs(fitted)) > limit:
-                continue
-            score = selection_score(f_val[:, prefix] @ coef, classes_val, metric)
-            if best is None or score > best[0]:
-                best = (score, coef, offset)
+        best = best_scaled_fit(f_fit[:, prefix], y, f_val[:, prefix], classes_val, settings)
         if best is None:
             continue
-        _, coef, offset = best
+        coef, offset = best
         expr = sympy.Add(
             *[
                 constant(float(c)) * terms[t].expression(symbols)
@@ -300,7 +315,6 @@ def snapped_candidates(
     from trigger_ml.symbolic.firmware import evaluate
 
     fp, bits = settings.precision, settings.sums.constant_set_bits
-    limit = fixed_point_grid(fp)[2] / 2
     out = []
     for candidate in found:
         parts = [term.as_coeff_Mul()[1] for term in sympy.Add.make_args(candidate.expression)]
@@ -312,17 +326,10 @@ def snapped_candidates(
             np.ptp(f_fit, axis=0) == 0
         ):
             continue
-        best: tuple[float, np.ndarray, float] | None = None
-        for scale in SCALES:
-            coef, offset = snap_and_refit(f_fit, scale * y, fp, bits)
-            if not np.any(coef) or np.max(np.abs(f_fit @ coef + offset)) > limit:
-                continue
-            score = selection_score(f_val @ coef, classes_val, settings.selection_metric)
-            if best is None or score > best[0]:
-                best = (score, coef, offset)
+        best = best_scaled_fit(f_fit, y, f_val, classes_val, settings)
         if best is None:
             continue
-        _, coef, offset = best
+        coef, offset = best
         expr = sympy.Add(
             *[constant(float(c)) * m for m, c in zip(monomials, coef, strict=True) if c], constant(offset)
         )
