@@ -60,7 +60,7 @@ from trigger_ml.fileio import (
     write_text_atomic,
 )
 from trigger_ml.hls.stage import is_current
-from trigger_ml.physics import LIGHT, discriminant_from_logits, tagging_metrics
+from trigger_ml.physics import LIGHT, discriminant_from_logits
 from trigger_ml.symbolic.backends import BackendChoice, Candidate, choose_backend, feature_symbols
 from trigger_ml.symbolic.cost import expression_cost
 from trigger_ml.symbolic.firmware import (
@@ -682,20 +682,6 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _teacher_test(
-    teacher: ModelConfig, ws: Workspace, data: DeepSetData, report: dict[str, Any] | None
-) -> tuple[np.ndarray, dict[str, Any], str]:
-    """Teacher logits on the test split as its firmware computes them (the Keras model without)."""
-    f_c = teacher.physics.f_c
-    if report is not None:
-        with h5py.File(ws.hls_dir(teacher.name) / "csim_predictions.h5", "r") as handle:
-            rows, logits = handle["test_index"][()], handle["logits_csim"][()].astype(np.float64)
-        if np.array_equal(rows, data.indices["test"]):
-            return logits, tagging_metrics(logits, data.classes["test"], f_c), "C simulation"
-    logits = data.logits["test"]
-    return logits, tagging_metrics(logits, data.classes["test"], f_c), "Keras model"
-
-
 def _build_project(
     name: str,
     teacher: ModelConfig,
@@ -718,13 +704,16 @@ def _build_project(
         PROJECT_SUBDIR,
         fidelity_section,
         hls_section,
+        teacher_test,
         validation_section,
         write_symbolic_report,
     )
 
     fp, f_c = settings.precision, teacher.physics.f_c
     x_test, classes = data.flat("test"), data.classes["test"]
-    teacher_logits, teacher_metrics, teacher_source = _teacher_test(teacher, ws, data, teacher_report)
+    teacher_logits, teacher_metrics, teacher_source = teacher_test(
+        teacher, ws, teacher_report, data.indices["test"], data.classes["test"], data.logits["test"]
+    )
     outputs_float = evaluate([deployed], x_test)
     project_dir = ws.hls_dir(name)
     with atomic_path(project_dir) as tmp:

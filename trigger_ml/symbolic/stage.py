@@ -619,17 +619,23 @@ def teacher_reference(teacher: ModelConfig, ws: Workspace, log: bool) -> tuple[d
     return report, ensure_trained(teacher, ws, log=log)
 
 
-def _teacher_test(
-    teacher: ModelConfig, ws: Workspace, data: DistillData, report: dict[str, Any] | None
+def teacher_test(
+    teacher: ModelConfig,
+    ws: Workspace,
+    report: dict[str, Any] | None,
+    test_rows: np.ndarray,
+    test_classes: np.ndarray,
+    keras_logits: np.ndarray,
 ) -> tuple[np.ndarray, dict[str, Any], str]:
-    """Teacher logits on the test split as its firmware computes them (QKeras/float without)."""
+    """Teacher logits on the test split (rows ``test_rows`` of the sample) as its firmware
+    computes them: its C simulation when it has one on the same rows, else ``keras_logits``
+    (the QKeras or float model); with their metrics and which of the two they are."""
     if report is not None:
         with h5py.File(ws.hls_dir(teacher.name) / "csim_predictions.h5", "r") as handle:
             rows, logits = handle["test_index"][()], handle["logits_csim"][()].astype(np.float64)
-        if np.array_equal(rows, data.indices["test"]):
-            return logits, tagging_metrics(logits, data.classes["test"], teacher.physics.f_c), "C simulation"
-    logits = data.logits["test"]
-    return logits, tagging_metrics(logits, data.classes["test"], teacher.physics.f_c), "Keras model"
+        if np.array_equal(rows, test_rows):
+            return logits, tagging_metrics(logits, test_classes, teacher.physics.f_c), "C simulation"
+    return keras_logits, tagging_metrics(keras_logits, test_classes, teacher.physics.f_c), "Keras model"
 
 
 def distill(
@@ -728,7 +734,9 @@ def build_symbolic_project(
     deployed = [snap_constants(e, fp) for e in chosen]
     luts = lut_specs(deployed, data.x["fit"], settings.lut)
     x_test, classes = data.x["test"], data.classes["test"]
-    teacher_logits, teacher_metrics, teacher_source = _teacher_test(teacher, job.ws, data, job.teacher_report)
+    teacher_logits, teacher_metrics, teacher_source = teacher_test(
+        teacher, job.ws, job.teacher_report, data.indices["test"], data.classes["test"], data.logits["test"]
+    )
     outputs_float = evaluate(deployed, x_test)
     with atomic_path(job.project_dir) as tmp:
         tmp.mkdir()
