@@ -46,6 +46,10 @@ def test_unknown_model_lists_the_valid_names():
         ("dips-small@quantization.weight.integer=9", "integer bits"),
         ("dips-small@inputs.track_features=[sd0,bogus]", "bogus"),
         ("dips-small@bits", "not key=value"),
+        ("dips-small@sample.detector.d0_typo=1", "unknown detector parameter 'd0_typo'"),
+        ("dips-small@sample.detector.d0_ms_um_gev=-3", "d0_ms_um_gev must be > 0"),
+        ("dips-small@sample.detector.tail_fraction=many", "tail_fraction must be a number"),
+        ("dips-small@sample.detector.material_layers=[[33,0.01]]", "material_layers must be a list"),
     ],
 )
 def test_bad_overrides_name_the_problem(spec, fragment):
@@ -82,3 +86,40 @@ def test_malformed_config_file(tmp_path: Path):
     wrong.write_text("name: x\nhls: {reuse_factor: 0}\n")
     with pytest.raises(UsageError, match="hls.reuse_factor"):
         load_config_file(wrong)
+
+
+def test_sample_detector_section_reaches_the_generator_and_the_digests():
+    from trigger_ml.data.detector import DetectorModel
+    from trigger_ml.data.generate import GeneratorSettings
+    from trigger_ml.pipeline import generator_settings
+
+    base = load_model_config("dips-small")
+    assert base.sample.detector is None
+    assert generator_settings(base).digest() == GeneratorSettings().digest()  # default sample kept
+
+    run1 = load_model_config(
+        "dips-small@sample.detector.d0_ms_um_gev=140,sample.detector.z0sintheta_ms_um_gev=209"
+    )
+    detector = generator_settings(run1).detector
+    assert (detector.d0_ms_um_gev, detector.z0sintheta_ms_um_gev) == (140.0, 209.0)
+    assert detector.d0_const_um == DetectorModel().d0_const_um  # the rest keeps its defaults
+    assert generator_settings(run1).digest() != generator_settings(base).digest()
+    assert run1.training_digest() != base.training_digest()
+    # 140 and 140.0 are one sample; layers given as lists are the model's tuples
+    as_float = load_model_config(
+        "dips-small@sample.detector.d0_ms_um_gev=140.0,sample.detector.z0sintheta_ms_um_gev=209"
+    )
+    assert as_float.training_digest() == run1.training_digest()
+    material = load_model_config("dips-small@sample.detector.material_layers=[[33,0.02,0.005]]")
+    assert generator_settings(material).detector.material_layers == ((33.0, 0.02, 0.005),)
+
+
+def test_sample_detector_section_in_a_config_file(tmp_path: Path):
+    path = tmp_path / "run1.yaml"
+    path.write_text(
+        "name: run1-resolution\n"
+        "sample: {process: ttbar, n_jets: 1000, detector: {d0_ms_um_gev: 140, fake_rate: 0}}\n"
+    )
+    config = load_config_file(path)
+    assert config.sample.detector == {"d0_ms_um_gev": 140.0, "fake_rate": 0.0}
+    assert config.sample.detector_model().fake_rate == 0.0

@@ -9,6 +9,7 @@ rejected with the offending key named. Stages never read raw dicts: they get a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from importlib import resources
@@ -18,7 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trigger_ml.errors import UsageError
+from trigger_ml.data.detector import DetectorModel
+from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import sha256_of_obj
 
 TRACK_FEATURES = ("sd0", "sz0", "log_ptfrac", "log_dr", "d0", "z0sintheta", "valid")
@@ -49,6 +51,38 @@ class SampleConfig(_Strict):
     pileup_process: Literal["inelastic", "nondiffractive"] | None = None
     pileup_pool_events: int | None = Field(None, ge=1, le=100_000)
     pileup_tune_pp: int | None = Field(None, ge=1)
+    # Detector-model parameters that differ from the defaults of
+    # trigger_ml.data.detector.DetectorModel, e.g. {d0_ms_um_gev: 140} or material_layers
+    # (docs/detector-model.md). Only the listed ones change; the sample gets a new digest.
+    detector: dict[str, Any] | None = None
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector_parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        known = [f.name for f in dataclasses.fields(DetectorModel)]
+        clean: dict[str, Any] = {}
+        for name, given in value.items():
+            if name not in known:
+                raise ValueError(f"unknown detector parameter '{name}' (one of: {', '.join(known)})")
+            if name == "material_layers":
+                clean[name] = given  # DetectorModel checks the layers
+            elif isinstance(given, int | float) and not isinstance(given, bool):
+                clean[name] = float(given)  # 140 and 140.0 are the same sample
+            else:
+                raise ValueError(f"detector parameter {name} must be a number, got {given!r}")
+        try:
+            model = DetectorModel(**clean)  # the detector model's own checks
+        except TriggerMLError as error:
+            raise ValueError(error.message) from None
+        if "material_layers" in clean:
+            clean["material_layers"] = [list(layer) for layer in model.material_layers]
+        return clean
+
+    def detector_model(self) -> DetectorModel:
+        """The tracking-detector model of this sample (defaults where ``detector`` is silent)."""
+        return DetectorModel(**(self.detector or {}))
 
 
 class SplitConfig(_Strict):

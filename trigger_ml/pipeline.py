@@ -32,7 +32,12 @@ def generator_settings(config: ModelConfig) -> GeneratorSettings:
     s = config.sample
     optional = {k: getattr(s, k) for k in OPTIONAL_SAMPLE_SETTINGS if getattr(s, k) is not None}
     return GeneratorSettings(
-        process=s.process, n_jets=s.n_jets, seed=s.seed, jets_per_shard=s.jets_per_shard, **optional
+        process=s.process,
+        n_jets=s.n_jets,
+        seed=s.seed,
+        jets_per_shard=s.jets_per_shard,
+        detector=s.detector_model(),
+        **optional,
     )
 
 
