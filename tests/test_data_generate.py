@@ -396,3 +396,25 @@ def test_mixed_sample_with_pileup(tmp_path: Path) -> None:
     assert np.median(sz0[origin == gen.ORIGIN_PILEUP]) > 3 * np.median(sz0[origin == gen.ORIGIN_PRIMARY])
     again = generate_sample(settings, tmp_path / "again", n_workers=1, progress=False)
     assert sha256_of_file(again) == sha256_of_file(path)
+
+
+@pytest.mark.slow
+def test_model_config_detector_section_reaches_the_sample(tmp_path: Path) -> None:
+    """A model's sample.detector changes the generated tracks: here the resolution and no fakes."""
+    from trigger_ml.config import load_model_config
+    from trigger_ml.pipeline import ensure_data
+    from trigger_ml.workspace import Workspace
+
+    config = load_model_config(
+        "dips-small@n_jets=100,sample.jets_per_shard=50,"
+        "sample.detector.d0_ms_um_gev=140,sample.detector.fake_rate=0"
+    )
+    path = ensure_data(config, Workspace(tmp_path), log=False)
+    settings = GeneratorSettings.from_dict(load_sample_info(path)["settings"])
+    assert settings.detector == DetectorModel(d0_ms_um_gev=140.0, fake_rate=0.0)
+    assert path.parent.name == f"ttbar-{settings.digest()}"
+    with h5py.File(path, "r") as handle:
+        real = handle["tracks"][...][handle["tracks"]["valid"][...]]
+    assert len(real) > 0 and not np.any(real["origin"] == 3)  # fake_rate = 0: no fakes
+    expected = settings.detector.sigma_d0_mm(real["pt"].astype(float), real["eta"].astype(float))
+    np.testing.assert_allclose(real["d0_sigma_mm"], expected, rtol=1e-5)
