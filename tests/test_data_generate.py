@@ -112,6 +112,7 @@ def test_default_sample_identity_is_frozen() -> None:
         "pileup_tune_pp",
         "pileup_pool_events",
         "pileup_process",
+        "label_taus",
     }
     assert GeneratorSettings.from_dict(base.canonical_dict()) == base
     assert base.jet_dtype() == JET_DTYPE
@@ -418,3 +419,32 @@ def test_model_config_detector_section_reaches_the_sample(tmp_path: Path) -> Non
     assert len(real) > 0 and not np.any(real["origin"] == 3)  # fake_rate = 0: no fakes
     expected = settings.detector.sigma_d0_mm(real["pt"].astype(float), real["eta"].astype(float))
     np.testing.assert_allclose(real["d0_sigma_mm"], expected, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_label_taus_relabels_only_tau_jets(tmp_path: Path) -> None:
+    """label_taus gives tau jets flavour 15; every other jet and every track stay the same."""
+    from trigger_ml.data.plots import tail_fractions
+    from trigger_ml.physics import LIGHT, classes_from_truth
+
+    plain = GeneratorSettings(n_jets=300, jets_per_shard=150, seed=5)
+    taus = dataclasses.replace(plain, label_taus=True)
+    assert taus.digest() != plain.digest() and "label_taus" not in plain.canonical_dict()
+    with h5py.File(generate_sample(plain, tmp_path, n_workers=1, progress=False), "r") as handle:
+        jets, tracks = handle["jets"][...], handle["tracks"][...]
+    tau_path = generate_sample(taus, tmp_path, n_workers=1, progress=False)
+    with h5py.File(tau_path, "r") as handle:
+        tau_jets, tau_tracks = handle["jets"][...], handle["tracks"][...]
+    is_tau = tau_jets["flavour"] == gen.TAU_LABEL
+    assert is_tau.sum() >= 2  # 5 with this seed: W -> tau nu in tt-bar
+    assert np.all(jets["flavour"][is_tau] == 0)  # light without the setting; b and c win over tau
+    assert np.all(tau_jets["hadron_pt"][is_tau] > gen.HADRON_PT_MIN)
+    assert np.all(tau_jets["hadron_lxy_mm"][is_tau] > 0)
+    np.testing.assert_array_equal(tau_tracks, tracks)
+    for name in jets.dtype.names:
+        np.testing.assert_array_equal(tau_jets[name][~is_tau], jets[name][~is_tau])
+    assert np.all(classes_from_truth(tau_jets["flavour"][is_tau]) == LIGHT)  # trained as light
+    assert load_sample_info(tau_path)["flavour_counts"]["tau"] == int(is_tau.sum())
+    assert tail_fractions(tau_jets, tau_tracks)["flavours"]["tau"]["jets"] == int(is_tau.sum())
+    with pytest.raises(UsageError, match="label_taus"):
+        GeneratorSettings(label_taus="yes")

@@ -51,6 +51,8 @@ class SampleConfig(_Strict):
     pileup_process: Literal["inelastic", "nondiffractive"] | None = None
     pileup_pool_events: int | None = Field(None, ge=1, le=100_000)
     pileup_tune_pp: int | None = Field(None, ge=1)
+    # Jets labelled by a tau lepton get flavour 15 in the file (training counts them as light).
+    label_taus: bool | None = None
     # Detector-model parameters that differ from the defaults of
     # trigger_ml.data.detector.DetectorModel, e.g. {d0_ms_um_gev: 140} or material_layers
     # (docs/detector-model.md). Only the listed ones change; the sample gets a new digest.

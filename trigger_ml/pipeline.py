@@ -24,6 +24,7 @@ OPTIONAL_SAMPLE_SETTINGS = (
     "pileup_process",
     "pileup_pool_events",
     "pileup_tune_pp",
+    "label_taus",
 )
 
 

@@ -64,6 +64,10 @@ JET_INPUT_ETA_MAX = 4.9
 HADRON_PT_MIN = 5.0
 HADRON_DR_MAX = 0.3
 """Weakly decaying b/c hadrons above HADRON_PT_MIN within HADRON_DR_MAX of a jet label it."""
+TAU_LABEL = 15
+"""Flavour of a jet labelled by a tau lepton (``label_taus``), as HadronConeExclTruthLabelID."""
+_LABEL_PRIORITY = {5: 3, 4: 2, TAU_LABEL: 1, 0: 0}
+"""b before c before tau before light, as in the ATLAS exclusive cone labelling."""
 
 JET_DTYPE = np.dtype(
     [
@@ -128,6 +132,7 @@ _LATER_SETTINGS: dict[str, Any] = {
     "pileup_tune_pp": 8,
     "pileup_pool_events": 1000,
     "pileup_process": "inelastic",
+    "label_taus": False,
 }
 # The same for fields of the nested DetectorModel.
 _LATER_DETECTOR_SETTINGS: dict[str, Any] = {"material_layers": ()}
@@ -148,6 +153,8 @@ class GeneratorSettings:
     minimum-bias interactions (``pileup_process``: all inelastic or non-diffractive only;
     ``Tune:pp = pileup_tune_pp``, 8 is the ATLAS A2 minimum-bias tune) overlaid on every
     event, drawn from a pool of ``pileup_pool_events`` minimum-bias events per shard.
+    ``label_taus`` gives jets labelled by a tau lepton (and no b or c hadron) flavour 15
+    instead of 0 (light); training counts them as light either way.
     """
 
     process: str = "ttbar"
@@ -172,6 +179,7 @@ class GeneratorSettings:
     pileup_tune_pp: int = 8
     pileup_pool_events: int = 1000
     pileup_process: str = "inelastic"
+    label_taus: bool = False
 
     def __post_init__(self) -> None:
         if self.process not in SUPPORTED_PROCESSES:
@@ -203,6 +211,8 @@ class GeneratorSettings:
         ):
             if not getattr(self, name) > 0:
                 raise UsageError(f"generator setting {name} must be > 0, got {getattr(self, name)!r}")
+        if not isinstance(self.label_taus, bool):
+            raise UsageError(f"label_taus must be true or false, got {self.label_taus!r}")
         if self.max_tracks > np.iinfo(np.int16).max:
             raise UsageError(f"max_tracks must be <= 32767, got {self.max_tracks}")
         if not isinstance(self.detector, DetectorModel):
@@ -878,6 +888,8 @@ def _process_event(
     jets["event_number"] = event_number
     if pileup is not None:
         jets["n_pileup"] = min(pileup[0], np.iinfo(np.int16).max)
+    if settings.label_taus:  # tau leptons label like hadrons, after b and c
+        flavour = np.where(np.abs(kinematics["ids"]) == 15, TAU_LABEL, flavour).astype(np.int8)
     _label_jets(jets, stored, event, flavour, status, pt, eta, phi, pv, jet_eta, jet_phi)
 
     track_table = _reconstruct_tracks(
@@ -916,8 +928,10 @@ def _label_jets(
 
     Each weakly decaying b (c) hadron with pT > HADRON_PT_MIN labels only the nearest jet
     (among all jets above the pT threshold) within HADRON_DR_MAX. A jet with a b hadron
-    is a b jet (5); else with a c hadron a c jet (4); else light (0). The hardest matched
-    hadron of the label flavour gives hadron_pt and its transverse decay length.
+    is a b jet (5); else with a c hadron a c jet (4); else, if ``flavour`` marks tau leptons
+    (TAU_LABEL, ``label_taus``), with a decaying tau a tau jet (15); else light (0). The
+    hardest matched particle of the label flavour gives hadron_pt and its transverse decay
+    length.
     """
     candidates = np.flatnonzero((flavour > 0) & (status < 0) & (pt > HADRON_PT_MIN))
     weak: list[int] = []
@@ -934,9 +948,10 @@ def _label_jets(
         row = position.get(int(jet))
         if row is None:
             continue
-        hadron_flavour = flavour[hadron]
-        current = jets["flavour"][row]
-        if hadron_flavour < current or (hadron_flavour == current and pt[hadron] <= jets["hadron_pt"][row]):
+        hadron_flavour = int(flavour[hadron])
+        current = int(jets["flavour"][row])
+        rank, current_rank = _LABEL_PRIORITY[hadron_flavour], _LABEL_PRIORITY[current]
+        if rank < current_rank or (rank == current_rank and pt[hadron] <= jets["hadron_pt"][row]):
             continue
         first_daughter = event.daughter1[hadron]
         jets["flavour"][row] = hadron_flavour
@@ -1317,7 +1332,8 @@ def _write_sample_info(
 ) -> None:
     with h5py.File(jets_path, "r") as handle:
         jets = handle["jets"][...]
-    counts = {name: int(np.sum(jets["flavour"] == code)) for name, code in (("b", 5), ("c", 4), ("light", 0))}
+    labels = (("b", 5), ("c", 4), ("light", 0)) + ((("tau", TAU_LABEL),) if settings.label_taus else ())
+    counts = {name: int(np.sum(jets["flavour"] == code)) for name, code in labels}
     n_tracks = jets["n_tracks"].astype(np.int64)
     info = {
         "format_version": FORMAT_VERSION,

@@ -1,4 +1,4 @@
-"""Validation plots of a jets.h5 sample, per flavour (b, c, light).
+"""Validation plots of a jets.h5 sample, per flavour (b, c, light, and tau when labelled).
 
 ``write_validation_plots(jets_h5)`` writes into ``<sample dir>/plots/``:
 
@@ -33,6 +33,8 @@ from trigger_ml.fileio import atomic_path, write_json_atomic
 
 FLAVOURS = (("b", 5, "tab:red"), ("c", 4, "tab:green"), ("light", 0, "tab:blue"))
 """(name, label value, colour) of the flavours plotted."""
+TAU_FLAVOUR = ("tau", 15, "tab:purple")
+"""Plotted as well when a sample has tau-labelled jets (generator setting ``label_taus``)."""
 TAIL_SIGNIFICANCE = 3.0
 
 
@@ -45,6 +47,11 @@ def significances(tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sd0, sz0
 
 
+def flavours_in(jets: np.ndarray) -> tuple[tuple[str, int, str], ...]:
+    """FLAVOURS, plus tau when the sample has tau-labelled jets."""
+    return FLAVOURS + ((TAU_FLAVOUR,) if np.any(jets["flavour"] == TAU_FLAVOUR[1]) else ())
+
+
 def tail_fractions(
     jets: np.ndarray, tracks: np.ndarray, threshold: float = TAIL_SIGNIFICANCE
 ) -> dict[str, Any]:
@@ -54,7 +61,7 @@ def tail_fractions(
     valid = tracks["valid"].astype(bool)
     n_tracks = jets["n_tracks"] if "n_tracks" in (jets.dtype.names or ()) else valid.sum(axis=1)
     summary = {}
-    for name, code, _ in FLAVOURS:
+    for name, code, _ in flavours_in(jets):
         rows = jets["flavour"] == code
         mask = valid & rows[:, None]
         n = int(mask.sum())
@@ -83,6 +90,7 @@ def write_validation_plots(jets_h5: Path) -> list[Path]:
     sd0, sz0 = significances(tracks)
     valid = tracks["valid"].astype(bool)
     n_tracks = jets["n_tracks"] if "n_tracks" in (jets.dtype.names or ()) else valid.sum(axis=1)
+    flavours = flavours_in(jets)
     pt_high = max(float(np.percentile(jets["pt"], 99.5)), 30.0)
     per_track = {"sd0": sd0, "sz0": sz0}
     specs = [
@@ -101,7 +109,7 @@ def write_validation_plots(jets_h5: Path) -> list[Path]:
     written = []
     for filename, xlabel, key, bins, log in specs:
         fig, ax = plt.subplots(figsize=(6, 4.2))
-        for name, code, colour in FLAVOURS:
+        for name, code, colour in flavours:
             rows = jets["flavour"] == code
             if key in per_track:
                 values = per_track[key][rows][valid[rows]]
@@ -131,8 +139,8 @@ def write_validation_plots(jets_h5: Path) -> list[Path]:
         plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
-    fractions = [float(np.mean(jets["flavour"] == code)) for _, code, _ in FLAVOURS]
-    bars = ax.bar([name for name, _, _ in FLAVOURS], fractions, color=[c for _, _, c in FLAVOURS])
+    fractions = [float(np.mean(jets["flavour"] == code)) for _, code, _ in flavours]
+    bars = ax.bar([name for name, _, _ in flavours], fractions, color=[c for _, _, c in flavours])
     ax.bar_label(bars, labels=[f"{f:.3f}" for f in fractions])
     ax.set_ylabel("fraction of jets")
     ax.set_ylim(0, 1)
