@@ -42,9 +42,8 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 import sympy
 
@@ -54,8 +53,6 @@ from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import (
     atomic_path,
     read_json,
-    sha256_of_file,
-    sha256_of_obj,
     write_json_atomic,
     write_text_atomic,
 )
@@ -64,12 +61,9 @@ from trigger_ml.physics import LIGHT, discriminant_from_logits
 from trigger_ml.symbolic.backends import BackendChoice, Candidate, choose_backend, feature_symbols
 from trigger_ml.symbolic.cost import expression_cost
 from trigger_ml.symbolic.firmware import (
-    build_project,
     cast_constant,
     count_constants,
-    csim_predict,
     evaluate,
-    fixed_type,
     is_cast_constant,
     round_to_type,
     snap_constants,
@@ -87,6 +81,9 @@ from trigger_ml.symbolic.sums import (
     sum_candidates,
 )
 from trigger_ml.workspace import Workspace
+
+if TYPE_CHECKING:
+    from trigger_ml.symbolic.stage import DistillInputs
 
 DS_SUFFIX = "-srds"
 FORMAT_VERSION = 1
@@ -122,16 +119,9 @@ def check_teacher(teacher: ModelConfig, settings: SymbolicConfig) -> None:
         )
     if "discriminant" not in settings.targets:
         raise UsageError("structure 'deepsets' fits the discriminant only", "use targets=[discriminant]")
-    precision, input_type = settings.precision, teacher.quantization.input
-    if (
-        precision.integer < input_type.integer
-        or precision.bits - precision.integer < input_type.bits - input_type.integer
-    ):
-        raise UsageError(
-            f"symbolic precision {fixed_type(precision)} cannot hold the input type "
-            f"(bits {input_type.bits}, integer {input_type.integer}) exactly",
-            "widen precision.bits / precision.integer",
-        )
+    from trigger_ml.symbolic.stage import check_precision_holds
+
+    check_precision_holds(settings.precision, teacher.quantization.input)
 
 
 @dataclass(frozen=True)
@@ -557,9 +547,7 @@ def distill_deepsets(
     teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
 ) -> dict[str, Any]:
     """Build (or reuse) ``<teacher>-srds``: the fit and its firmware; returns report.json."""
-    from trigger_ml.cost import cost_for_project
-    from trigger_ml.pipeline import ensure_data
-    from trigger_ml.symbolic.stage import teacher_reference
+    from trigger_ml.symbolic.stage import distill_inputs
 
     check_teacher(teacher, settings)
     name = deepsets_name(teacher)
@@ -569,58 +557,31 @@ def distill_deepsets(
             f"[distill] {name}: symbolic Deep Set, backend {choice.backend.name} ({choice.reason})",
             flush=True,
         )
-    teacher_report, run = teacher_reference(teacher, ws, log)
-    teacher_cost = cost_for_project(ws.hls_dir(teacher.name))["best"] if teacher_report else None
-    data_path = ensure_data(teacher, ws, log=False)
-    data_sha = sha256_of_file(data_path)
-    key = sha256_of_obj(
-        {
-            "format_version": FORMAT_VERSION,
-            "structure": "deepsets",
-            "teacher": teacher.digest(),
-            "data": data_sha,
-            "settings": settings.key_dump(),
-            "backend": [choice.backend.name, choice.backend.version()],
-            "teacher_latency": teacher_cost["latency_cycles"] if teacher_cost else None,
-        }
+    inputs = distill_inputs(
+        teacher, settings, choice, ws, log, format_version=FORMAT_VERSION, structure="deepsets"
     )
-    project_dir, fit_dir = ws.hls_dir(name), ws.run_dir(name, key)
-    if not force and is_current(project_dir, key, data_sha):
+    project_dir, fit_dir = ws.hls_dir(name), ws.run_dir(name, inputs.key)
+    if not force and is_current(project_dir, inputs.key, inputs.data_sha256):
         if log:
             print(f"[distill] {name}: {project_dir} is current; nothing to do", flush=True)
         return read_json(project_dir / "report.json")
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    data = load_deepset_data(teacher, run, data_path, settings)
+    data = load_deepset_data(teacher, inputs.run, inputs.data_path, settings)
     timings["prepare_s"] = time.perf_counter() - start
     start = time.perf_counter()
     if (fit_dir / "expressions.json").is_file() and (fit_dir / "chosen.sympy").is_file():
         result = read_json(fit_dir / "expressions.json")
         deployed = sympy.sympify((fit_dir / "chosen.sympy").read_text())[0]
     else:
-        result = run_fit(teacher, data, settings, choice, teacher_cost, log)
+        result = run_fit(teacher, data, settings, choice, inputs.teacher_cost, log)
         f_expr = sympy.sympify(
             result["models"][result["chosen"]]["f_expression"], locals=_locals(len(result["phi"]))
         )
         deployed = compose(f_expr, phis_from_result(result), result["n_slots"], len(data.features))
         _write_fit(fit_dir, name, teacher, settings, choice, result, deployed, data)
     timings["fit_s"] = time.perf_counter() - start
-    return _build_project(
-        name,
-        teacher,
-        settings,
-        ws,
-        key,
-        data_path,
-        data_sha,
-        teacher_report,
-        teacher_cost,
-        data,
-        result,
-        deployed,
-        timings,
-        log,
-    )
+    return _build_project(name, teacher, settings, ws, inputs, data, result, deployed, timings, log)
 
 
 def _locals(n: int) -> dict[str, sympy.Symbol]:
@@ -687,11 +648,7 @@ def _build_project(
     teacher: ModelConfig,
     settings: SymbolicConfig,
     ws: Workspace,
-    key: str,
-    data_path: Path,
-    data_sha: str,
-    teacher_report: dict[str, Any] | None,
-    teacher_cost: dict[str, Any] | None,
+    inputs: DistillInputs,
     data: DeepSetData,
     result: dict[str, Any],
     deployed: sympy.Expr,
@@ -701,53 +658,33 @@ def _build_project(
     """Convert the deployed expression, C-simulate the test split, compare, report."""
     from trigger_ml.symbolic.stage import (
         CLOCK_UNCERTAINTY,
-        PROJECT_SUBDIR,
         fidelity_section,
         hls_section,
+        metrics_section,
+        simulate_project,
         teacher_test,
         validation_section,
+        write_csim_predictions,
         write_symbolic_report,
     )
 
     fp, f_c = settings.precision, teacher.physics.f_c
     x_test, classes = data.flat("test"), data.classes["test"]
     teacher_logits, teacher_metrics, teacher_source = teacher_test(
-        teacher, ws, teacher_report, data.indices["test"], data.classes["test"], data.logits["test"]
+        teacher, ws, inputs.teacher_report, data.indices["test"], data.classes["test"], data.logits["test"]
     )
     outputs_float = evaluate([deployed], x_test)
     project_dir = ws.hls_dir(name)
     with atomic_path(project_dir) as tmp:
         tmp.mkdir()
-        if log:
-            print(
-                f"[distill] {name}: hls4ml symbolic project, g++ C simulation of {len(x_test)} jets",
-                flush=True,
-            )
-        start = time.perf_counter()
-        hls_model = build_project(
-            [deployed],
-            x_test.shape[1],
-            fp,
-            {},
-            teacher.hls.part,
-            teacher.hls.clock_period_ns,
-            tmp / PROJECT_SUBDIR,
-        )
-        timings["convert_compile_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        outputs_csim = csim_predict(hls_model, x_test)
-        timings["csim_s"] = time.perf_counter() - start
+        outputs_csim = simulate_project(name, [deployed], x_test, fp, {}, teacher, tmp, timings, log)
         fidelity = fidelity_section(outputs_csim, outputs_float, fp, {})
         disc = {
             "teacher": discriminant_from_logits(teacher_logits, f_c),
             "expression_float": outputs_float[:, 0],
             "csim": outputs_csim[:, 0],
         }
-        metrics = {
-            "teacher": teacher_metrics,
-            "expression_float": discriminant_metrics(disc["expression_float"], classes),
-            "csim": discriminant_metrics(disc["csim"], classes),
-        }
+        metrics = metrics_section(disc, teacher_metrics, classes)
         cost = expression_cost(
             [deployed],
             fp,
@@ -756,11 +693,7 @@ def _build_project(
             CLOCK_UNCERTAINTY,
             settings.lut.table_size,
         )
-        with h5py.File(tmp / "csim_predictions.h5", "w") as handle:
-            handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
-            handle.create_dataset("classes", data=classes, track_times=False)
-            for label, values in disc.items():
-                handle.create_dataset(f"discriminant_{label}", data=values, track_times=False)
+        write_csim_predictions(tmp, data.indices["test"], classes, disc)
         write_text_atomic(tmp / "deployed.txt", str(deployed) + "\n")
         chosen = result["models"][result["chosen"]]
         phi_used = {
@@ -771,18 +704,18 @@ def _build_project(
             "model": name,
             "description": f"symbolic Deep Set distilled from {teacher.name} (φ_k and F expressions, sum over "
             f"{result['n_slots']} track slots kept)",
-            "config_sha256": key,
+            "config_sha256": inputs.key,
             "teacher": {
                 "model": teacher.name,
                 "config_sha256": teacher.digest(),
                 "metrics_source": teacher_source,
                 "latency_cycles": result["teacher"]["latency_cycles"],
-                "cost_source": teacher_cost["source"] if teacher_cost else None,
+                "cost_source": inputs.teacher_cost["source"] if inputs.teacher_cost else None,
             },
-            "run_dir": str(ws.run_dir(name, key)),
+            "run_dir": str(ws.run_dir(name, inputs.key)),
             "data": {
-                "path": str(data_path),
-                "sha256": data_sha,
+                "path": str(inputs.data_path),
+                "sha256": inputs.data_sha256,
                 "jets_per_split": {k: int(len(v)) for k, v in data.tracks.items()},
             },
             "n_params": {"expression": count_constants(deployed) + len(cast_constants(deployed))},

@@ -638,15 +638,8 @@ def teacher_test(
     return keras_logits, tagging_metrics(keras_logits, test_classes, teacher.physics.f_c), "Keras model"
 
 
-def distill(
-    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
-) -> dict[str, Any]:
-    """Distil ``teacher`` into expressions and their firmware; returns report.json's content."""
-    from trigger_ml.cost import cost_for_project
-    from trigger_ml.pipeline import ensure_data
-
-    name = symbolic_name(teacher)
-    precision, input_type = settings.precision, flat_input_config(teacher).quantization.input
+def check_precision_holds(precision: FixedPoint, input_type: FixedPoint) -> None:
+    """One-line error unless the expressions' precision holds every value of the input type."""
     if (
         precision.integer < input_type.integer
         or precision.bits - precision.integer < input_type.bits - input_type.integer
@@ -656,16 +649,40 @@ def distill(
             f"(bits {input_type.bits}, integer {input_type.integer}) exactly",
             "widen precision.bits / precision.integer",
         )
-    choice = choose_backend(settings)
-    if log:
-        print(f"[distill] {name}: backend {choice.backend.name} ({choice.reason})", flush=True)
+
+
+@dataclass(frozen=True)
+class DistillInputs:
+    """What a distillation starts from: the teacher, its sample, and the cache key."""
+
+    teacher_report: dict[str, Any] | None  # the teacher's HLS report (None: no firmware)
+    run: Any  # the teacher's trained run
+    teacher_cost: dict[str, Any] | None  # its best cost section
+    data_path: Path
+    data_sha256: str
+    key: str  # hash of teacher, data, settings, backend (+ key_extra)
+
+
+def distill_inputs(
+    teacher: ModelConfig,
+    settings: SymbolicConfig,
+    choice: BackendChoice,
+    ws: Workspace,
+    log: bool,
+    **key_extra: Any,
+) -> DistillInputs:
+    """Train (and build the firmware of) the teacher if needed, generate its sample, and hash
+    what determines the distillation; ``key_extra`` (format version, structure) joins the key."""
+    from trigger_ml.cost import cost_for_project
+    from trigger_ml.pipeline import ensure_data
+
     teacher_report, run = teacher_reference(teacher, ws, log)
     teacher_cost = cost_for_project(ws.hls_dir(teacher.name))["best"] if teacher_report else None
     data_path = ensure_data(teacher, ws, log=False)
     data_sha = sha256_of_file(data_path)
     key = sha256_of_obj(
         {
-            "format_version": FORMAT_VERSION,
+            **key_extra,
             "teacher": teacher.digest(),
             "data": data_sha,
             "settings": settings.key_dump(),
@@ -673,20 +690,106 @@ def distill(
             "teacher_latency": teacher_cost["latency_cycles"] if teacher_cost else None,
         }
     )
-    job = Job(name, teacher, settings, choice, ws, key, data_path, data_sha, teacher_report, teacher_cost)
-    if not force and is_current(job.project_dir, key, data_sha):
+    return DistillInputs(teacher_report, run, teacher_cost, data_path, data_sha, key)
+
+
+def distill(
+    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
+) -> dict[str, Any]:
+    """Distil ``teacher`` into expressions and their firmware; returns report.json's content."""
+    name = symbolic_name(teacher)
+    check_precision_holds(settings.precision, flat_input_config(teacher).quantization.input)
+    choice = choose_backend(settings)
+    if log:
+        print(f"[distill] {name}: backend {choice.backend.name} ({choice.reason})", flush=True)
+    inputs = distill_inputs(teacher, settings, choice, ws, log, format_version=FORMAT_VERSION)
+    job = Job(
+        name,
+        teacher,
+        settings,
+        choice,
+        ws,
+        inputs.key,
+        inputs.data_path,
+        inputs.data_sha256,
+        inputs.teacher_report,
+        inputs.teacher_cost,
+    )
+    if not force and is_current(job.project_dir, inputs.key, inputs.data_sha256):
         if log:
             print(f"[distill] {name}: {job.project_dir} is current; nothing to do", flush=True)
         return read_json(job.project_dir / "report.json")
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    data = load_distill_data(teacher, run, data_path, settings)
+    data = load_distill_data(teacher, inputs.run, inputs.data_path, settings)
     timings["prepare_s"] = time.perf_counter() - start
     start = time.perf_counter()
     result, chosen = ensure_fit(job, data, log)
     timings["fit_s"] = time.perf_counter() - start
     return build_symbolic_project(job, data, result, chosen, timings, log)
+
+
+def simulate_project(
+    name: str,
+    deployed: list[sympy.Expr],
+    x_test: np.ndarray,
+    fp: FixedPoint,
+    luts: dict[str, Any],
+    teacher: ModelConfig,
+    out_dir: Path,
+    timings: dict[str, float],
+    log: bool,
+) -> np.ndarray:
+    """Convert ``deployed`` with hls4ml into ``out_dir``, compile it and C-simulate ``x_test``;
+    records convert_compile_s and csim_s in ``timings``; returns the C simulation's outputs."""
+    if log:
+        print(
+            f"[distill] {name}: hls4ml symbolic project, g++ C simulation of {len(x_test)} jets", flush=True
+        )
+    start = time.perf_counter()
+    hls_model = build_project(
+        deployed,
+        x_test.shape[1],
+        fp,
+        luts,
+        teacher.hls.part,
+        teacher.hls.clock_period_ns,
+        out_dir / PROJECT_SUBDIR,
+    )
+    timings["convert_compile_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    outputs_csim = csim_predict(hls_model, x_test)
+    timings["csim_s"] = time.perf_counter() - start
+    return outputs_csim
+
+
+def metrics_section(
+    disc: dict[str, np.ndarray], teacher_metrics: dict[str, Any], classes: np.ndarray
+) -> dict[str, Any]:
+    """report.json ``metrics``: the teacher's, the float expression's and the C simulation's."""
+    return {
+        "teacher": teacher_metrics,
+        "expression_float": discriminant_metrics(disc["expression_float"], classes),
+        "csim": discriminant_metrics(disc["csim"], classes),
+    }
+
+
+def write_csim_predictions(
+    out_dir: Path,
+    test_index: np.ndarray,
+    classes: np.ndarray,
+    disc: dict[str, np.ndarray],
+    logits_csim: np.ndarray | None = None,
+) -> None:
+    """``csim_predictions.h5``: test rows, classes, each discriminant (and the logits if any)."""
+    with h5py.File(out_dir / "csim_predictions.h5", "w") as handle:
+        handle.create_dataset("test_index", data=test_index, track_times=False)
+        handle.create_dataset("classes", data=classes, track_times=False)
+        for label, values in disc.items():
+            handle.create_dataset(f"discriminant_{label}", data=values, track_times=False)
+        if logits_csim is not None:
+            handle.create_dataset("logits_csim", data=logits_csim, track_times=False)
 
 
 def fidelity_section(
@@ -740,25 +843,7 @@ def build_symbolic_project(
     outputs_float = evaluate(deployed, x_test)
     with atomic_path(job.project_dir) as tmp:
         tmp.mkdir()
-        if log:
-            print(
-                f"[distill] {name}: hls4ml symbolic project, g++ C simulation of {len(x_test)} jets",
-                flush=True,
-            )
-        start = time.perf_counter()
-        hls_model = build_project(
-            deployed,
-            x_test.shape[1],
-            fp,
-            luts,
-            teacher.hls.part,
-            teacher.hls.clock_period_ns,
-            tmp / PROJECT_SUBDIR,
-        )
-        timings["convert_compile_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        outputs_csim = csim_predict(hls_model, x_test)
-        timings["csim_s"] = time.perf_counter() - start
+        outputs_csim = simulate_project(name, deployed, x_test, fp, luts, teacher, tmp, timings, log)
         fidelity = fidelity_section(outputs_csim, outputs_float, fp, luts)
         if luts:
             step = fixed_point_step(fp)
@@ -773,11 +858,7 @@ def build_symbolic_project(
             "expression_float": _discriminant(outputs_float, kind, f_c),
             "csim": _discriminant(outputs_csim, kind, f_c),
         }
-        metrics = {
-            "teacher": teacher_metrics,
-            "expression_float": discriminant_metrics(disc["expression_float"], classes),
-            "csim": discriminant_metrics(disc["csim"], classes),
-        }
+        metrics = metrics_section(disc, teacher_metrics, classes)
         cost = expression_cost(
             deployed,
             fp,
@@ -786,13 +867,9 @@ def build_symbolic_project(
             CLOCK_UNCERTAINTY,
             settings.lut.table_size,
         )
-        with h5py.File(tmp / "csim_predictions.h5", "w") as handle:
-            handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
-            handle.create_dataset("classes", data=classes, track_times=False)
-            for label, values in disc.items():
-                handle.create_dataset(f"discriminant_{label}", data=values, track_times=False)
-            if kind == "logits":
-                handle.create_dataset("logits_csim", data=outputs_csim, track_times=False)
+        write_csim_predictions(
+            tmp, data.indices["test"], classes, disc, outputs_csim if kind == "logits" else None
+        )
         chosen_row = result["models"][result["chosen"]]
         report: dict[str, Any] = {
             "model": name,
