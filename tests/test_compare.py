@@ -38,9 +38,37 @@ def test_compare_firmware_and_float_reference(workspace, tiny_config, tiny_sampl
             assert row.get(key) is not None or key.startswith("rej_c"), (row["model"], key)
     firmware = rows[tiny_config.name]
     assert firmware["exact_fraction"] == 1.0
-    assert firmware["cost_source"] == "estimate" and firmware["latency_ns"] > 0 and firmware["LUT"] > 0
+    # one cost source for every firmware row: da4ml's cost model by default
+    assert firmware["cost_source"] == "da4ml" and firmware["latency_ns"] > 0 and firmware["LUT"] > 0
+    assert rows[dense.name]["cost_source"] == "da4ml" and firmware["DSP"] == 0
     assert rows[dense.name]["exact_fraction"] == 1.0
     assert rows[float_ref.name]["latency_ns"] == NO_FIRMWARE
     for name in ("table.md", "table.csv", "rej70_vs_latency.png", "rej70_vs_lut.png", "roc.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "table.csv").read_text().count("\n") == 4
+
+
+@pytest.mark.slow
+def test_compare_uses_one_cost_source_and_says_where_it_has_none(workspace, tiny_config, tiny_sample):
+    folded = load_model_config(tiny_config.name.replace("dips-small@", "dips-small@reuse=2,"))
+    out = compare([tiny_config, folded], workspace, out_dir=workspace.root / "cmp-estimate", log=False)
+    rows = {row["model"]: row for row in json.loads((out / "table.json").read_text())["rows"]}
+    # da4ml costs fully unrolled designs only: the folded one gets no figure, and the reason
+    assert rows[folded.name]["LUT"] is None
+    assert rows[folded.name]["cost_source"].startswith("n/a (not fully unrolled")
+    out = compare(
+        [tiny_config, folded],
+        workspace,
+        out_dir=workspace.root / "cmp-estimate",
+        log=False,
+        cost_source="estimate",
+    )
+    rows = json.loads((out / "table.json").read_text())["rows"]
+    assert {row["cost_source"] for row in rows} == {"estimate"} and all(row["LUT"] > 0 for row in rows)
+
+
+def test_compare_refuses_an_unknown_cost_source(workspace):
+    from trigger_ml.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown cost source 'yosys'"):
+        compare([], workspace, cost_source="yosys")

@@ -6,17 +6,16 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from qkeras_trace import relu_round_half_even, trace_network
 
 from trigger_ml.config import load_model_config
 from trigger_ml.cost import cost_for_project
+from trigger_ml.cost.da4ml_cost import pipeline_predict
 from trigger_ml.cost.rtl import (
     NO_TIMING_CLOSURE,
     RTL_SUBDIR,
     build_rtl,
     check_rtl_supported,
-    pipeline_predict,
-    relu_round_half_even,
-    trace_network,
     verilator_predict,
 )
 from trigger_ml.cost.yosys import cell_counts, find_yosys, run_yosys, xilinx_family
@@ -113,10 +112,12 @@ def test_xilinx_family_of_parts():
 
 
 def test_models_the_rtl_cannot_reproduce_are_refused():
-    for name in ("dips-small@reuse=2", "dips-small-ptq", "dips-small@strategy=Resource"):
+    for name in ("dips-small@reuse=2", "dips-small@strategy=Resource", "dips-small-float"):
         with pytest.raises(UsageError, match="no RTL"):
             check_rtl_supported(load_model_config(name))
-    check_rtl_supported(load_model_config("dense-small"))
+    # the traced hls4ml graph follows every type: post-training quantized models get RTL too
+    for name in ("dense-small", "dips-small-ptq", "dips-small@strategy=distributed_arithmetic"):
+        check_rtl_supported(load_model_config(name))
 
 
 def test_missing_yosys_is_a_clear_error(monkeypatch):

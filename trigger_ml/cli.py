@@ -138,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     configs = [spec if is_symbolic_name(spec) else load_model_config(spec) for spec in specs]
     from trigger_ml.compare import compare
 
-    out = compare(configs, Workspace.default())
+    out = compare(configs, Workspace.default(), cost_source=args.cost_source)
     print((out / "table.md").read_text())
     print(
         f"[compare] written to {out}/ (table.md, table.csv, table.json, rej70_vs_latency.png, rej70_vs_lut.png, roc.png)"
@@ -237,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         model=False,
     )
     p.add_argument("models", nargs="*", help="models to compare (default: the whole zoo)")
+    p.add_argument(
+        "--cost-source",
+        default="da4ml",
+        choices=("da4ml", "estimate", "rtl", "vendor", "best"),
+        help="where every firmware row's latency and resources come from (default: da4ml; "
+        "best = the most trustworthy each model has, mixing sources)",
+    )
     p = add(
         "firmware",
         cmd_firmware,

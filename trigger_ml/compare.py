@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from trigger_ml.config import ModelConfig, PhysicsConfig
+from trigger_ml.errors import UsageError
 from trigger_ml.fileio import atomic_path, write_json_atomic, write_text_atomic
 from trigger_ml.workspace import Workspace
 
@@ -56,8 +57,36 @@ def ant_factor(auc: float, n_params: int) -> float:
     return 1e5 / ((1.0 - auc) * n_params) if auc < 1 and n_params else float("inf")
 
 
+DEFAULT_COST_SOURCE = "da4ml"
+"""The cost source of every firmware row unless asked otherwise: da4ml's cost model of the
+firmware's adder graph, the one source here validated against post-route implementations
+(docs/cost-model.md)."""
+COST_SOURCES = ("da4ml", "estimate", "rtl", "vendor", "best")
+COST_KEYS = ("latency_cycles", "latency_ns", "initiation_interval", "LUT", "FF", "DSP", "BRAM_18K")
+
+
+def cost_columns(project: Path, cost_source: str) -> dict[str, Any]:
+    """The cost columns of one firmware row from ``cost_source`` only (``best``: the most
+    trustworthy each project has). A project without that source gets ``n/a`` figures and
+    the reason in ``cost_source``, so one table never mixes sources silently."""
+    from trigger_ml.cost import cost_for_project
+
+    cost = cost_for_project(project)
+    section = cost["best"] if cost_source == "best" else cost["sources"].get(cost_source)
+    if section is None:
+        reason = cost.get("unavailable", {}).get(cost_source, f"no {cost_source} figures for this project")
+        return {**dict.fromkeys(COST_KEYS), "cost_source": f"n/a ({reason})"}
+    return {
+        "latency_cycles": section["latency_cycles"]["max"],
+        "latency_ns": section["latency_ns"]["max"],
+        "initiation_interval": section["initiation_interval"],
+        "cost_source": section["source"],
+        **{key: section["resources"][key] for key in ("LUT", "FF", "DSP", "BRAM_18K")},
+    }
+
+
 def model_row(
-    config: ModelConfig, ws: Workspace, log: bool = True
+    config: ModelConfig, ws: Workspace, log: bool = True, cost_source: str = DEFAULT_COST_SOURCE
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """One table row for ``config``, building what is missing; also its test logits and classes."""
     from trigger_ml.pipeline import ensure_hls, ensure_trained
@@ -70,22 +99,13 @@ def model_row(
         "config_sha256": config.digest(),
     }
     if config.hls.enabled:
-        from trigger_ml.cost import cost_for_project
-
         report = ensure_hls(config, ws, log=log)
         project = ws.hls_dir(config.name)
         metrics = report["metrics"]["csim"]
         row["n_params"] = report["n_params"]["qkeras" if quantized else "float"]
         row["exact_fraction"] = report["fidelity"]["csim_vs_reference_exact_fraction"]
         row["fidelity_reference"] = report["fidelity"]["reference"]
-        best = cost_for_project(project)["best"]
-        row.update(
-            latency_cycles=best["latency_cycles"]["max"],
-            latency_ns=best["latency_ns"]["max"],
-            initiation_interval=best["initiation_interval"],
-            cost_source=best["source"],
-            **{key: best["resources"][key] for key in ("LUT", "FF", "DSP", "BRAM_18K")},
-        )
+        row.update(cost_columns(project, cost_source))
         with h5py.File(project / "csim_predictions.h5", "r") as handle:
             logits, classes = handle["logits_csim"][()], handle["classes"][()]
     else:
@@ -93,7 +113,7 @@ def model_row(
         metrics = run.metrics["models"]["float"]
         row["n_params"] = run.metrics["n_params"]["float"]
         row["exact_fraction"] = NO_FIRMWARE
-        for key in ("latency_cycles", "latency_ns", "initiation_interval", "LUT", "FF", "DSP", "BRAM_18K"):
+        for key in COST_KEYS:
             row[key] = NO_FIRMWARE
         row["cost_source"] = NO_FIRMWARE
         predictions = run.test_predictions()
@@ -141,7 +161,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         "test split passing the cut); the cut's own uncertainty is not included.",
         "`C sim == reference`: fraction of test jets whose C-simulation logits equal the QKeras model's "
         "(the float model's for post-training quantization) bit for bit.",
-        "Cost figures: `cost source` says where they come from (vendor report > rtl > analytic estimate).",
+        "Cost figures: every firmware row from one source, named in `cost source` (da4ml: da4ml's cost "
+        "model of the traced firmware adder graph; estimate: the analytic model of hls4ml's templates; rtl: "
+        "Yosys cell counts; vendor: HLS/Vivado reports); n/a where a model has no figure from that source.",
         "Ant factor = 10^5 / ((1 - AUC) x parameters).",
     ]
     return "\n".join(lines + notes) + "\n"
@@ -156,7 +178,7 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-SOURCE_MARKERS = {"estimate": "o", "rtl": "s", "vendor": "^"}
+SOURCE_MARKERS = {"estimate": "o", "rtl": "s", "vendor": "^", "da4ml": "D"}
 """Marker of each cost source in the front plots, so that mixed sources show."""
 
 
@@ -224,12 +246,19 @@ def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c:
 
 
 def compare(
-    configs: list[ModelConfig | str], ws: Workspace, out_dir: Path | None = None, log: bool = True
+    configs: list[ModelConfig | str],
+    ws: Workspace,
+    out_dir: Path | None = None,
+    log: bool = True,
+    cost_source: str = DEFAULT_COST_SOURCE,
 ) -> Path:
     """Build what is missing for every model, then write the table and plots; returns the folder.
 
-    A plain string names a symbolic model (``<teacher>-sr``, see trigger_ml.symbolic).
+    A plain string names a symbolic model (``<teacher>-sr``, see trigger_ml.symbolic). Every
+    firmware row takes its cost from ``cost_source`` (one of ``COST_SOURCES``).
     """
+    if cost_source not in COST_SOURCES:
+        raise UsageError(f"unknown cost source '{cost_source}'", f"choose one of: {', '.join(COST_SOURCES)}")
     from trigger_ml.symbolic import compare_row
 
     out_dir = out_dir or ws.root / "comparison"
@@ -240,11 +269,11 @@ def compare(
         if isinstance(config, str):
             from trigger_ml.physics import light_rejection_uncertainties
 
-            row, logits, classes = compare_row(config, ws, log=log)
+            row, logits, classes = compare_row(config, ws, log=log, cost_source=cost_source)
             # a symbolic model's logits are (D, 0, 0): its D_b is D whatever f_c
             row.update(light_rejection_uncertainties(logits, classes, PhysicsConfig().f_c))
         else:
-            row, logits, classes = model_row(config, ws, log=log)
+            row, logits, classes = model_row(config, ws, log=log, cost_source=cost_source)
         rows.append(row)
         curves[row["model"]] = (logits, classes)
     networks = [c for c in configs if not isinstance(c, str)]

@@ -185,7 +185,9 @@ class HLSConfig(_Strict):
     part: str = "xcvu13p-flga2577-2-e"
     clock_period_ns: float = Field(5.0, gt=0, le=100)
     io_type: Literal["io_parallel"] = "io_parallel"
-    strategy: Literal["Latency", "Resource"] = "Latency"
+    # distributed_arithmetic: every constant product as da4ml shift-and-add networks (hls4ml 1.3 with
+    # da4ml; fully unrolled, reuse factor 1).
+    strategy: Literal["Latency", "Resource", "distributed_arithmetic"] = "Latency"
     reuse_factor: int = Field(1, ge=1, le=4096)
     # Tracks Phi processes per clock (hls4ml's ParallelizationFactor of the per-track layers);
     # None = all tracks at once (initiation interval 1), the trigger default.

@@ -1,26 +1,16 @@
-"""RTL cost: the quantized network as pipelined Verilog (da4ml), checked bit for bit against
-the hls4ml C simulation and counted by Yosys logic synthesis (docs/cost-model.md, "RTL").
+"""RTL cost: the firmware's adder graph as pipelined Verilog (da4ml), checked bit for bit
+against the hls4ml C simulation and counted by Yosys logic synthesis (docs/cost-model.md, "RTL").
 
-The network is rebuilt with da4ml's symbolic tracing from the trained QKeras weights, layer
-by layer, exactly as the QKeras model and the C simulation compute it:
+The graph is the one the HLS stage traced from the converted hls4ml project and checked
+against the C simulation (:mod:`trigger_ml.cost.da4ml_cost`, stored as
+``da4ml_pipeline.json.gz`` in the project): every layer with the types and weights the HLS
+tool sees, constant products as da4ml's shift-and-add trees, casts with the types' rounding
+and overflow, cut into pipeline stages at the target clock. Any model kind the tracer maps
+(QKeras, post-training quantized, HGQ; Latency or distributed-arithmetic strategy) gets RTL.
 
-- the input port has the input quantizer's type (inputs are quantized onto it before they
-  reach any model, so ``input_quant`` is the identity);
-- a Dense is a constant-matrix-vector product with the quantized kernel (da4ml's CMVM
-  optimizer turns it into shift-and-add trees, no multiplier), plus the quantized bias; a
-  Dense on tracks is applied to every track with the same weights (16 copies: fully
-  unrolled, as the HLS project with II 1); sums are exact, as hls4ml's inferred types are;
-- ``quantized_relu(bits, integer)`` is ReLU, round half to even onto ``bits - integer``
-  fractional bits, saturate: what QKeras (``tf.round``) and hls4ml (``ufixed<...,
-  RND_CONV, SAT>``) do. da4ml only rounds by truncation or half up, so half-to-even is
-  built from its primitives: ``trunc(x + 2^-(f+1) - 2^-F + b·2^-F)`` with ``b`` the
-  lowest kept bit of ``x`` and F the fractional bits of ``x`` (one adder per activation);
-- the track average is the sum over the slots times 2^-k (a free shift): exact.
-
-The traced graph is cut into pipeline stages at the target clock and written as Verilog;
-its bit-exact software model (da4ml's DAIS interpreter, run stage by stage on the pipelined
-graph that is written out) must reproduce ``logits_csim`` of ``csim_predictions.h5`` on
-every test jet, else the stage fails. Yosys ``synth_xilinx`` then counts the cells.
+Before anything is written the pipeline must reproduce ``logits_csim`` of
+``csim_predictions.h5`` on every test jet (da4ml's DAIS interpreter, stage by stage), else
+the stage fails; then the Verilog is written and Yosys ``synth_xilinx`` counts the cells.
 """
 
 from __future__ import annotations
@@ -28,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import importlib.util
-import math
 import os
 import shutil
 import time
@@ -40,6 +29,15 @@ import h5py
 import numpy as np
 
 from trigger_ml.config import ModelConfig
+from trigger_ml.cost.da4ml_cost import (
+    ADDER_LEVELS_PER_NS,
+    PIPELINE_FILE,
+    VARIABLE_PRODUCT_OPCODE,
+    da4ml_version,
+    load_pipeline,
+    pipeline_predict,
+    why_not_traced,
+)
 from trigger_ml.cost.sections import best_cost, make_section
 from trigger_ml.cost.yosys import run_yosys, xilinx_family
 from trigger_ml.errors import TriggerMLError, UsageError
@@ -47,10 +45,7 @@ from trigger_ml.fileio import atomic_path, read_json, write_json_atomic, write_t
 from trigger_ml.workspace import Workspace
 
 if TYPE_CHECKING:
-    import tensorflow as tf
-    from da4ml.cmvm.types import Pipeline
     from da4ml.codegen import VerilogModel
-    from da4ml.trace import FixedVariable, FixedVariableArray
 
     from trigger_ml.training import TrainedRun
 
@@ -59,159 +54,22 @@ TOP = "myproject"
 STAMP = "stamp.json"
 SECTION = "cost_section.json"
 SUMMARY = "summary.json"
-# da4ml's delay model and CMVM options as hls4ml 1.3's distributed_arithmetic pass sets
-# them: every adder is one delay unit whatever its width (HWConfig(1, -1, -1)), and the
-# adder trees may be at most 2 adders deeper than the minimum (hard_dc).
-HARD_DC = 2
-# Pipeline stages are cut every `clock_period_ns * ADDER_LEVELS_PER_NS` delay units: da4ml's
-# own convention (its evaluation converts with --latency-cutoff equal to the period in ns),
-# i.e. it assumes about one adder level per ns; nothing here checks that assumption.
-ADDER_LEVELS_PER_NS = 1.0
 NO_TIMING_CLOSURE = "no timing closure: Yosys counts cells, it does not place and route"
 
 
-def _da4ml_version() -> str:
-    """The installed da4ml's version; a one-line error naming the install step if absent."""
-    try:
-        return importlib.metadata.version("da4ml")
-    except importlib.metadata.PackageNotFoundError:
-        raise TriggerMLError(
-            "da4ml is not installed (the RTL stage needs it)",
-            "run `make setup`, or `pip install 'da4ml>=0.5.2,<0.6'`",
-        ) from None
-
-
 def check_rtl_supported(config: ModelConfig) -> None:
-    """Raise UsageError unless ``config`` is a fully unrolled quantized network that the RTL
-    reproduces as the C simulation computes it."""
+    """Raise UsageError unless ``config`` is a fully unrolled firmware model (one jet per
+    clock), the design the traced adder graph describes."""
     h = config.hls
-    problems = []
-    if not h.enabled:
-        problems.append("it has no firmware (hls.enabled: false)")
-    if not config.quantization.enabled:
-        problems.append("it is not quantization-aware (its HLS types come from hls.default_precision)")
-    if h.strategy != "Latency" or h.reuse_factor != 1:
-        problems.append(f"it is not fully unrolled (strategy {h.strategy}, reuse factor {h.reuse_factor})")
-    if h.track_parallelization not in (None, config.inputs.max_tracks):
-        problems.append(f"its tracks are processed {h.track_parallelization} per clock, not all at once")
-    if h.precision_overrides:
-        problems.append(
-            "hls.precision_overrides change the C simulation's types, which the RTL does not follow"
-        )
-    if problems:
-        raise UsageError(
-            f"{config.name}: no RTL: " + "; ".join(problems),
-            "the RTL stage builds fully unrolled QKeras models (Latency strategy, reuse factor 1)",
-        )
-
-
-def _relu_rne_sat_one(v: FixedVariable, integer: int, frac: int) -> FixedVariable:
-    """ReLU, round half to even onto ``frac`` fractional bits, saturate to ``integer`` bits."""
-    from da4ml.trace import FixedVariable
-
-    top = 2.0**integer - 2.0**-frac
-    r = v.relu()
-    if r.low == r.high:  # a constant (e.g. a Dense output whose kernel column is zero)
-        value = min(max(float(np.round(float(r.low) * 2.0**frac)) * 2.0**-frac, 0.0), top)
-        return FixedVariable.from_const(value, hwconf=v.hwconf)
-    in_frac = int(r.kif[2])
-    if in_frac > frac:
-        lsb = r.quantize(0, 1 - frac, frac)  # the lowest kept bit, weight 2^-frac (wrap, truncate)
-        r = r + lsb * 2.0 ** (frac - in_frac) + (2.0 ** (-frac - 1) - 2.0**-in_frac)
-    return r.quantize(0, integer, frac, overflow_mode="SAT", round_mode="TRN")
-
-
-def relu_round_half_even(x: FixedVariableArray, bits: int, integer: int) -> FixedVariableArray:
-    """QKeras ``quantized_relu(bits, integer)`` = hls4ml ``ufixed<bits, integer, RND_CONV, SAT>``
-    of a ReLU, on every element of ``x``."""
-    from da4ml.trace import FixedVariableArray
-
-    flat = x.ravel()
-    values = [_relu_rne_sat_one(flat[i], integer, bits - integer) for i in range(flat.size)]
-    return FixedVariableArray(np.array(values, dtype=object).reshape(x.shape), x.solver_options)
-
-
-def _quantized_weights(layer: tf.keras.layers.Layer) -> tuple[np.ndarray, np.ndarray | None]:
-    """The kernel and bias of a QDense as its quantizers make them (float64, exact)."""
-    kernel = np.asarray(layer.kernel_quantizer_internal(layer.kernel), dtype=np.float64)
-    bias = None
-    if layer.use_bias:
-        bias = np.asarray(layer.bias, dtype=np.float64)
-        if layer.bias_quantizer_internal is not None:
-            bias = np.asarray(layer.bias_quantizer_internal(layer.bias), dtype=np.float64)
-    return kernel, bias
-
-
-def trace_network(model: tf.keras.Model) -> tuple[FixedVariableArray, FixedVariableArray]:
-    """(inputs, logits) of ``model`` as da4ml symbolic arrays (one jet, no batch axis).
-
-    Walks the layers of a QKeras model built by :mod:`trigger_ml.models` (a chain of
-    ``input_quant``, QDense, quantized_relu QActivation, GlobalAveragePooling1D); any other
-    layer raises UsageError.
-    """
-    import tensorflow as tf
-    from da4ml.trace import FixedVariableArray, HWConfig
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    layers = [layer for layer in model.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
-    first = layers[0] if layers else None
-    quantizer = getattr(first, "quantizer", None)
-    if not isinstance(first, QActivation) or not isinstance(quantizer, quantized_bits):
-        raise UsageError(
-            f"{model.name}: the first layer is not an input quantizer (quantized_bits)",
-            "the RTL needs a fixed-point input type",
-        )
-    shape = tuple(int(n) for n in model.input_shape[1:])
-    fractional = int(quantizer.bits) - 1 - int(quantizer.integer)
-    options = {"hard_dc": HARD_DC, "search_all_decompose_dc": True}
-    inputs = FixedVariableArray.from_kif(
-        np.ones(shape, dtype=int),
-        np.full(shape, int(quantizer.integer)),
-        np.full(shape, fractional),
-        hwconf=HWConfig(1, -1, -1),
-        solver_options=options,
+    reason = "it has no firmware (hls.enabled: false)" if not h.enabled else None
+    reason = reason or why_not_traced(
+        h.strategy, h.reuse_factor, h.track_parallelization, config.inputs.max_tracks
     )
-    x = inputs
-    for layer in layers[1:]:
-        if isinstance(layer, QDense):
-            kernel, bias = _quantized_weights(layer)
-            x = x @ kernel
-            if bias is not None:
-                x = x + bias
-        elif isinstance(layer, QActivation):
-            relu = layer.quantizer
-            if (
-                not isinstance(relu, quantized_relu)
-                or relu.negative_slope
-                or relu.use_sigmoid
-                or relu.relu_upper_bound is not None
-                or relu.use_stochastic_rounding
-            ):
-                raise UsageError(
-                    f"{model.name}: layer {layer.name} is not a plain quantized_relu",
-                    "the RTL implements quantized_relu(bits, integer) only",
-                )
-            x = relu_round_half_even(x, int(relu.bits), int(relu.integer))
-        elif isinstance(layer, tf.keras.layers.GlobalAveragePooling1D):
-            slots = x.shape[0]
-            if slots & (slots - 1):
-                raise UsageError(f"{model.name}: {slots} track slots", "use a power of two (an exact shift)")
-            x = np.sum(x, axis=0) * 2.0 ** -int(math.log2(slots))
-        else:
-            raise UsageError(
-                f"{model.name}: layer {layer.name} ({type(layer).__name__}) has no RTL mapping",
-                "the RTL stage maps QDense, quantized_relu and GlobalAveragePooling1D",
-            )
-    return inputs, x
-
-
-def pipeline_predict(pipeline: Pipeline, inputs: np.ndarray) -> np.ndarray:
-    """Bit-exact software model of the pipelined RTL: da4ml's DAIS interpreter (integer
-    arithmetic) run stage by stage, each stage's register contents feeding the next."""
-    values = np.ascontiguousarray(inputs.reshape(len(inputs), -1), dtype=np.float64)
-    for stage in pipeline.solutions:
-        values = stage.predict(values, n_threads=1).reshape(len(inputs), -1)
-    return values
+    if reason:
+        raise UsageError(
+            f"{config.name}: no RTL: {reason}",
+            "the RTL stage builds fully unrolled designs (reuse factor 1, all tracks per clock)",
+        )
 
 
 @contextlib.contextmanager
@@ -307,7 +165,7 @@ def build_rtl(
     from trigger_ml.pipeline import ensure_data, ensure_hls, ensure_trained
 
     check_rtl_supported(config)
-    da4ml_version = _da4ml_version()
+    version = da4ml_version()
     report = ensure_hls(config, workspace, log=log)
     project_dir = workspace.hls_dir(config.name)
     rtl_dir = project_dir / RTL_SUBDIR
@@ -320,9 +178,13 @@ def build_rtl(
         return stored
 
     from da4ml.codegen import VerilogModel
-    from da4ml.trace import comb_trace
-    from da4ml.trace.pipeline import to_pipeline
 
+    pipeline_file = project_dir / PIPELINE_FILE
+    if not pipeline_file.is_file():
+        reason = (report.get("cost") or {}).get("unavailable", {}).get("da4ml", f"{pipeline_file} is missing")
+        raise UsageError(
+            f"{config.name}: no RTL: no traced adder graph ({reason})", "rerun `trigger-ml hls --force`"
+        )
     family = xilinx_family(config.hls.part)
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -331,22 +193,13 @@ def build_rtl(
         test_index = handle["test_index"][()]
         logits_csim = handle["logits_csim"][()].astype(np.float64)
     x_test = _test_inputs(config, run, ensure_data(config, workspace, log=False), test_index)
-    model = run.load_model(config, "qkeras")
-    timings["prepare_s"] = time.perf_counter() - start
-
-    if log:
-        print(f"[rtl] {config.name}: tracing the network with da4ml {da4ml_version}", flush=True)
-    start = time.perf_counter()
-    inputs, logits = trace_network(model)
-    comb = comb_trace(inputs, logits)
-    if comb.lookup_tables:
-        raise TriggerMLError(f"{config.name}: the traced network uses lookup tables", "not supported")
-    cutoff = config.hls.clock_period_ns * ADDER_LEVELS_PER_NS
-    pipeline = to_pipeline(comb, cutoff, verbose=False)
+    pipeline = load_pipeline(pipeline_file)
     n_stages = len(pipeline.solutions)
-    # da4ml's opcode 7 is a variable-by-variable product, the only thing a DSP could hold.
-    multipliers = sum(op.opcode == 7 for stage in pipeline.solutions for op in stage.ops)
-    timings["trace_s"] = time.perf_counter() - start
+    multipliers = sum(
+        op.opcode == VARIABLE_PRODUCT_OPCODE for stage in pipeline.solutions for op in stage.ops
+    )
+    cutoff = config.hls.clock_period_ns * ADDER_LEVELS_PER_NS
+    timings["prepare_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     logits_rtl = pipeline_predict(pipeline, x_test)
@@ -405,7 +258,7 @@ def build_rtl(
             resources={key: counts[key] for key in ("LUT", "FF", "DSP", "BRAM_18K", "URAM")},
             notes=[
                 NO_TIMING_CLOSURE,
-                f"RTL: da4ml {da4ml_version} Verilog in {RTL_SUBDIR}/src/, {n_stages} pipeline stages cut every "
+                f"RTL: da4ml {version} Verilog in {RTL_SUBDIR}/src/, {n_stages} pipeline stages cut every "
                 f"{cutoff:g} adder levels (da4ml's convention: the clock period in ns), inputs and outputs "
                 f"registered: {latency} cycles from input to output, a new jet every cycle",
                 f"RTL software model == C simulation, bit for bit, on {len(same)} test jets: {same.mean():.6f}"
@@ -426,11 +279,11 @@ def build_rtl(
             ],
         )
         summary = {
-            "da4ml_version": da4ml_version,
+            "da4ml_version": version,
             "top": TOP,
             "pipeline_stages": n_stages,
             "latency_cutoff_adder_levels": cutoff,
-            "da4ml_estimated_cost_luts": float(comb.cost),
+            "da4ml_estimated_cost_luts": float(pipeline.cost),
             "register_bits": int(pipeline.reg_bits),
             "multipliers": int(multipliers),
             "n_test_jets": int(len(same)),

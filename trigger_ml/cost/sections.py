@@ -1,9 +1,9 @@
 """The cost section: one flat, JSON-serialisable dict per source of cost figures.
 
-Every producer (``estimate.py``, ``vendor.py``, a future RTL reader) returns the same
+Every producer (``estimate.py``, ``vendor.py``, ``rtl.py``, ``da4ml_cost.py``) returns the same
 shape, documented in ``docs/cost-model.md``::
 
-    {"source": "estimate" | "vendor" | "rtl", "tool": str | None, "tool_version": str | None,
+    {"source": "estimate" | "da4ml" | "vendor" | "rtl", "tool": str | None, "tool_version": str | None,
      "part": str | None, "clock_period_ns": float, "estimated_clock_period_ns": float | None,
      "latency_cycles": {"min": int, "max": int}, "latency_ns": {"min": float, "max": float},
      "initiation_interval": int,
@@ -13,7 +13,7 @@ shape, documented in ``docs/cost-model.md``::
                     "LUT", "FF", "DSP", "BRAM_18K", "notes"}] | None,
      "notes": [str]}
 
-``best_cost`` picks the most trustworthy section (vendor > rtl > estimate) and
+``best_cost`` picks the most trustworthy section (vendor > rtl > da4ml > estimate) and
 ``cost_for_project`` gathers the sections of one HLS project directory.
 """
 
@@ -25,8 +25,9 @@ from typing import Any
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import read_json
 
-# Most trustworthy first: the vendor's own report, then an RTL-level count, then our model.
-SOURCE_PRIORITY = ("vendor", "rtl", "estimate")
+# Most trustworthy first: the vendor's own report, an RTL-level count, da4ml's cost model of
+# the adder graph (validated against post-route results), then our analytic model.
+SOURCE_PRIORITY = ("vendor", "rtl", "da4ml", "estimate")
 RESOURCE_KEYS = ("LUT", "FF", "DSP", "BRAM_18K", "URAM")
 SECTION_KEYS = (
     "source",
@@ -108,7 +109,7 @@ def check_section(section: Any, where: str) -> dict[str, Any]:
 
 
 def best_cost(sections: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """The most trustworthy of ``sections`` (vendor > rtl > estimate); ``None`` entries are skipped."""
+    """The most trustworthy of ``sections`` (vendor > rtl > da4ml > estimate); ``None`` entries are skipped."""
     present = [section for section in sections if section is not None]
     if not present:
         raise TriggerMLError(
@@ -205,11 +206,26 @@ def cost_for_project(project_dir: Path) -> dict[str, Any]:
     if not project_dir.is_dir():
         raise TriggerMLError(f"{project_dir} is not a directory", "pass an hls_projects/<model> directory")
     stored = stored_sections(project_dir)
-    clock = stored["estimate"]["clock_period_ns"] if "estimate" in stored else None
+    clock = next(iter(stored.values()))["clock_period_ns"] if stored else None
     sources: dict[str, dict[str, Any] | None] = {
         "vendor": read_vendor_cost(project_dir, clock),
         "estimate": stored.get("estimate"),
     }
-    if "rtl" in stored:
-        sources["rtl"] = stored["rtl"]
-    return {"best": best_cost(list(sources.values())), "sources": sources}
+    for name in ("rtl", "da4ml"):
+        if name in stored:
+            sources[name] = stored[name]
+    return {
+        "best": best_cost(list(sources.values())),
+        "sources": sources,
+        "unavailable": stored_unavailable(project_dir),
+    }
+
+
+def stored_unavailable(project_dir: Path) -> dict[str, str]:
+    """Why a cost source has no section in ``<project_dir>/report.json`` (``cost.unavailable``)."""
+    report_path = Path(project_dir) / "report.json"
+    if not report_path.is_file():
+        return {}
+    report = read_json(report_path)
+    unavailable = (report.get("cost") or {}).get("unavailable") if isinstance(report, dict) else None
+    return dict(unavailable or {})

@@ -123,7 +123,7 @@ def _performance(report: dict[str, Any]) -> list[str]:
         "### Cost",
         "",
         f"Sources available: {', '.join(k for k, v in report['cost']['sources'].items() if v) or 'none'}; "
-        "the most trustworthy is shown (vendor > rtl > estimate).",
+        "the most trustworthy is shown (vendor > rtl > da4ml > estimate).",
         "",
         format_cost_table(report["cost"]["best"]).rstrip("\n"),
     ]

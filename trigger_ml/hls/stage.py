@@ -24,6 +24,8 @@ import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost import estimate_cost
+from trigger_ml.cost.da4ml_cost import da4ml_cost_of
+from trigger_ml.cost.sections import best_cost
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file
 from trigger_ml.hls.convert import compile_csim, convert, fixed_type, layer_types, make_relocatable
@@ -149,9 +151,18 @@ def build_hls_project(
             for kind, values in all_logits.items():
                 handle.create_dataset(f"logits_{kind}", data=values, track_times=False)
 
-        start = time.perf_counter()
-        estimate = estimate_cost(hls_model, config.hls.clock_period_ns)
-        timings["cost_estimate_s"] = time.perf_counter() - start
+        cost = da4ml_cost_of(hls_model, config, np.asarray(x_test), logits_csim, tmp, log)
+        if config.hls.strategy == "distributed_arithmetic":
+            cost["unavailable"]["estimate"] = (
+                "the analytic estimate models hls4ml's Latency/Resource templates; "
+                "distributed-arithmetic code is costed by da4ml"
+            )
+        else:
+            start = time.perf_counter()
+            cost["sources"]["estimate"] = estimate_cost(hls_model, config.hls.clock_period_ns)
+            timings["cost_estimate_s"] = time.perf_counter() - start
+        cost["best"] = best_cost(list(cost["sources"].values()))
+        timings.update(cost.pop("timings_s"))
 
         run_metrics = run.metrics
         output_type = str(hls_model.get_output_variables()[0].type.precision)
@@ -188,7 +199,7 @@ def build_hls_project(
                 "layers": layer_types(hls_model),
             },
             # Latency and resources; `trigger-ml cost` adds vendor figures read from the project.
-            "cost": {"best": estimate, "sources": {"estimate": estimate}},
+            "cost": cost,
             "timings_s": {"train": run_metrics["timings_s"], "hls": timings},
         }
         write_report(tmp, report, all_logits, classes, config)

@@ -79,7 +79,11 @@ def distill(
 
 
 def compare_row(
-    spec: str, ws: Workspace, settings: SymbolicConfig | None = None, log: bool = True
+    spec: str,
+    ws: Workspace,
+    settings: SymbolicConfig | None = None,
+    log: bool = True,
+    cost_source: str = "da4ml",
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The ``trigger-ml compare`` row of ``<teacher>-sr`` / ``<teacher>-srds``, building what is missing.
 
@@ -88,16 +92,14 @@ def compare_row(
     """
     import h5py
 
-    from trigger_ml.compare import ant_factor
+    from trigger_ml.compare import ant_factor, cost_columns
     from trigger_ml.config import load_model_config
-    from trigger_ml.cost import cost_for_project
     from trigger_ml.symbolic.metrics import as_logits
 
     teacher = load_model_config(teacher_spec(spec))
     settings = (settings or SymbolicConfig()).model_copy(update={"structure": structure_of(spec)})
     report = distill(teacher, settings, ws, log=log)
     project = ws.hls_dir(report["model"])
-    best = cost_for_project(project)["best"]
     metrics = report["metrics"]["csim"]
     n_params = report["n_params"]["expression"]
     generator = report["symbolic"]["produced_by"].split(" (")[0]
@@ -110,11 +112,7 @@ def compare_row(
         "n_params": n_params,
         "exact_fraction": report["fidelity"]["within_step_fraction"],
         "fidelity_reference": "expression in float, within one fixed-point step",
-        "latency_cycles": best["latency_cycles"]["max"],
-        "latency_ns": best["latency_ns"]["max"],
-        "initiation_interval": best["initiation_interval"],
-        "cost_source": best["source"],
-        **{key: best["resources"][key] for key in ("LUT", "FF", "DSP", "BRAM_18K")},
+        **cost_columns(project, cost_source),
         **{key: metrics.get(key) for key in ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77")},
         **{key: metrics.get(key) for key in ("rej_c_at_70", "rej_c_at_77")},
     }
