@@ -8,6 +8,7 @@ import pytest
 
 from trigger_ml.config import load_model_config
 from trigger_ml.cost.da4ml_cost import cast, pipeline_predict, why_not_traced
+from trigger_ml.hls.program import cast_values
 from trigger_ml.pipeline import ensure_hls
 
 
@@ -32,7 +33,8 @@ def test_cast_matches_ap_fixed_conversion_on_every_input(rounding, overflow, sig
     from da4ml.trace.pipeline import to_pipeline
 
     x = FixedVariableArray.from_kif(np.ones(1, int), np.full(1, 3), np.full(1, 4), hwconf=HWConfig(1, -1, -1))
-    y = cast(x._vars[0], signed, 2, 1, rounding, overflow, "test")
+    t = {"k": signed, "i": 2, "f": 1, "rounding": rounding, "overflow": overflow}
+    y = cast(x._vars[0], t)
     pipeline = to_pipeline(comb_trace(x, FixedVariableArray(np.array([y], dtype=object))), 5.0, verbose=False)
     values = np.arange(-128, 128, dtype=np.float64)[:, None] / 16.0
     got = pipeline_predict(pipeline, values)[:, 0]
@@ -42,6 +44,8 @@ def test_cast_matches_ap_fixed_conversion_on_every_input(rounding, overflow, sig
         shifted = values[:, 0] + (0.25 if rounding == "RND" else 0.0)
         expected = _round_half_even_sat(np.floor(shifted * 2.0) / 2.0, signed, 2, 1, overflow)
     np.testing.assert_array_equal(got, expected)
+    # the emulator's numeric conversion is the same function
+    np.testing.assert_array_equal(cast_values(values[:, 0], t), expected)
 
 
 def test_only_fully_unrolled_designs_are_traced():

@@ -144,7 +144,8 @@ def _files(root: Path) -> dict[Path, int]:
 
 @pytest.mark.slow
 def test_grid_scan_completes_then_a_rerun_skips_every_point(workspace, tiny_sample, cluster):
-    spec = ScanSpec(name="tiny-grid", base=BASE, grid=GRID)
+    # the grid folds the network (reuse 2), which only the analytic estimate costs
+    spec = ScanSpec(name="tiny-grid", base=BASE, grid=GRID, cost_source="estimate")
     result = run_scan(spec, workspace, scheduler=cluster.scheduler_address, progress=False, log=False)
     assert [r["status"] for r in result.records] == ["ok"] * 4, [r.get("error") for r in result.records]
     out = scan_dir(workspace, "tiny-grid")
@@ -153,6 +154,7 @@ def test_grid_scan_completes_then_a_rerun_skips_every_point(workspace, tiny_samp
         saved = json.loads((out / "points" / f"{record['key']}.json").read_text())
         assert saved["status"] == "ok" and saved["config_sha256"].startswith(record["key"])
         assert saved["row"]["exact_fraction"] == 1.0 and saved["row"]["latency_ns"] > 0
+        assert saved["cost_source"] == saved["row"]["cost_source"] == "estimate"
         assert (workspace.root / saved["curve"]["path"]).is_file()
 
     # The comparison holds the scan's points and its Pareto fronts.

@@ -514,6 +514,10 @@ def test_distill_tiny_teacher(workspace, tiny_sample, monkeypatch):
     # Cached: the same settings reuse the project; the compare row has every column.
     assert distill(teacher, settings, workspace, log=False) == report
     row, logits, classes = compare_row(TEACHER + "-sr", workspace, settings, log=False)
+    assert row["model"] == report["model"] and row["cost_source"].startswith("n/a (symbolic expressions")
+    row, logits, classes = compare_row(
+        TEACHER + "-sr", workspace, settings, log=False, cost_source="estimate"
+    )
     assert row["model"] == report["model"] and row["cost_source"] == "estimate"
     assert row["auc_b_vs_light"] == report["metrics"]["csim"]["auc_b_vs_light"]
     assert logits.shape == (len(classes), 3)

@@ -58,7 +58,7 @@ def ensure_trained(config: ModelConfig, ws: Workspace, log: bool = True) -> Any:
 def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool = False) -> dict[str, Any]:
     """Train if needed, then build ``hls_projects/<model>/`` unless it is current."""
     from trigger_ml.fileio import read_json
-    from trigger_ml.hls.stage import build_hls_project, is_current
+    from trigger_ml.hls.stage import REPORT_FORMAT, build_hls_project, is_current
 
     if not config.hls.enabled:
         raise UsageError(
@@ -68,7 +68,7 @@ def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool
     run = ensure_trained(config, ws, log)
     data_path = ensure_data(config, ws, log=False)
     project_dir = ws.hls_dir(config.name)
-    if not force and is_current(project_dir, config.digest(), sha256_of_file(data_path)):
+    if not force and is_current(project_dir, config.digest(), sha256_of_file(data_path), REPORT_FORMAT):
         if log:
             print(f"[hls] {config.name}: {project_dir} is current; nothing to do", flush=True)
         return read_json(project_dir / "report.json")

@@ -67,6 +67,9 @@ class ScanSpec(BaseModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     points: list[dict[str, Any]] = Field(default_factory=list)
     stages: Stages = "hls"
+    # Where every point's latency and resources come from (trigger-ml compare --cost-source):
+    # da4ml costs fully unrolled designs only; a scan over the reuse factor needs `estimate`.
+    cost_source: Literal["da4ml", "estimate", "rtl", "vendor", "best"] = "da4ml"
 
     @field_validator("grid")
     @classmethod
@@ -266,7 +269,9 @@ def _train_row(config: ModelConfig, ws: Workspace) -> dict[str, Any]:
     return row
 
 
-def run_point(config: ModelConfig, ws: Workspace, stages: Stages, after: Any = None) -> dict[str, Any]:
+def run_point(
+    config: ModelConfig, ws: Workspace, stages: Stages, after: Any = None, cost_source: str = "da4ml"
+) -> dict[str, Any]:
     """The Dask task: run the pipeline of one point and return its result record.
 
     Never raises for a failure of the point itself: the error is returned as a one-line
@@ -295,7 +300,7 @@ def run_point(config: ModelConfig, ws: Workspace, stages: Stages, after: Any = N
         else:
             from trigger_ml.compare import model_row
 
-            record["row"] = model_row(config, ws, log=False)[0]
+            record["row"] = model_row(config, ws, log=False, cost_source=cost_source)[0]
             if config.hls.enabled:
                 curve = (ws.hls_dir(config.name) / "csim_predictions.h5", "logits_csim")
             else:
@@ -331,12 +336,13 @@ def _base_record(spec: ScanSpec, point: ScanPoint) -> dict[str, Any]:
         "overrides": point.overrides,
         "model": point.model_spec,
         "stages": spec.stages,
+        "cost_source": spec.cost_source,
         "config_sha256": point.config.digest() if point.config else None,
         "training_sha256": point.config.training_digest() if point.config else None,
     }
 
 
-def _previous_ok(path: Path, point: ScanPoint, stages: Stages, ws: Workspace) -> dict[str, Any] | None:
+def _previous_ok(path: Path, point: ScanPoint, spec: ScanSpec, ws: Workspace) -> dict[str, Any] | None:
     """The result of an earlier run of this point if it is complete and still on disk."""
     try:
         record = read_json(path)
@@ -344,7 +350,8 @@ def _previous_ok(path: Path, point: ScanPoint, stages: Stages, ws: Workspace) ->
         return None
     complete = (
         record.get("status") == "ok"
-        and record.get("stages") == stages
+        and record.get("stages") == spec.stages
+        and record.get("cost_source") == spec.cost_source
         and point.config is not None
         and record.get("config_sha256") == point.config.digest()
         and isinstance(record.get("curve"), dict)
@@ -454,6 +461,7 @@ def _run_points(
                 ws,
                 spec.stages,
                 last_by_run.get(run_dir),
+                spec.cost_source,
                 key=f"point-{point.key}",
                 pure=False,
             )
@@ -612,7 +620,7 @@ def run_scan(
         if point.config is None:
             records[point.key] = {**_base_record(spec, point), "status": "failed", "error": point.error}
             write_json_atomic(path, records[point.key])
-        elif previous := _previous_ok(path, point, spec.stages, ws):
+        elif previous := _previous_ok(path, point, spec, ws):
             records[point.key] = {**previous, **_base_record(spec, point), "status": "skipped"}
         else:
             todo.append(point)

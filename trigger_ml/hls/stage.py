@@ -27,14 +27,16 @@ from trigger_ml.cost import estimate_cost
 from trigger_ml.cost.da4ml_cost import da4ml_cost_of
 from trigger_ml.cost.sections import best_cost
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
-from trigger_ml.fileio import atomic_path, read_json, sha256_of_file
+from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
 from trigger_ml.hls.convert import compile_csim, convert, fixed_type, layer_types, make_relocatable
+from trigger_ml.hls.emulator import check_program
 from trigger_ml.hls.fidelity import (
     blame_first_divergence,
     csim_predict,
     exact_match,
     permutation_invariance,
 )
+from trigger_ml.hls.program import PROGRAM_FILE, program_document
 from trigger_ml.physics import tagging_metrics
 from trigger_ml.report import write_report
 from trigger_ml.training import TrainedRun
@@ -42,14 +44,24 @@ from trigger_ml.training import TrainedRun
 PROJECT_SUBDIR = "hls4ml_prj"
 
 
-def is_current(project_dir: Path, config_key: str, data_sha256: str) -> bool:
-    """Does ``project_dir`` hold a finished project of exactly this configuration hash and data?"""
+REPORT_FORMAT = 2
+"""Version of what a network project's report holds; a project written by an older version
+is rebuilt once (2: the firmware program, its emulator check, the da4ml cost source)."""
+
+
+def is_current(
+    project_dir: Path, config_key: str, data_sha256: str, report_format: int | None = None
+) -> bool:
+    """Does ``project_dir`` hold a finished project of exactly this configuration hash and data
+    (and, if given, this ``report_format``)?"""
     path = project_dir / "report.json"
     if not path.is_file():
         return False
     try:
         report = read_json(path)
     except ValueError:
+        return False
+    if report_format is not None and report.get("report_format") != report_format:
         return False
     return report.get("config_sha256") == config_key and report.get("data", {}).get("sha256") == data_sha256
 
@@ -151,7 +163,10 @@ def build_hls_project(
             for kind, values in all_logits.items():
                 handle.create_dataset(f"logits_{kind}", data=values, track_times=False)
 
-        cost = da4ml_cost_of(hls_model, config, np.asarray(x_test), logits_csim, tmp, log)
+        steps, fidelity["emulator"] = check_program(hls_model, np.asarray(x_test), logits_csim)
+        if steps is not None:
+            write_json_atomic(tmp / PROGRAM_FILE, program_document(steps))
+        cost = da4ml_cost_of(steps, config, np.asarray(x_test), logits_csim, tmp, log)
         if config.hls.strategy == "distributed_arithmetic":
             cost["unavailable"]["estimate"] = (
                 "the analytic estimate models hls4ml's Latency/Resource templates; "
@@ -168,6 +183,7 @@ def build_hls_project(
         output_type = str(hls_model.get_output_variables()[0].type.precision)
         report: dict[str, Any] = {
             "model": config.name,
+            "report_format": REPORT_FORMAT,
             "description": config.description,
             "config_sha256": config.digest(),
             "training_sha256": config.training_digest(),

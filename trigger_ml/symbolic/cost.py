@@ -58,6 +58,11 @@ from trigger_ml.cost.sections import make_section
 from trigger_ml.symbolic.firmware import is_cast_constant
 
 EPS = 1e-9
+SYMBOLIC_COST_UNAVAILABLE = {
+    "da4ml": "symbolic expressions are costed by the analytic estimate only "
+    "(their firmware is hls4ml's expression code, not a traced adder graph)",
+}
+"""Why a symbolic project has no figure from the other cost sources (report ``cost.unavailable``)."""
 
 
 @dataclass

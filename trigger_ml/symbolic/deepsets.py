@@ -59,7 +59,7 @@ from trigger_ml.fileio import (
 from trigger_ml.hls.stage import is_current
 from trigger_ml.physics import LIGHT, discriminant_from_logits
 from trigger_ml.symbolic.backends import BackendChoice, Candidate, choose_backend, feature_symbols
-from trigger_ml.symbolic.cost import expression_cost
+from trigger_ml.symbolic.cost import SYMBOLIC_COST_UNAVAILABLE, expression_cost
 from trigger_ml.symbolic.firmware import (
     cast_constant,
     count_constants,
@@ -738,7 +738,7 @@ def _build_project(
             "metrics": metrics,
             "fidelity": fidelity,
             "hls": hls_section(teacher, fp),
-            "cost": {"best": cost, "sources": {"estimate": cost}},
+            "cost": {"best": cost, "sources": {"estimate": cost}, "unavailable": SYMBOLIC_COST_UNAVAILABLE},
             "timings_s": {"distill": timings},
         }
         write_symbolic_report(tmp, report, disc, classes)

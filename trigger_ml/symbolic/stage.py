@@ -51,7 +51,7 @@ from trigger_ml.hls.stage import is_current
 from trigger_ml.physics import CLASS_NAMES, discriminant_from_logits, tagging_metrics
 from trigger_ml.symbolic import SR_SUFFIX
 from trigger_ml.symbolic.backends import BackendChoice, Candidate, choose_backend, feature_symbols
-from trigger_ml.symbolic.cost import expression_cost
+from trigger_ml.symbolic.cost import SYMBOLIC_COST_UNAVAILABLE, expression_cost
 from trigger_ml.symbolic.firmware import (
     build_project,
     count_constants,
@@ -906,7 +906,7 @@ def build_symbolic_project(
             "metrics": metrics,
             "fidelity": fidelity,
             "hls": hls_section(teacher, fp),
-            "cost": {"best": cost, "sources": {"estimate": cost}},
+            "cost": {"best": cost, "sources": {"estimate": cost}, "unavailable": SYMBOLIC_COST_UNAVAILABLE},
             "timings_s": {"distill": timings},
         }
         write_symbolic_report(tmp, report, disc, classes)
