@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data data-plots train hls rtl cost compare firmware verify scan distill models test lint format bench clean-projects help
+.PHONY: setup data data-plots train hls rtl cost compare firmware verify scan distill models test lint format bench bench-emulator clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
@@ -40,6 +40,10 @@ data-plots: $(STAMP)
 # JETS=N: jets to generate (default 4000); prints jets per second with all cores.
 bench: $(STAMP)
 	$(BIN)/python -m trigger_ml.data.bench $(if $(JETS),--jets $(JETS))
+
+# The fast emulator against hls4ml's C simulation on the model's test jets (JETS=N, default 30000).
+bench-emulator: $(STAMP)
+	$(BIN)/python -m trigger_ml.hls.bench_emulator $(MODEL) $(if $(JETS),--jets $(JETS))
 
 train: $(STAMP)
 	$(CLI) train $(MODEL)

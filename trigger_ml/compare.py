@@ -147,8 +147,11 @@ def _fmt(value: Any, key: str = "") -> str:
     return str(value)
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
+def markdown_table(rows: list[dict[str, Any]], cost_source: str = DEFAULT_COST_SOURCE) -> str:
     lines = [
+        f"Cost figures of every firmware row: **{cost_source}**"
+        + (" (the most trustworthy each model has: sources are mixed)" if cost_source == "best" else ""),
+        "",
         "| " + " | ".join(label for _, label in COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
     ]
@@ -280,9 +283,11 @@ def compare(
     f_c = networks[0].physics.f_c if networks else PhysicsConfig().f_c
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        write_text_atomic(tmp / "table.md", markdown_table(rows))
+        write_text_atomic(tmp / "table.md", markdown_table(rows, cost_source))
         write_text_atomic(tmp / "table.csv", csv_table(rows))
-        write_json_atomic(tmp / "table.json", {"columns": [k for k, _ in COLUMNS], "rows": rows})
+        write_json_atomic(
+            tmp / "table.json", {"columns": [k for k, _ in COLUMNS], "cost_source": cost_source, "rows": rows}
+        )
         plot_front(tmp / "rej70_vs_latency.png", rows, "latency_ns", "latency (ns)")
         plot_front(tmp / "rej70_vs_lut.png", rows, "LUT", "LUT")
         plot_rocs(tmp / "roc.png", curves, f_c)

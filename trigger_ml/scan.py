@@ -526,6 +526,7 @@ def write_comparison(
     f_c: float,
     out_dir: Path,
     labels: dict[str, str] | None = None,
+    cost_source: str = "da4ml",
 ) -> dict[str, list[str]]:
     """The ``trigger-ml compare`` outputs for these rows, plus ``front.json``; returns the fronts.
 
@@ -541,7 +542,7 @@ def write_comparison(
     plot_curves = {labels.get(model, model): curve for model, curve in curves.items()}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        write_text_atomic(tmp / "table.md", markdown_table(rows))
+        write_text_atomic(tmp / "table.md", markdown_table(rows, cost_source))
         write_text_atomic(tmp / "table.csv", csv_table(rows))
         write_json_atomic(tmp / "table.json", {"columns": [k for k, _ in COLUMNS], "rows": rows})
         write_json_atomic(tmp / "front.json", fronts)
@@ -646,7 +647,7 @@ def run_scan(
         f_c = next(p.config for p in points if p.config is not None).physics.f_c
         rows = [r["row"] for r in finished]
         labels = {r["model"]: r["label"] for r in finished}
-        fronts = write_comparison(rows, _curves(finished, ws), f_c, comparison_dir, labels)
+        fronts = write_comparison(rows, _curves(finished, ws), f_c, comparison_dir, labels, spec.cost_source)
     else:  # a comparison left by an earlier run would no longer describe this one
         shutil.rmtree(out / "comparison", ignore_errors=True)
     wall = time.perf_counter() - start

@@ -39,24 +39,10 @@ def _dense(step: dict[str, Any], x: np.ndarray) -> np.ndarray:
 
 
 def _quantize_each(step: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """HGQ's heterogeneous quantizer: every element to its own ``ap_fixed<b, i>`` (b = 0: zero)."""
     k, b, i = (np.asarray(step[key], dtype=np.int64) for key in ("k", "b", "i"))
-    f = b - i
-    codes = x * 2.0**f
-    if step["rounding"] == "RND_CONV":
-        codes = np.round(codes)
-    elif step["rounding"] == "RND":
-        codes = np.floor(codes + 0.5)
-    else:
-        codes = np.floor(codes)
-    bits = b - k
-    low, high = -k * 2.0**bits, 2.0**bits - 1
-    if step["overflow"] == "WRAP":
-        codes = np.mod(codes - low, 2.0**b) + low
-    elif step["overflow"] == "SAT_SYM":
-        codes = np.clip(codes, -high * k, high)
-    else:
-        codes = np.clip(codes, low, high)
-    y = np.where(b > 0, codes * 2.0**-f, 0.0)
+    t = {"k": k, "i": i - k, "f": b - i, "rounding": step["rounding"], "overflow": step["overflow"]}
+    y = np.where(b > 0, cast_values(x, t), 0.0)
     return cast_values(y, step["result_type"])
 
 

@@ -78,23 +78,29 @@ def check_modes(rounding: str, overflow: str, where: str) -> None:
 
 
 def cast_values(values: np.ndarray, t: dict[str, Any]) -> np.ndarray:
-    """``values`` (exact float64) converted to type ``t`` as ``ap_fixed`` converts."""
-    codes = np.asarray(values, dtype=np.float64) * 2.0 ** t["f"]
+    """``values`` (exact float64) converted to type ``t`` as ``ap_fixed`` converts; ``k``, ``i``
+    and ``f`` may be arrays broadcasting against ``values`` (one type per element)."""
+    codes = np.multiply(values, 2.0 ** t["f"], dtype=np.float64)
     if t["rounding"] == "RND_CONV":
-        codes = np.round(codes)  # numpy rounds half to even
+        np.round(codes, out=codes)  # numpy rounds half to even
     elif t["rounding"] == "RND":
-        codes = np.floor(codes + 0.5)
+        np.floor(np.add(codes, 0.5, out=codes), out=codes)
     else:
-        codes = np.floor(codes)
+        np.floor(codes, out=codes)
     bits = t["i"] + t["f"]
     low, high = -t["k"] * 2.0**bits, 2.0**bits - 1
-    if t["overflow"] == "WRAP":
-        codes = np.mod(codes - low, 2.0 ** (bits + t["k"])) + low
-    elif t["overflow"] == "SAT_SYM":
-        codes = np.clip(codes, -high * t["k"], high)
+    if t["overflow"] == "SAT_SYM":
+        low = -high * t["k"]
+    if np.ndim(low):  # per-element types (HGQ's quantizer)
+        outside = bool(np.any(codes < low) or np.any(codes > high))
     else:
-        codes = np.clip(codes, low, high)
-    return codes * 2.0 ** -t["f"]
+        outside = bool(codes.size and (codes.min() < low or codes.max() > high))
+    if outside:  # only then: wrap or saturate
+        if t["overflow"] == "WRAP":
+            codes = np.mod(codes - low, 2.0 ** (bits + t["k"])) + low
+        else:
+            np.clip(codes, low, high, out=codes)
+    return np.multiply(codes, 2.0 ** -t["f"], out=codes)
 
 
 def _weights(layer: Any, name: str) -> np.ndarray | None:

@@ -1,0 +1,71 @@
+"""Benchmark of the fast emulator against hls4ml's C simulation (``predict``).
+
+``python -m trigger_ml.hls.bench_emulator [MODEL] [--jets N]`` builds (or reuses) the HLS
+project of MODEL (default dips-small), compiles its C simulation, takes N jets (default
+30 000: the test split, repeated if N is larger), runs both on them, checks that every
+output is identical, and prints jets per second of each and their ratio. The rates are
+wall-clock figures of this machine: other jobs lower them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from trigger_ml.config import load_model_config
+from trigger_ml.errors import TriggerMLError
+from trigger_ml.workspace import Workspace
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trigger_ml.hls.bench_emulator", description=__doc__)
+    parser.add_argument("model", nargs="?", default="dips-small")
+    parser.add_argument("--jets", type=int, default=30_000)
+    args = parser.parse_args(argv)
+    try:
+        return _bench(args.model, args.jets)
+    except TriggerMLError as error:
+        print(error.one_line(), file=sys.stderr)
+        return error.exit_code
+
+
+def _bench(spec: str, n_jets: int) -> int:
+    import tempfile
+
+    from trigger_ml.data.dataset import model_inputs, prepare, read_sample
+    from trigger_ml.hls.convert import compile_csim, convert
+    from trigger_ml.hls.emulator import emulate
+    from trigger_ml.hls.fidelity import csim_predict
+    from trigger_ml.pipeline import ensure_data, ensure_hls, ensure_trained
+
+    config = load_model_config(spec)
+    ws = Workspace.default()
+    ensure_hls(config, ws)
+    run = ensure_trained(config, ws, log=False)
+    data = prepare(read_sample(ensure_data(config, ws, log=False)), config, run.scaling, run.jet_scaling)
+    x = np.asarray(model_inputs(data.inputs["test"], config))
+    x = np.concatenate([x] * (n_jets // len(x) + 1))[:n_jets]
+    model = run.load_model(config, "qkeras" if config.quantization.enabled else "float")
+    with tempfile.TemporaryDirectory() as tmp:
+        hls_model = convert(model, config, os.path.join(tmp, "prj"))
+        compile_csim(hls_model)
+        start = time.perf_counter()
+        csim = csim_predict(hls_model, x)
+        csim_s = time.perf_counter() - start
+    start = time.perf_counter()
+    emulated = emulate(ws.hls_dir(config.name), x)
+    emulator_s = time.perf_counter() - start
+    same = np.all(emulated == csim, axis=1)
+    print(f"{config.name}: {n_jets} jets, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(f"  hls4ml C simulation (predict): {n_jets / csim_s:12.0f} jets/s ({csim_s:.2f} s)")
+    print(f"  emulator (numpy):              {n_jets / emulator_s:12.0f} jets/s ({emulator_s:.2f} s)")
+    print(f"  speed-up {csim_s / emulator_s:.1f}x; identical outputs on {int(same.sum())} / {n_jets} jets")
+    return 0 if same.all() else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
