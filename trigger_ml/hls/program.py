@@ -77,9 +77,10 @@ def check_modes(rounding: str, overflow: str, where: str) -> None:
         )
 
 
-def cast_values(values: np.ndarray, t: dict[str, Any]) -> np.ndarray:
+def cast_values(values: np.ndarray, t: dict[str, Any], relu: bool = False) -> np.ndarray:
     """``values`` (exact float64) converted to type ``t`` as ``ap_fixed`` converts; ``k``, ``i``
-    and ``f`` may be arrays broadcasting against ``values`` (one type per element)."""
+    and ``f`` may be arrays broadcasting against ``values`` (one type per element).
+    ``relu=True`` converts ``max(values, 0)`` instead."""
     codes = np.multiply(values, 2.0 ** t["f"], dtype=np.float64)
     if t["rounding"] == "RND_CONV":
         np.round(codes, out=codes)  # numpy rounds half to even
@@ -91,15 +92,19 @@ def cast_values(values: np.ndarray, t: dict[str, Any]) -> np.ndarray:
     low, high = -t["k"] * 2.0**bits, 2.0**bits - 1
     if t["overflow"] == "SAT_SYM":
         low = -high * t["k"]
-    if np.ndim(low):  # per-element types (HGQ's quantizer)
-        outside = bool(np.any(codes < low) or np.any(codes > high))
+    if relu:  # rounding is monotone and keeps 0, so max(round(x), 0) == round(max(x, 0))
+        low = np.maximum(low, 0.0)
+    if t["overflow"] != "WRAP":
+        np.clip(codes, low, high, out=codes)
     else:
-        outside = bool(codes.size and (codes.min() < low or codes.max() > high))
-    if outside:  # only then: wrap or saturate
-        if t["overflow"] == "WRAP":
-            codes = np.mod(codes - low, 2.0 ** (bits + t["k"])) + low
+        if relu:
+            np.maximum(codes, 0.0, out=codes)
+        if np.ndim(low):  # per-element types (HGQ's quantizer)
+            outside = bool(np.any(codes < low) or np.any(codes > high))
         else:
-            np.clip(codes, low, high, out=codes)
+            outside = bool(codes.size and (codes.min() < low or codes.max() > high))
+        if outside:
+            codes = np.mod(codes - low, 2.0 ** (bits + t["k"])) + low
     return np.multiply(codes, 2.0 ** -t["f"], out=codes)
 
 
