@@ -18,12 +18,18 @@ help:
 	@echo "make scan SPEC=scans/example-bits-reuse.yaml   design-space scan on Dask (SCHEDULER=, WORKERS=, WITH=)"
 	@echo "make firmware MODEL=...     hand-off bundle firmware/<model>-<id>/ + .tar.gz; make verify BUNDLE=..."
 
-# The venv is (re)installed when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# HGQ 0.2 (quantization.kind: hgq) declares a dependency on the `tensorflow` distribution;
+# this stack ships the same module as `tensorflow-cpu`, so HGQ is installed without its
+# dependencies (it needs only TensorFlow, Keras 2 and numpy, all pinned in pyproject.toml).
+HGQ_PIN := hgq==0.2.6
+
+# The venv is (re)installed when pyproject.toml (or the HGQ pin above) changes.
+$(STAMP): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found -> install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(HGQ_PIN)"
 	@touch $(STAMP)
 
 setup: $(STAMP)

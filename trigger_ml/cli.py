@@ -28,7 +28,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     width = max(len(c.name) for c in rows)
     for c in rows:
         q = c.quantization
-        bits = f"{q.weight.bits}-bit" if q.enabled else "float"
+        bits = ("HGQ" if q.is_hgq else f"{q.weight.bits}-bit") if q.enabled else "float"
         arch = c.architecture
         shape = f"phi {list(arch.phi_widths)} F {list(arch.f_widths)}" if arch.kind == "deepsets" else ""
         print(

@@ -144,6 +144,17 @@ class ArchitectureConfig(_Strict):
             raise ValueError(f"classes must be {list(CLASSES)} (the discriminant needs b, c and light)")
         return value
 
+    def dense_layer_names(self) -> tuple[str, ...]:
+        """Names of the Dense layers, input to output, as trigger_ml.models names them
+        (Φ ``phi_i`` and F ``f_i`` of a Deep Set, ``dense_i`` of a flat model, ``logits``);
+        each but ``logits`` is followed by its ReLU ``<name>_relu``."""
+        if self.kind == "deepsets":
+            hidden = [f"phi_{i}" for i in range(1, len(self.phi_widths) + 1)]
+            hidden += [f"f_{i}" for i in range(1, len(self.f_widths) + 1)]
+        else:
+            hidden = [f"dense_{i}" for i in range(1, len(self.f_widths) + 1)]
+        return (*hidden, "logits")
+
 
 class FixedPoint(_Strict):
     """A signed fixed-point type as QKeras counts it: ``integer`` bits exclude the sign bit."""
@@ -158,12 +169,111 @@ class FixedPoint(_Strict):
         return self
 
 
+class LayerQuantization(_Strict):
+    """Per-layer types overriding the model-wide ones; ``activation`` is the type of the
+    layer's ReLU (``<layer>_relu``). Unset (None) fields keep the model-wide type."""
+
+    weight: FixedPoint | None = None
+    bias: FixedPoint | None = None
+    activation: FixedPoint | None = None
+
+
+class HGQConfig(_Strict):
+    """High-granularity quantization-aware training (HGQ, ``quantization.kind: hgq``): every
+    weight and every activation channel learns its own number of fractional bits, integer
+    bits come from the ranges traced on the training split, and the loss adds ``beta`` times
+    the network's BOPs (bit operations, HGQ's resource estimate). The input type stays
+    ``quantization.input``."""
+
+    # Resource regulariser: loss += beta * BOPs.
+    beta: float = Field(1e-5, ge=0, le=1)
+    # Initial bits of each weight (HGQ shifts them to each weight's magnitude).
+    init_bw_k: int = Field(4, ge=1, le=16)
+    # Initial fractional bits of each activation channel.
+    init_bw_a: int = Field(4, ge=0, le=16)
+
+
 class QuantizationConfig(_Strict):
     enabled: bool = True
     input: FixedPoint = FixedPoint(bits=10, integer=3)
     weight: FixedPoint = FixedPoint(bits=8, integer=0)
     bias: FixedPoint = FixedPoint(bits=8, integer=3)
     activation: FixedPoint = FixedPoint(bits=8, integer=3)
+    # Per-layer overrides keyed by Dense layer name (phi_1, f_1, dense_1, logits, ...; see
+    # dense_layer_names); None = every layer uses the types above.
+    layers: dict[str, LayerQuantization] | None = None
+    # Quantization-aware training: QKeras with the types above (None = qkeras) or HGQ with
+    # learned weight and activation types (settings in ``hgq``; None = HGQConfig defaults).
+    kind: Literal["qkeras", "hgq"] | None = None
+    hgq: HGQConfig | None = None
+
+    @model_validator(mode="after")
+    def _hgq_settings(self) -> QuantizationConfig:
+        if self.hgq is not None and self.kind != "hgq":
+            raise ValueError("quantization.hgq needs quantization.kind: hgq")
+        if self.kind == "hgq" and not self.enabled:
+            raise ValueError("quantization.kind: hgq needs quantization.enabled: true")
+        if self.kind == "hgq" and self.layers:
+            raise ValueError("quantization.layers sets QKeras types; with kind: hgq the types are learned")
+        return self
+
+    @property
+    def is_hgq(self) -> bool:
+        return self.kind == "hgq"
+
+    def hgq_settings(self) -> HGQConfig:
+        """The HGQ settings (defaults when the ``hgq`` section is absent)."""
+        return self.hgq or HGQConfig()
+
+    def _override(self, layer: str, kind: str) -> FixedPoint | None:
+        entry = (self.layers or {}).get(layer)
+        return getattr(entry, kind) if entry is not None else None
+
+    def weight_for(self, layer: str) -> FixedPoint:
+        """Kernel type of Dense layer ``layer``."""
+        return self._override(layer, "weight") or self.weight
+
+    def bias_for(self, layer: str) -> FixedPoint:
+        """Bias type of Dense layer ``layer``."""
+        return self._override(layer, "bias") or self.bias
+
+    def activation_for(self, layer: str) -> FixedPoint:
+        """Type of the ReLU following Dense layer ``layer`` (the layer ``<layer>_relu``)."""
+        return self._override(layer, "activation") or self.activation
+
+
+class PruningConfig(_Strict):
+    """Magnitude pruning of the QKeras model's Dense kernels (tensorflow-model-optimization):
+    the sparsity of each pruned kernel rises from 0 to ``final_sparsity`` along a cubic
+    polynomial between ``begin_fraction`` and ``end_fraction`` of the training steps, then
+    stays; early stopping only starts once the final sparsity is reached."""
+
+    final_sparsity: float = Field(gt=0, lt=1)
+    begin_fraction: float = Field(0.0, ge=0, lt=1)
+    end_fraction: float = Field(0.5, gt=0, le=1)
+    # Dense layers to prune (names as in dense_layer_names); None = all of them.
+    layers: tuple[str, ...] | None = None
+    # Final sparsity of individual layers, overriding final_sparsity for them (they are
+    # pruned whether or not ``layers`` lists them).
+    layer_sparsity: dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _schedule(self) -> PruningConfig:
+        if self.end_fraction <= self.begin_fraction:
+            raise ValueError(
+                f"end_fraction ({self.end_fraction}) must be larger than begin_fraction ({self.begin_fraction})"
+            )
+        for name, value in (self.layer_sparsity or {}).items():
+            if not 0 < value < 1:
+                raise ValueError(f"sparsity of layer {name} must be between 0 and 1 (exclusive), got {value}")
+        return self
+
+    def sparsity_by_layer(self, dense_layers: tuple[str, ...]) -> dict[str, float]:
+        """Final sparsity of each pruned layer among ``dense_layers``."""
+        chosen = dense_layers if self.layers is None else self.layers
+        out = {name: self.final_sparsity for name in dense_layers if name in chosen}
+        out.update(self.layer_sparsity or {})
+        return {name: out[name] for name in dense_layers if name in out}
 
 
 class TrainingConfig(_Strict):
@@ -173,6 +283,8 @@ class TrainingConfig(_Strict):
     seed: int = Field(42, ge=0)
     early_stopping_patience: int = Field(5, ge=0, le=1000)
     float_twin: bool = True
+    # Weight pruning of the QKeras model (the float twin is not pruned); None = no pruning.
+    pruning: PruningConfig | None = None
 
 
 class PhysicsConfig(_Strict):
@@ -234,6 +346,36 @@ class ModelConfig(_Strict):
             raise ValueError(
                 f"hls.track_parallelization ({pf}) must divide inputs.max_tracks ({self.inputs.max_tracks})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _named_layers_exist(self) -> ModelConfig:
+        names = self.architecture.dense_layer_names()
+        known = ", ".join(names)
+        for name, entry in (self.quantization.layers or {}).items():
+            if name not in names:
+                raise ValueError(f"quantization.layers names unknown layer '{name}' (layers: {known})")
+            if entry.activation is not None and name == "logits":
+                raise ValueError("quantization.layers.logits.activation: the logits have no activation")
+            if entry.bias is not None and name.startswith("phi_"):
+                raise ValueError(f"quantization.layers.{name}.bias: the Φ layers have no bias")
+        pruning = self.training.pruning
+        if pruning is not None:
+            for key, given in (
+                ("layers", pruning.layers or ()),
+                ("layer_sparsity", pruning.layer_sparsity or {}),
+            ):
+                unknown = [name for name in given if name not in names]
+                if unknown:
+                    raise ValueError(
+                        f"training.pruning.{key} names unknown layer '{unknown[0]}' (layers: {known})"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _hgq_is_not_pruned(self) -> ModelConfig:
+        if self.quantization.is_hgq and self.training.pruning is not None:
+            raise ValueError("training.pruning is for QKeras; HGQ prunes by learning zero-bit weights")
         return self
 
     # Hashes leave out fields that are None (unset optional settings), so adding a new
@@ -350,6 +492,8 @@ def split_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
 def _compact(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(_compact(v) for v in value) + "]"
+    if isinstance(value, dict):  # a YAML flow mapping that parses back: {bits: 4, integer: 0}
+        return "{" + ", ".join(f"{key}: {_compact(value[key])}" for key in value) + "}"
     return str(value)
 
 

@@ -48,8 +48,8 @@ def _dense(
         return QDense(
             width,
             use_bias=use_bias,
-            kernel_quantizer=_bits(q.weight),
-            bias_quantizer=_bits(q.bias) if use_bias else None,
+            kernel_quantizer=_bits(q.weight_for(name)),
+            bias_quantizer=_bits(q.bias_for(name)) if use_bias else None,
             name=name,
         )
     return tf.keras.layers.Dense(width, use_bias=use_bias, name=name)
@@ -57,7 +57,8 @@ def _dense(
 
 def _activation(config: ModelConfig, name: str, quantized: bool) -> tf.keras.layers.Layer:
     if quantized:
-        return QActivation(_relu(config.quantization.activation), name=name)
+        # The ReLU "<layer>_relu" takes the activation type of Dense layer "<layer>".
+        return QActivation(_relu(config.quantization.activation_for(name.removesuffix("_relu"))), name=name)
     return tf.keras.layers.ReLU(name=name)
 
 

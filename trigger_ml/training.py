@@ -17,6 +17,7 @@ The same configuration, data and seed give the same weights (op determinism is e
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import tensorflow as tf
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.data.dataset import FeatureScaling, PreparedData, model_inputs, prepare, read_sample
-from trigger_ml.errors import TriggerMLError
+from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
 from trigger_ml.models import build_model, count_parameters
 from trigger_ml.physics import tagging_metrics
@@ -65,6 +66,10 @@ class TrainedRun:
         path = self.weights_path(kind)
         if not path.is_file():
             raise TriggerMLError(f"{path} is missing", f"delete {self.path} and rerun `trigger-ml train`")
+        if kind == "qkeras" and config.quantization.is_hgq:  # the HGQ proxy: what the firmware computes
+            from trigger_ml.hgq_models import load_proxy
+
+            return load_proxy(config, path)
         model = build_model(config, quantized=(kind == "qkeras"))
         model.load_weights(path)
         return model
@@ -79,20 +84,158 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+PRUNING_UPDATES = 20
+"""Mask updates between the start and the end of pruning (fewer when there are fewer steps)."""
+
+
+@dataclass(frozen=True)
+class PruningSchedule:
+    """Training steps of the pruning (1-based, as tfmot's pruning wrapper counts them)."""
+
+    begin_step: int
+    end_step: int  # the step whose mask update reaches the final sparsity
+    frequency: int  # steps between mask updates; divides end_step - begin_step
+    steps_per_epoch: int
+    sparsity: dict[str, float]  # final sparsity of each pruned Dense layer
+
+    @property
+    def final_epoch(self) -> int:
+        """The (0-based) epoch at whose end every pruned kernel has its final sparsity."""
+        return (self.end_step - 1) // self.steps_per_epoch
+
+
+def pruning_schedule(config: ModelConfig, n_train: int) -> PruningSchedule:
+    """Steps of ``config.training.pruning`` for ``n_train`` training jets."""
+    t = config.training
+    p = t.pruning
+    if p is None:
+        raise TriggerMLError(
+            f"{config.name}: no training.pruning", "this is a bug: only call it when pruning"
+        )
+    steps_per_epoch = math.ceil(n_train / t.batch_size)
+    total = steps_per_epoch * t.epochs
+    begin = max(1, round(p.begin_fraction * total))
+    end = min(total, max(begin + 1, round(p.end_fraction * total)))
+    if end <= begin:
+        raise UsageError(
+            f"{config.name}: pruning would start at step {begin} of {total}, too late to end",
+            "lower training.pruning.begin_fraction or train more epochs",
+        )
+    frequency = max(1, (end - begin) // PRUNING_UPDATES)
+    end = begin + frequency * ((end - begin) // frequency)
+    sparsity = p.sparsity_by_layer(config.architecture.dense_layer_names())
+    return PruningSchedule(begin, end, frequency, steps_per_epoch, sparsity)
+
+
+def _wrap_for_pruning(model: tf.keras.Model, schedule: PruningSchedule) -> tf.keras.Model:
+    """``model`` with its pruned Dense layers in tfmot's prune_low_magnitude wrapper (the
+    layers themselves, with their initial weights, are shared, not copied)."""
+    import tensorflow_model_optimization as tfmot
+
+    def wrap(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
+        if layer.name not in schedule.sparsity:
+            return layer
+        decay = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=0.0,
+            final_sparsity=schedule.sparsity[layer.name],
+            begin_step=schedule.begin_step,
+            end_step=schedule.end_step,
+            frequency=schedule.frequency,
+        )
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=decay)
+
+    return tf.keras.models.clone_model(model, clone_function=wrap)
+
+
+def _update_pruning_step() -> tf.keras.callbacks.Callback:
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.sparsity.keras.UpdatePruningStep()
+
+
+def _strip_pruning(model: tf.keras.Model) -> tf.keras.Model:
+    """Apply the final masks to the kernels and remove the wrappers: the plain model of
+    trigger_ml.models, same layer names, zeros where the masks are zero."""
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+    for layer in model.layers:
+        if isinstance(layer, PruneLowMagnitude):
+            layer.pruning_obj.weight_mask_op()
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def kernel_zero_fractions(model: tf.keras.Model) -> dict[str, dict[str, float]]:
+    """Per quantized Dense layer: fraction of zero weights of the stored (float) kernel and of
+    the quantized kernel the firmware uses (small weights also quantize to zero)."""
+    out = {}
+    for layer in model.layers:
+        quantizer = getattr(layer, "kernel_quantizer_internal", None)
+        if quantizer is None:
+            continue
+        kernel = np.asarray(layer.kernel)
+        out[layer.name] = {
+            "kernel": float(np.mean(kernel == 0)),
+            "quantized_kernel": float(np.mean(np.asarray(quantizer(layer.kernel)) == 0)),
+            "n_weights": int(kernel.size),
+        }
+    return out
+
+
+def _pruning_metrics(config: ModelConfig, model: tf.keras.Model, n_train: int) -> dict:
+    """Schedule, target and measured sparsity of the pruned QKeras model; raises if a kernel
+    does not have its final sparsity (to within tfmot's rounding to whole weights)."""
+    schedule = pruning_schedule(config, n_train)
+    measured = kernel_zero_fractions(model)
+    for name, target in schedule.sparsity.items():
+        got = measured[name]
+        if got["kernel"] < target - 0.5 / got["n_weights"] - 1e-9:
+            raise TriggerMLError(
+                f"{config.name}: layer {name} has sparsity {got['kernel']:.3f} after training, not {target}",
+                "report this with the model name (the pruning schedule did not complete)",
+            )
+    return {
+        "target_sparsity": schedule.sparsity,
+        "begin_step": schedule.begin_step,
+        "end_step": schedule.end_step,
+        "frequency_steps": schedule.frequency,
+        "steps_per_epoch": schedule.steps_per_epoch,
+        "measured_zero_fraction": measured,
+    }
+
+
 def _fit(config: ModelConfig, data: PreparedData, quantized: bool, log: bool) -> tuple[tf.keras.Model, dict]:
     t = config.training
     seed_everything(t.seed)
-    model = build_model(config, quantized=quantized)
+    hgq = quantized and config.quantization.is_hgq
+    if hgq:
+        from trigger_ml import hgq_models
+
+        model = hgq_models.build_hgq_model(config)
+    else:
+        model = build_model(config, quantized=quantized)
+    callbacks: list[tf.keras.callbacks.Callback] = hgq_models.hgq_callbacks() if hgq else []
+    first_stop_epoch = 0
+    prune = quantized and t.pruning is not None
+    if prune:
+        schedule = pruning_schedule(config, len(data.classes["train"]))
+        model = _wrap_for_pruning(model, schedule)
+        # First, so that the masks are applied before early stopping copies the weights.
+        callbacks.append(_update_pruning_step())
+        first_stop_epoch = schedule.final_epoch
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=t.learning_rate),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    callbacks = []
     if t.early_stopping_patience > 0:
         callbacks.append(
             tf.keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=t.early_stopping_patience, restore_best_weights=True
+                monitor="val_loss",
+                patience=t.early_stopping_patience,
+                restore_best_weights=True,
+                # Only epochs at the final sparsity count (and may be restored).
+                start_from_epoch=first_stop_epoch,
             )
         )
     x_train = model_inputs(data.inputs["train"], config) if quantized else data.inputs["train"]
@@ -107,6 +250,10 @@ def _fit(config: ModelConfig, data: PreparedData, quantized: bool, log: bool) ->
         callbacks=callbacks,
         verbose=2 if log else 0,
     )
+    if prune:
+        model = _strip_pruning(model)
+    if hgq:  # integer bits from the ranges on the training inputs
+        hgq_models.trace_ranges(model, config, x_train)
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
@@ -141,7 +288,12 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True)
     logits = {}
     for kind, model in trained.items():
         x_test = model_inputs(data.inputs["test"], config) if kind == "qkeras" else data.inputs["test"]
-        logits[kind] = model.predict(x_test, batch_size=4096, verbose=0)
+        predictor = model
+        if kind == "qkeras" and config.quantization.is_hgq:
+            from trigger_ml.hgq_models import to_proxy
+
+            predictor = to_proxy(model, config)  # what the firmware computes
+        logits[kind] = predictor.predict(x_test, batch_size=4096, verbose=0)
     metrics = {
         "models": {kind: tagging_metrics(logits[kind], data.classes["test"], f_c) for kind in logits},
         "n_params": {kind: count_parameters(model) for kind, model in trained.items()},
@@ -150,6 +302,14 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True)
         "n_truncated_jets": data.n_truncated_jets,
         "timings_s": timings,
     }
+    if config.quantization.is_hgq and "qkeras" in trained:
+        from trigger_ml.hgq_models import count_hgq_parameters, hgq_metrics
+
+        x_test = model_inputs(data.inputs["test"], config)
+        metrics["hgq"] = hgq_metrics(trained["qkeras"], x_test, logits["qkeras"])
+        metrics["n_params"]["qkeras"] = count_hgq_parameters(trained["qkeras"])
+    if config.training.pruning is not None and "qkeras" in trained:
+        metrics["pruning"] = _pruning_metrics(config, trained["qkeras"], len(data.classes["train"]))
     with atomic_path(run_dir) as tmp:
         tmp.mkdir()
         write_json_atomic(

@@ -74,7 +74,8 @@ def cast(v: FixedVariable, t: dict[str, Any]) -> FixedVariable:
     k, i, f = int(t["k"]), int(t["i"]), int(t["f"])
     rounding, overflow = t["rounding"], t["overflow"]
     if v.low == v.high:  # a constant: exactly what the numeric conversion gives
-        return FixedVariable.from_const(float(cast_values(np.float64(float(v.low)), t)), hwconf=v.hwconf)
+        value = cast_values(np.array([float(v.low)]), t)[0]  # an array: cast_values works in place
+        return FixedVariable.from_const(float(value), hwconf=v.hwconf)
     in_frac = int(v.kif[2])
     if rounding == "RND_CONV":
         if in_frac > f:
@@ -92,11 +93,33 @@ def cast_array(x: FixedVariableArray, t: dict[str, Any]) -> FixedVariableArray:
     return FixedVariableArray(np.array(values, dtype=object).reshape(x.shape), x.solver_options)
 
 
+def _products_exact(x: FixedVariableArray, kernel: np.ndarray, t: dict[str, Any]) -> bool:
+    """Does converting every product x_j · w_jk to type ``t`` change none of them (each
+    input's own interval and grid, as da4ml knows them)?"""
+    step_t, low_t, high_t = 2.0 ** -t["f"], -t["k"] * 2.0 ** t["i"], 2.0 ** t["i"] - 2.0 ** -t["f"]
+    rows = x.reshape(-1, kernel.shape[0])._vars
+    for j in range(kernel.shape[0]):
+        weights = np.unique(kernel[j][kernel[j] != 0])
+        if not weights.size:
+            continue
+        lows = np.array([float(v.low) for v in rows[:, j]])
+        highs = np.array([float(v.high) for v in rows[:, j]])
+        steps = np.array([float(v.step) for v in rows[:, j]])
+        ends = np.concatenate([np.outer(lows, weights), np.outer(highs, weights)])
+        if (
+            ends.min() < low_t
+            or ends.max() > high_t
+            or np.any(np.mod(np.outer(steps, np.abs(weights)), step_t))
+        ):
+            return False
+    return True
+
+
 def _dense(step: dict[str, Any], x: FixedVariableArray) -> FixedVariableArray:
     from da4ml.trace import FixedVariableArray
 
     kernel = np.asarray(step["kernel"], dtype=np.float64)
-    if step["product_type"] is None:
+    if step["product_type"] is None or _products_exact(x, kernel, step["product_type"]):
         y = x @ kernel  # da4ml's CMVM: shared shift-and-add trees
     else:  # each product converted on its own (hls4ml's accumulator rounds it), then summed
         rows = x.reshape(-1, kernel.shape[0])

@@ -17,6 +17,10 @@ break exactness when left out):
    default (``fixed<16,6>``, or the input type) truncates the average.
 4. Accumulators and Dense outputs are left to hls4ml's precision inference (``auto``),
    which sizes them to hold the exact sums.
+
+For HGQ models (``quantization.kind: hgq``) the model converted is HGQ's proxy model
+(:func:`trigger_ml.hgq_models.to_proxy`): its quantized weights and learned types go through
+hls4ml's bit-exact flow, so rules 2 and 3 do not apply; rule 1 does.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ def pooling_types(config: ModelConfig) -> dict[str, str]:
     """Exact accumulator and result types of the track average (see module docstring, 3)."""
     k = int(math.log2(config.inputs.max_tracks))
     q = config.quantization
-    if config.architecture.phi_widths:  # pooled values come out of a quantized ReLU
-        width, integer, kind = q.activation.bits, q.activation.integer, "ufixed"
+    if config.architecture.phi_widths:  # pooled values come out of the last Φ layer's quantized ReLU
+        last = q.activation_for(f"phi_{len(config.architecture.phi_widths)}")
+        width, integer, kind = last.bits, last.integer, "ufixed"
     else:
         width, integer, kind = q.input.bits, q.input.integer + 1, "fixed"
     return {
@@ -77,7 +82,8 @@ def hls_config_for(model: tf.keras.Model, config: ModelConfig) -> dict[str, Any]
         layers[INPUT_NAMES[config.architecture.kind]]["Precision"]["result"] = fixed_type(
             config.quantization.input
         )
-        if config.architecture.kind == "deepsets" and POOL_NAME in layers:
+        # HGQ proxy models: hls4ml's bit-exact flow derives exact pooling types itself.
+        if config.architecture.kind == "deepsets" and POOL_NAME in layers and not config.quantization.is_hgq:
             layers[POOL_NAME]["Precision"] = pooling_types(config)
     track_pf = h.track_parallelization or config.inputs.max_tracks
     for name in layers:
@@ -99,7 +105,7 @@ def convert(model: tf.keras.Model, config: ModelConfig, output_dir: str, trace: 
     The model's weights are baked to their quantized values in place (outputs unchanged).
     ``trace=True`` records every layer's output in the C simulation (for blame).
     """
-    if config.quantization.enabled:
+    if config.quantization.enabled and not config.quantization.is_hgq:  # an HGQ proxy holds quantized weights
         bake_quantized_weights(model)
     hls_cfg = hls_config_for(model, config)
     if trace:

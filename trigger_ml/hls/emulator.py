@@ -25,81 +25,128 @@ EXACT_BITS = 52
 
 
 class _Range:
-    """Bounds of the values a step produces: [low, high] on the grid 2^-f (f may be large)."""
+    """Bounds of the values of one jet's tensor at some step, element by element: each value
+    lies in [low, high] on the grid 2^-f."""
 
-    def __init__(self, low: float, high: float, f: int) -> None:
-        self.low, self.high, self.f = float(low), float(high), int(f)
+    def __init__(self, low: np.ndarray, high: np.ndarray, f: np.ndarray) -> None:
+        self.low, self.high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        self.f = np.broadcast_to(np.asarray(f, dtype=np.int64), self.low.shape)
 
     @classmethod
-    def of_type(cls, t: dict[str, Any]) -> _Range:
-        return cls(-t["k"] * 2.0 ** t["i"], 2.0 ** t["i"] - 2.0 ** -t["f"], t["f"])
+    def of_type(cls, t: dict[str, Any], shape: tuple[int, ...]) -> _Range:
+        k, i, f = (np.broadcast_to(np.asarray(t[key]), shape) for key in ("k", "i", "f"))
+        return cls(-k * 2.0**i, 2.0**i - 2.0**-f, f)
 
     def fits(self, t: dict[str, Any]) -> bool:
         """Is converting to ``t`` the identity on every value of this range?"""
-        whole = _Range.of_type(t)
-        return self.f <= t["f"] and self.low >= whole.low and self.high <= whole.high
+        whole = _Range.of_type(t, self.low.shape)
+        return bool(
+            np.all(self.f <= whole.f) and np.all(self.low >= whole.low) and np.all(self.high <= whole.high)
+        )
 
     def cast(self, t: dict[str, Any]) -> _Range:
         if self.fits(t):
             return self
-        whole = _Range.of_type(t)
-        if self.low >= whole.low and self.high <= whole.high:  # rounds, cannot overflow far
-            step = 2.0 ** -t["f"]
-            return _Range(max(whole.low, self.low - step), min(whole.high, self.high + step), t["f"])
-        return whole
+        whole = _Range.of_type(t, self.low.shape)
+        inside = (self.low >= whole.low) & (self.high <= whole.high)  # rounding moves one step at most
+        step = 2.0**-whole.f
+        low = np.where(inside, np.maximum(whole.low, self.low - step), whole.low)
+        high = np.where(inside, np.minimum(whole.high, self.high + step), whole.high)
+        return _Range(low, high, whole.f)
 
 
-def _fraction_bits(values: np.ndarray) -> int:
-    """The fewest fractional bits that hold every value exactly (values are dyadic)."""
-    f = 0
-    while f < 60 and np.any(np.mod(values * 2.0**f, 1.0)):
-        f += 1
+def _fraction_bits(values: np.ndarray) -> np.ndarray:
+    """Per value, the fewest fractional bits that hold it exactly (values are dyadic)."""
+    values = np.asarray(values, dtype=np.float64)
+    f = np.zeros(values.shape, dtype=np.int64)
+    for _ in range(64):
+        inexact = np.mod(values * 2.0**f, 1.0) != 0
+        if not inexact.any():
+            break
+        f += inexact
     return f
 
 
+def _dense_range(step: dict[str, Any], r: _Range, skip: set[str]) -> _Range:
+    """Bounds after a Dense (adds ``product_type`` to ``skip`` if no product conversion acts)."""
+    kernel = np.asarray(step["kernel"], dtype=np.float64)
+    n_in = kernel.shape[0]
+    low = r.low.reshape(-1, n_in).min(axis=0)  # per input channel, over track slots
+    high = r.high.reshape(-1, n_in).max(axis=0)
+    f = r.f.reshape(-1, n_in).max(axis=0)
+    weight_f = _fraction_bits(kernel)
+    nonzero = kernel != 0
+    product_f = np.where(nonzero, f[:, None] + weight_f, 0)
+    out_shape = r.low.shape[:-1] + (kernel.shape[1],)
+    if step["product_type"] is not None:
+        acc = _Range.of_type(step["product_type"], kernel.shape)
+        ends = np.stack([kernel * low[:, None], kernel * high[:, None]])
+        exact = (
+            np.all(product_f <= acc.f)
+            and np.all(ends.min(axis=0) >= acc.low)
+            and np.all(ends.max(axis=0) <= acc.high)
+        )
+        if not exact:  # every product converted: only the accumulator type bounds the sum
+            return _Range.of_type(step["product_type"], out_shape)
+        skip.add("product_type")
+    out_low = low @ np.maximum(kernel, 0) + high @ np.minimum(kernel, 0)
+    out_high = high @ np.maximum(kernel, 0) + low @ np.minimum(kernel, 0)
+    out_f = product_f.max(axis=0)
+    if step["bias"] is not None:
+        bias = np.asarray(step["bias"], dtype=np.float64)
+        out_low, out_high, out_f = out_low + bias, out_high + bias, np.maximum(out_f, _fraction_bits(bias))
+    shape = (1,) * (len(out_shape) - 1) + (-1,)
+    return _Range(
+        np.broadcast_to(out_low.reshape(shape), out_shape),
+        np.broadcast_to(out_high.reshape(shape), out_shape),
+        np.broadcast_to(out_f.reshape(shape), out_shape),
+    )
+
+
+def _cast_range(r: _Range, t: dict[str, Any], name: str, skip: set[str]) -> _Range:
+    if r.fits(t):
+        skip.add(name)
+    return r.cast(t)
+
+
 def _plan(steps: list[dict[str, Any]]) -> list[set[str]]:
-    """For every step, the casts that are the identity on every value they can receive (the
-    emulator skips them; the C simulation's conversions there change nothing)."""
+    """For every step, the conversions that are the identity on every value they can receive
+    (the emulator skips them: the C simulation's conversions there change nothing)."""
     plan: list[set[str]] = [set()]
-    r = _Range.of_type(steps[0]["type"])
+    shape = tuple(steps[0]["shape"])
+    r = _Range.of_type(steps[0]["type"], shape)
     for step in steps[1:]:
         skip: set[str] = set()
         op = step["op"]
-        if op == "dense" and step["product_type"] is None:
-            kernel = np.asarray(step["kernel"], dtype=np.float64)
-            low = np.minimum(kernel * r.low, kernel * r.high).sum(axis=0)
-            high = np.maximum(kernel * r.low, kernel * r.high).sum(axis=0)
-            f = r.f + _fraction_bits(kernel)
-            if step["bias"] is not None:
-                bias = np.asarray(step["bias"], dtype=np.float64)
-                low, high, f = low + bias, high + bias, max(f, _fraction_bits(bias))
-            r = _Range(low.min(), high.max(), f)
+        if op == "dense":
+            r = _dense_range(step, r, skip)
             for name in ("sum_type", "result_type"):
                 if step[name] is not None:
-                    if r.fits(step[name]):
-                        skip.add(name)
-                    r = r.cast(step[name])
-        elif op in ("relu", "linear", "reshape"):
+                    r = _cast_range(r, step[name], name, skip)
+        elif op in ("relu", "linear"):
             if op == "relu":
-                r = _Range(max(r.low, 0.0), max(r.high, 0.0), r.f)
-            if r.fits(step["result_type"]):
-                skip.add("result_type")
-            r = r.cast(step["result_type"])
+                r = _Range(np.maximum(r.low, 0.0), np.maximum(r.high, 0.0), r.f)
+            r = _cast_range(r, step["result_type"], "result_type", skip)
+        elif op == "reshape":
+            shape = tuple(step["shape"])
+            r = _Range(r.low.reshape(shape), r.high.reshape(shape), r.f.reshape(shape))
+            r = _cast_range(r, step["result_type"], "result_type", skip)
         elif op == "mean":
             n = step["slots"]
-            r = _Range(r.low * n, r.high * n, r.f)
-            if r.fits(step["sum_type"]):
-                skip.add("sum")
-            r = r.cast(step["sum_type"])
-            r = _Range(r.low / n, r.high / n, r.f + mean_shift(n))
-            if r.fits(step["sum_type"]):
-                skip.add("mean")
-            r = r.cast(step["sum_type"])
-            if r.fits(step["result_type"]):
-                skip.add("result_type")
-            r = r.cast(step["result_type"])
-        else:  # product-by-product Dense, HGQ's quantizer: every cast is done
-            r = _Range.of_type(step["result_type"])
+            r = _cast_range(
+                _Range(r.low.sum(axis=0), r.high.sum(axis=0), r.f.max(axis=0)), step["sum_type"], "sum", skip
+            )
+            r = _cast_range(
+                _Range(r.low / n, r.high / n, r.f + mean_shift(n)), step["sum_type"], "mean", skip
+            )
+            r = _cast_range(r, step["result_type"], "result_type", skip)
+        elif op == "quantize_each":
+            k, b, i = (np.asarray(step[key], dtype=np.int64) for key in ("k", "b", "i"))
+            each = _Range.of_type({"k": k, "i": i - k, "f": b - i}, k.shape)
+            r = _Range(
+                np.where(b > 0, each.low, 0.0), np.where(b > 0, each.high, 0.0), np.where(b > 0, each.f, 0)
+            )
+            r = _cast_range(r, step["result_type"], "result_type", skip)
         plan.append(skip)
     return plan
 
@@ -110,7 +157,7 @@ def _cast(values: np.ndarray, t: dict[str, Any], name: str, skip: set[str]) -> n
 
 def _dense(step: dict[str, Any], x: np.ndarray, skip: set[str]) -> np.ndarray:
     kernel = np.asarray(step["kernel"], dtype=np.float64)
-    if step["product_type"] is not None:  # each product converted on its own, then summed
+    if step["product_type"] is not None and "product_type" not in skip:  # each product converted, then summed
         products = cast_values(x[..., :, None] * kernel, step["product_type"])
         y = products.sum(axis=-2)
     else:
@@ -122,12 +169,12 @@ def _dense(step: dict[str, Any], x: np.ndarray, skip: set[str]) -> np.ndarray:
     return _cast(y, step["result_type"], "result_type", skip)
 
 
-def _quantize_each(step: dict[str, Any], x: np.ndarray) -> np.ndarray:
+def _quantize_each(step: dict[str, Any], x: np.ndarray, skip: set[str]) -> np.ndarray:
     """HGQ's heterogeneous quantizer: every element to its own ``ap_fixed<b, i>`` (b = 0: zero)."""
     k, b, i = (np.asarray(step[key], dtype=np.int64) for key in ("k", "b", "i"))
     t = {"k": k, "i": i - k, "f": b - i, "rounding": step["rounding"], "overflow": step["overflow"]}
     y = np.where(b > 0, cast_values(x, t), 0.0)
-    return cast_values(y, step["result_type"])
+    return _cast(y, step["result_type"], "result_type", skip)
 
 
 def run_program(steps: list[dict[str, Any]], x: np.ndarray) -> np.ndarray:
@@ -161,7 +208,7 @@ def run_program(steps: list[dict[str, Any]], x: np.ndarray) -> np.ndarray:
                 mean = _cast(total * 2.0 ** -mean_shift(step["slots"]), step["sum_type"], "mean", skip)
                 y = _cast(mean, step["result_type"], "result_type", skip)
             elif op == "quantize_each":
-                y = _quantize_each(step, y)
+                y = _quantize_each(step, y, skip)
             elif op == "reshape":
                 y = _cast(y.reshape((len(y), *step["shape"])), step["result_type"], "result_type", skip)
             else:

@@ -17,8 +17,10 @@ semantics of an ``ap_fixed`` conversion: round first, then overflow)::
     {"op": "dense", "name", "kernel": [[...]], "bias": [...] | None, "product_type": T | None,
      "sum_type": T | None, "result_type": T}
         y = cast(sum_j cast(x_j w_jk, product_type) + bias_k, sum_type), then result_type;
-        on the last axis (a Dense on tracks is applied to every track). product_type is
-        set only where hls4ml's accumulator would round or wrap a single product.
+        on the last axis (a Dense on tracks is applied to every track). hls4ml's latency
+        template converts each product to the accumulator type; distributed-arithmetic code
+        sums exactly (product_type and sum_type None). An interpreter skips a conversion it
+        can prove is the identity on every value it can receive.
     {"op": "relu" | "linear", "name", "result_type": T}
     {"op": "mean", "name", "slots": n, "sum_type": T, "result_type": T}
         sum over the first axis (2^k slots) in sum_type, times 2^-k in sum_type, cast
@@ -145,27 +147,7 @@ def _kernel_and_bias(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return kernel.reshape(-1, kernel.shape[-1]), bias
 
 
-def _range(t: dict[str, Any]) -> tuple[float, float, float]:
-    step = 2.0 ** -t["f"]
-    return -t["k"] * 2.0 ** t["i"], 2.0 ** t["i"] - step, step
-
-
-def _products_fit(x_type: dict[str, Any], kernel: np.ndarray, accum: dict[str, Any]) -> bool:
-    """Is every product x_j · w_jk exactly representable in the accumulator type?"""
-    low, high, step = _range(x_type)
-    acc_low, acc_high, acc_step = _range(accum)
-    weights = np.unique(kernel[kernel != 0])
-    if not weights.size:
-        return True
-    ends = np.concatenate([low * weights, high * weights])
-    return bool(
-        ends.min() >= acc_low
-        and ends.max() <= acc_high
-        and not np.any(np.mod(step * np.abs(weights), acc_step))
-    )
-
-
-def _dense_step(layer: Any, x_type: dict[str, Any]) -> dict[str, Any]:
+def _dense_step(layer: Any) -> dict[str, Any]:
     kernel, bias = _kernel_and_bias(layer)
     result = fixed_type(layer.get_output_variable().type.precision, layer.name)
     step = {
@@ -177,9 +159,9 @@ def _dense_step(layer: Any, x_type: dict[str, Any]) -> dict[str, Any]:
     if layer.get_attr("strategy") == "distributed_arithmetic":
         # da4ml's generated code computes the exact sums, then converts to the result type
         return {**step, "product_type": None, "sum_type": None, "result_type": result}
+    # hls4ml's latency template converts every product to the accumulator type before the sum
     accum = fixed_type(layer.get_attr("accum_t").precision, f"{layer.name}.accum_t")
-    product = None if _products_fit(x_type, kernel, accum) else accum
-    return {**step, "product_type": product, "sum_type": accum, "result_type": result}
+    return {**step, "product_type": accum, "sum_type": accum, "result_type": result}
 
 
 def extract_program(hls_model: Any) -> list[dict[str, Any]]:
@@ -193,7 +175,7 @@ def extract_program(hls_model: Any) -> list[dict[str, Any]]:
         kind = layer.class_name
         result = fixed_type(layer.get_output_variable().type.precision, layer.name)
         if kind in ("Dense", "PointwiseConv1D") or (kind == "Conv1D" and layer.get_attr("filt_width") == 1):
-            step = _dense_step(layer, x_type)
+            step = _dense_step(layer)
         elif kind in ("Activation", "ReLU"):
             activation = str(layer.get_attr("activation", "")).lower()
             if activation not in ("relu", "linear"):
@@ -235,7 +217,6 @@ def extract_program(hls_model: Any) -> list[dict[str, Any]]:
                 "mapped: Dense, pointwise Conv1D, ReLU, average pooling, HGQ quantizers, reshapes",
             )
         program.append(step)
-        x_type = result
     return program
 
 
