@@ -50,7 +50,9 @@ def test_compare_firmware_and_float_reference(workspace, tiny_config, tiny_sampl
 
 @pytest.mark.slow
 def test_compare_uses_one_cost_source_and_says_where_it_has_none(workspace, tiny_config, tiny_sample):
-    folded = load_model_config(tiny_config.name.replace("dips-small@", "dips-small@reuse=2,"))
+    folded = load_model_config(
+        tiny_config.name.replace("dips-small@", "dips-small@reuse=2,strategy=Latency,")
+    )
     out = compare([tiny_config, folded], workspace, out_dir=workspace.root / "cmp-estimate", log=False)
     rows = {row["model"]: row for row in json.loads((out / "table.json").read_text())["rows"]}
     # da4ml costs fully unrolled designs only: the folded one gets no figure, and the reason

@@ -43,6 +43,7 @@ def test_unknown_model_lists_the_valid_names():
         ("dips-small@training.epochs=-1", "training.epochs"),
         ("dips-small@training.epochs=many", "training.epochs"),
         ("dips-small@tracks=12", "power of two"),
+        ("dips-small@reuse=2", "distributed_arithmetic builds fully unrolled"),
         ("dips-small@quantization.weight.integer=9", "integer bits"),
         ("dips-small@inputs.track_features=[sd0,bogus]", "bogus"),
         ("dips-small@bits", "not key=value"),
@@ -60,17 +61,17 @@ def test_bad_overrides_name_the_problem(spec, fragment):
 
 
 def test_overrides_aliases_lists_and_canonical_name():
-    c = load_model_config("dips-small@reuse=2,bits=6,architecture.phi_widths=[8, 4]")
-    assert c.hls.reuse_factor == 2
+    c = load_model_config("dips-small@reuse=2,strategy=Latency,bits=6,architecture.phi_widths=[8, 4]")
+    assert c.hls.reuse_factor == 2 and c.hls.strategy == "Latency"
     assert c.quantization.weight.bits == 6 and c.quantization.activation.bits == 6
     assert c.architecture.phi_widths == (8, 4)
-    assert c.name == "dips-small@architecture.phi_widths=[8,4],bits=6,reuse=2"
+    assert c.name == "dips-small@architecture.phi_widths=[8,4],bits=6,reuse=2,strategy=Latency"
     assert split_model_spec("m@a=[1,2],b=x") == ("m", {"a": [1, 2], "b": "x"})
 
 
 def test_hashes_separate_training_from_firmware_settings():
     base = load_model_config("dips-small")
-    reuse = load_model_config("dips-small@reuse=4")
+    reuse = load_model_config("dips-small@reuse=4,strategy=Latency")
     epochs = load_model_config("dips-small@epochs=3")
     assert base.training_digest() == reuse.training_digest()
     assert base.digest() != reuse.digest()

@@ -133,12 +133,14 @@ def _estimate_section(lut: int = 100) -> dict:
     )
 
 
-def test_best_cost_prefers_vendor_then_rtl_then_estimate() -> None:
+def test_best_cost_prefers_vendor_then_rtl_then_da4ml_then_estimate() -> None:
     estimate = _estimate_section()
     rtl = dict(_estimate_section(), source="rtl")
     vendor = dict(_estimate_section(), source="vendor")
-    assert best_cost([estimate, rtl, vendor])["source"] == "vendor"
-    assert best_cost([estimate, None, rtl])["source"] == "rtl"
+    da4ml = dict(_estimate_section(), source="da4ml")
+    assert best_cost([estimate, rtl, vendor, da4ml])["source"] == "vendor"
+    assert best_cost([estimate, None, da4ml, rtl])["source"] == "rtl"
+    assert best_cost([estimate, da4ml])["source"] == "da4ml"
     assert best_cost([None, estimate])["source"] == "estimate"
     with pytest.raises(TriggerMLError):
         best_cost([None])

@@ -187,7 +187,8 @@ def test_converted_ftag_file_trains_end_to_end(tmp_path: Path) -> None:
     with h5py.File(dst, "r") as handle:
         assert "conversion" in handle.attrs and handle.attrs["source"] == str(src)
     config = load_model_config(
-        "dips-small@n_jets=300,epochs=1,architecture.phi_widths=[4],architecture.f_widths=[4]"
+        "dips-small@n_jets=300,epochs=1,architecture.phi_widths=[4],architecture.f_widths=[4],"
+        "quantization.layers=null,training.pruning=null"
     )
     run = train(config, dst, tmp_path / "run", log=False)
     assert (run.path / "metrics.json").is_file() and run.metrics

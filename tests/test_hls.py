@@ -49,7 +49,7 @@ def test_report_and_project_are_complete(workspace, tiny_config, tiny_report):
         }
     assert report["hls"]["input_type"] == "fixed<10,4,RND_CONV,SAT>"
     pool = next(layer for layer in report["hls"]["layers"] if layer["name"] == "track_pool")
-    assert pool["types"]["result_t"].startswith("ufixed<12,3")  # 8-bit ReLU output + 4 fractional bits
+    assert pool["types"]["result_t"].startswith("ufixed<10,3")  # Φ's 6-bit ReLU output + 4 fractional bits
     assert set(report["timings_s"]) == {"train", "hls"}
     leftovers = [p.name for p in project.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []

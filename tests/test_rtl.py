@@ -27,7 +27,7 @@ from trigger_ml.workspace import Workspace
 # layer in Phi and in F (about 4k LUTs). Same sample as conftest's tiny_sample.
 RTL_MODEL = (
     "dips-small@n_jets=800,sample.jets_per_shard=400,epochs=2,tracks=4,"
-    "architecture.phi_widths=[4],architecture.f_widths=[4]"
+    "architecture.phi_widths=[4],architecture.f_widths=[4],quantization.layers=null,training.pruning=null"
 )
 
 
@@ -112,7 +112,7 @@ def test_xilinx_family_of_parts():
 
 
 def test_models_the_rtl_cannot_reproduce_are_refused():
-    for name in ("dips-small@reuse=2", "dips-small@strategy=Resource", "dips-small-float"):
+    for name in ("dips-small@reuse=2,strategy=Latency", "dips-small@strategy=Resource", "dips-small-float"):
         with pytest.raises(UsageError, match="no RTL"):
             check_rtl_supported(load_model_config(name))
     # the traced hls4ml graph follows every type: post-training quantized models get RTL too

@@ -340,6 +340,18 @@ class ModelConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _distributed_arithmetic_is_unrolled(self) -> ModelConfig:
+        h = self.hls
+        if h.strategy == "distributed_arithmetic" and (
+            h.reuse_factor != 1 or h.track_parallelization not in (None, self.inputs.max_tracks)
+        ):
+            raise ValueError(
+                "hls.strategy distributed_arithmetic builds fully unrolled adder graphs: it needs "
+                "hls.reuse_factor 1 and all tracks per clock (use strategy Latency or Resource to fold)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _parallelization_divides_tracks(self) -> ModelConfig:
         pf = self.hls.track_parallelization
         if pf is not None and self.inputs.max_tracks % pf:

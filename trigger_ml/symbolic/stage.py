@@ -87,7 +87,8 @@ def flat_input_config(teacher: ModelConfig) -> ModelConfig:
     """The configuration whose (dense) inputs the expressions read.
 
     A dense teacher: itself. A Deep Set: the teacher's sample, split and input type with the
-    inputs of the ``dense-small`` zoo model (``architecture.kind: dense``).
+    inputs of the ``dense-small`` zoo model (``architecture.kind: dense``); the teacher's
+    per-layer types, pruning and HGQ settings belong to its own layers and are dropped.
     """
     if teacher.architecture.kind == "dense":
         return teacher
@@ -97,6 +98,10 @@ def flat_input_config(teacher: ModelConfig) -> ModelConfig:
     data["inputs"] = flat.inputs.model_dump(mode="json")
     data["architecture"] = flat.architecture.model_dump(mode="json")
     data["hls"]["track_parallelization"] = None
+    # the teacher's per-layer types, pruning and quantization kind describe its own layers
+    for key in ("layers", "kind", "hgq"):
+        data["quantization"][key] = None
+    data["training"]["pruning"] = None
     return parse_model_config(data, f"flat inputs of {teacher.name}")
 
 
