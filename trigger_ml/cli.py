@@ -28,7 +28,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     width = max(len(c.name) for c in rows)
     for c in rows:
         q = c.quantization
-        bits = ("HGQ" if q.is_hgq else f"{q.weight.bits}-bit") if q.enabled else "float"
+        bits = (
+            "float"
+            if not q.enabled
+            else "HGQ"
+            if q.is_hgq
+            else "mixed"
+            if q.layers
+            else f"{q.weight.bits}-bit"
+        )
         arch = c.architecture
         shape = f"phi {list(arch.phi_widths)} F {list(arch.f_widths)}" if arch.kind == "deepsets" else ""
         print(

@@ -149,12 +149,28 @@ def model_card(
         if arch.kind == "deepsets"
         else f"dense network {list(arch.f_widths)} on the flattened inputs, 3 logits"
     )
-    quant = (
-        f"quantization-aware (QKeras): weights {q.weight.bits} bits, activations {q.activation.bits} bits, "
-        f"inputs {q.input.bits} bits"
-        if q.enabled
-        else f"post-training quantization by hls4ml (default type {config.hls.default_precision})"
-    )
+    if not q.enabled:
+        quant = f"post-training quantization by hls4ml (default type {config.hls.default_precision})"
+    elif q.is_hgq:
+        h = q.hgq_settings()
+        quant = (
+            f"quantization-aware (HGQ): a learned bit width per weight and per activation channel "
+            f"(resource regulariser beta {h.beta:g}), inputs {q.input.bits} bits"
+        )
+    else:
+        layers = ", ".join(
+            f"{name} {q.weight_for(name).bits}/{q.activation_for(name).bits if name != 'logits' else '-'}"
+            for name in arch.dense_layer_names()
+        )
+        pruned = (
+            f"; pruned {', '.join(f'{k} {v:.0%}' for k, v in p.sparsity_by_layer(arch.dense_layer_names()).items())}"
+            if (p := config.training.pruning) is not None
+            else ""
+        )
+        quant = (
+            f"quantization-aware (QKeras): weight/activation bits per layer {layers}; "
+            f"inputs {q.input.bits} bits{pruned}"
+        )
     lines = [
         f"# {config.name}: b-tagging firmware bundle",
         "",
