@@ -220,7 +220,7 @@ def test_a_failed_build_leaves_nothing(bundle, workspace, tiny_config, monkeypat
     assert sorted(p.name for p in workspace.firmware_dir.iterdir()) == before
     assert _tarball(bundle).read_bytes() == tarball
     # A model without a finished HLS project names the command that makes one.
-    missing = load_model_config(tiny_config.name + ",reuse=2,strategy=Latency")
+    missing = load_model_config(tiny_config.name + ",reuse=4,strategy=Latency")
     with pytest.raises(TriggerMLError, match="no HLS project") as caught:
         build_bundle(missing, workspace, log=False)
     assert "trigger-ml hls" in caught.value.fix

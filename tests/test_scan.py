@@ -11,8 +11,9 @@ from trigger_ml.errors import UsageError
 from trigger_ml.scan import ScanSpec, expand_points, load_scan_spec, resolve_point, run_scan, scan_dir
 from trigger_ml.workspace import Workspace
 
+# The Latency strategy: the grid folds the network (reuse 2), which distributed arithmetic cannot.
 BASE = (
-    "dips-small@n_jets=800,sample.jets_per_shard=400,epochs=2,"
+    "dips-small@n_jets=800,sample.jets_per_shard=400,epochs=2,strategy=Latency,"
     "architecture.phi_widths=[8,8],architecture.f_widths=[8]"
 )
 GRID = {"reuse": [1, 2], "bits": [6, 8]}
