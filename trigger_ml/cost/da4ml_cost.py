@@ -330,6 +330,29 @@ def da4ml_section(
     return section, summary, pipeline
 
 
+MAX_TRACED_PRODUCTS = 40_000
+"""Non-zero constant products (kernel entries × the rows they are applied to) above which the
+da4ml trace is not run: tracing time grows faster than linearly with them (dips-small at 8
+bits, 11 800 products: about 5 min on this machine; dips-medium, 145 000: over 10 min
+unfinished). Such a model's report says so under ``cost.unavailable.da4ml``."""
+
+
+def traced_products(steps: list[dict[str, Any]]) -> int:
+    """Non-zero constant products of a firmware program (each Dense kernel entry times the
+    rows, e.g. track slots, it is applied to)."""
+    total, shape = 0, tuple(steps[0]["shape"])
+    for step in steps[1:]:
+        if step["op"] == "dense":
+            kernel = np.asarray(step["kernel"])
+            total += int(np.count_nonzero(kernel)) * int(np.prod(shape[:-1], dtype=np.int64))
+            shape = shape[:-1] + (kernel.shape[1],)
+        elif step["op"] == "mean":
+            shape = shape[1:]
+        elif step["op"] == "reshape":
+            shape = tuple(step["shape"])
+    return total
+
+
 def why_not_traced(
     strategy: str, reuse_factor: int, track_parallelization: int | None, max_tracks: int
 ) -> str | None:
@@ -362,6 +385,11 @@ def da4ml_cost_of(
     reason = why_not_traced(h.strategy, h.reuse_factor, h.track_parallelization, config.inputs.max_tracks)
     if reason is None and steps is None:
         reason = "the converted graph has no exact firmware program (see fidelity.emulator)"
+    if reason is None and (products := traced_products(steps)) > MAX_TRACED_PRODUCTS:
+        reason = (
+            f"{products} constant products: beyond the da4ml trace budget of {MAX_TRACED_PRODUCTS} "
+            "(its time grows faster than linearly; lower the bits, prune, or narrow the network)"
+        )
     result: dict[str, Any] = {"sources": {}, "unavailable": {}, "da4ml": None, "timings_s": {}}
     if reason is None:
         if log:
