@@ -332,9 +332,9 @@ def da4ml_section(
 
 MAX_TRACED_PRODUCTS = 40_000
 """Non-zero constant products (kernel entries × the rows they are applied to) above which the
-da4ml trace is not run: tracing time grows faster than linearly with them (dips-small at 8
-bits, 11 800 products: about 5 min on this machine; dips-medium, 145 000: over 10 min
-unfinished). Such a model's report says so under ``cost.unavailable.da4ml``."""
+da4ml trace is not run: tracing time grows faster than linearly with them (the former 8-bit
+Φ 32-32 dips-small, 20 000 products: 319 s; dips-medium, 150 000: unfinished after 10 min).
+Such a model's report says so under ``cost.unavailable.da4ml``."""
 
 
 def traced_products(steps: list[dict[str, Any]]) -> int:
