@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from trigger_ml.config import load_model_config
-from trigger_ml.cost.da4ml_cost import cast, pipeline_predict, why_not_traced
+from trigger_ml.cost.da4ml_cost import cast, pipeline_predict
 from trigger_ml.hls.program import cast_values
 from trigger_ml.pipeline import ensure_hls
 
@@ -49,10 +49,12 @@ def test_cast_matches_ap_fixed_conversion_on_every_input(rounding, overflow, sig
 
 
 def test_only_fully_unrolled_designs_are_traced():
-    assert why_not_traced("Latency", 1, None, 16) is None
-    assert why_not_traced("distributed_arithmetic", 1, 16, 16) is None
-    assert why_not_traced("Latency", 2, None, 16).startswith("not fully unrolled")
-    assert "4 per clock" in why_not_traced("Latency", 1, 4, 16)
+    assert load_model_config("dips-small@strategy=Latency").why_not_fully_unrolled() is None
+    assert load_model_config("dips-small@hls.track_parallelization=16").why_not_fully_unrolled() is None
+    folded = load_model_config("dips-small@strategy=Latency,reuse=2").why_not_fully_unrolled()
+    assert folded.startswith("not fully unrolled")
+    parallel = load_model_config("dips-small@strategy=Latency,hls.track_parallelization=4")
+    assert "4 per clock" in parallel.why_not_fully_unrolled()
 
 
 @pytest.mark.slow

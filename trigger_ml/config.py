@@ -341,10 +341,7 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _distributed_arithmetic_is_unrolled(self) -> ModelConfig:
-        h = self.hls
-        if h.strategy == "distributed_arithmetic" and (
-            h.reuse_factor != 1 or h.track_parallelization not in (None, self.inputs.max_tracks)
-        ):
+        if self.hls.strategy == "distributed_arithmetic" and self.why_not_fully_unrolled():
             raise ValueError(
                 "hls.strategy distributed_arithmetic builds fully unrolled adder graphs: it needs "
                 "hls.reuse_factor 1 and all tracks per clock (use strategy Latency or Resource to fold)"
@@ -389,6 +386,16 @@ class ModelConfig(_Strict):
         if self.quantization.is_hgq and self.training.pruning is not None:
             raise ValueError("training.pruning is for QKeras; HGQ prunes by learning zero-bit weights")
         return self
+
+    def why_not_fully_unrolled(self) -> str | None:
+        """Why the firmware does not take one jet per clock with every product its own adder
+        tree (None if it does): the design the da4ml source and the RTL stage describe."""
+        h = self.hls
+        if h.strategy not in ("Latency", "distributed_arithmetic") or h.reuse_factor != 1:
+            return f"not fully unrolled (strategy {h.strategy}, reuse factor {h.reuse_factor})"
+        if h.track_parallelization not in (None, self.inputs.max_tracks):
+            return f"tracks processed {h.track_parallelization} per clock, not all at once"
+        return None
 
     # Hashes leave out fields that are None (unset optional settings), so adding a new
     # optional section to the schema does not invalidate every cached result.

@@ -40,7 +40,7 @@ from trigger_ml.config import ModelConfig
 from trigger_ml.cost.sections import make_section
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import atomic_path
-from trigger_ml.hls.program import cast_values, mean_shift
+from trigger_ml.hls.program import cast_values, element_types, mean_shift
 
 if TYPE_CHECKING:
     from da4ml.cmvm.types import CombLogic, Pipeline
@@ -174,16 +174,16 @@ def _quantize_each(step: dict[str, Any], x: FixedVariableArray) -> FixedVariable
     """HGQ's heterogeneous quantizer: every element to its own ``ap_fixed<b, i>``."""
     from da4ml.trace import FixedVariable, FixedVariableArray
 
-    k, b, i = (np.asarray(step[key]).ravel() for key in ("k", "b", "i"))
+    t, alive = element_types(step)
+    k, i, f, alive = t["k"].ravel(), t["i"].ravel(), t["f"].ravel(), alive.ravel()
     flat = x.ravel()
     values = []
     for n in range(flat.size):
         v = flat._vars[n]
-        if b[n] <= 0:
+        if not alive[n]:
             values.append(FixedVariable.from_const(0.0, hwconf=v.hwconf))
         else:
-            t = {"k": int(k[n]), "i": int(i[n] - k[n]), "f": int(b[n] - i[n])}
-            values.append(cast(v, {**t, "rounding": step["rounding"], "overflow": step["overflow"]}))
+            values.append(cast(v, {**t, "k": int(k[n]), "i": int(i[n]), "f": int(f[n])}))
     y = FixedVariableArray(np.array(values, dtype=object).reshape(x.shape), x.solver_options)
     return cast_array(y, step["result_type"])
 
@@ -353,18 +353,6 @@ def traced_products(steps: list[dict[str, Any]]) -> int:
     return total
 
 
-def why_not_traced(
-    strategy: str, reuse_factor: int, track_parallelization: int | None, max_tracks: int
-) -> str | None:
-    """Why the da4ml source does not apply to a design (None if it does): it costs the fully
-    unrolled graph, one jet per clock."""
-    if strategy not in ("Latency", "distributed_arithmetic") or reuse_factor != 1:
-        return f"not fully unrolled (strategy {strategy}, reuse factor {reuse_factor})"
-    if track_parallelization not in (None, max_tracks):
-        return f"tracks processed {track_parallelization} per clock, not all at once"
-    return None
-
-
 def da4ml_cost_of(
     steps: list[dict[str, Any]] | None,
     config: ModelConfig,
@@ -382,7 +370,7 @@ def da4ml_cost_of(
          "da4ml": summary | None, "timings_s": {...}}
     """
     h = config.hls
-    reason = why_not_traced(h.strategy, h.reuse_factor, h.track_parallelization, config.inputs.max_tracks)
+    reason = config.why_not_fully_unrolled()
     if reason is None and steps is None:
         reason = "the converted graph has no exact firmware program (see fidelity.emulator)"
     if reason is None and (products := traced_products(steps)) > MAX_TRACED_PRODUCTS:

@@ -36,7 +36,6 @@ from trigger_ml.cost.da4ml_cost import (
     da4ml_version,
     load_pipeline,
     pipeline_predict,
-    why_not_traced,
 )
 from trigger_ml.cost.sections import best_cost, make_section
 from trigger_ml.cost.yosys import run_yosys, xilinx_family
@@ -62,9 +61,7 @@ def check_rtl_supported(config: ModelConfig) -> None:
     clock), the design the traced adder graph describes."""
     h = config.hls
     reason = "it has no firmware (hls.enabled: false)" if not h.enabled else None
-    reason = reason or why_not_traced(
-        h.strategy, h.reuse_factor, h.track_parallelization, config.inputs.max_tracks
-    )
+    reason = reason or config.why_not_fully_unrolled()
     if reason:
         raise UsageError(
             f"{config.name}: no RTL: {reason}",

@@ -17,7 +17,7 @@ import numpy as np
 
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import read_json
-from trigger_ml.hls.program import PROGRAM_FILE, cast_values, mean_shift, program_steps
+from trigger_ml.hls.program import PROGRAM_FILE, cast_values, element_types, mean_shift, program_steps
 
 BATCH = 4096
 # Largest number of bits a value may carry for float64 arithmetic to stay exact.
@@ -141,10 +141,10 @@ def _plan(steps: list[dict[str, Any]]) -> list[set[str]]:
             )
             r = _cast_range(r, step["result_type"], "result_type", skip)
         elif op == "quantize_each":
-            k, b, i = (np.asarray(step[key], dtype=np.int64) for key in ("k", "b", "i"))
-            each = _Range.of_type({"k": k, "i": i - k, "f": b - i}, k.shape)
+            t, alive = element_types(step)
+            each = _Range.of_type(t, alive.shape)
             r = _Range(
-                np.where(b > 0, each.low, 0.0), np.where(b > 0, each.high, 0.0), np.where(b > 0, each.f, 0)
+                np.where(alive, each.low, 0.0), np.where(alive, each.high, 0.0), np.where(alive, each.f, 0)
             )
             r = _cast_range(r, step["result_type"], "result_type", skip)
         plan.append(skip)
@@ -171,9 +171,8 @@ def _dense(step: dict[str, Any], x: np.ndarray, skip: set[str]) -> np.ndarray:
 
 def _quantize_each(step: dict[str, Any], x: np.ndarray, skip: set[str]) -> np.ndarray:
     """HGQ's heterogeneous quantizer: every element to its own ``ap_fixed<b, i>`` (b = 0: zero)."""
-    k, b, i = (np.asarray(step[key], dtype=np.int64) for key in ("k", "b", "i"))
-    t = {"k": k, "i": i - k, "f": b - i, "rounding": step["rounding"], "overflow": step["overflow"]}
-    y = np.where(b > 0, cast_values(x, t), 0.0)
+    t, alive = element_types(step)
+    y = np.where(alive, cast_values(x, t), 0.0)
     return _cast(y, step["result_type"], "result_type", skip)
 
 

@@ -110,6 +110,14 @@ def cast_values(values: np.ndarray, t: dict[str, Any], relu: bool = False) -> np
     return np.multiply(codes, 2.0 ** -t["f"], out=codes)
 
 
+def element_types(step: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """The per-element type ``T`` (arrays ``k``, ``i``, ``f``) of a ``quantize_each`` step, and
+    which elements have any bits at all (``ap_fixed<b, i>`` with b = 0 is the constant 0)."""
+    k, b, i = (np.asarray(step[key], dtype=np.int64) for key in ("k", "b", "i"))
+    t = {"k": k, "i": i - k, "f": b - i, "rounding": step["rounding"], "overflow": step["overflow"]}
+    return t, b > 0
+
+
 def _weights(layer: Any, name: str) -> np.ndarray | None:
     """A weight array as the HLS code holds it: the written values converted to its type."""
     variable = layer.weights.get(name)
