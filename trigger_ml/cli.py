@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from trigger_ml.compare import COST_SOURCES, DEFAULT_COST_SOURCE
 from trigger_ml.config import ModelConfig, load_config_file, load_model_config, zoo_names
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.workspace import Workspace
@@ -247,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="*", help="models to compare (default: the whole zoo)")
     p.add_argument(
         "--cost-source",
-        default="da4ml",
-        choices=("da4ml", "estimate", "rtl", "vendor", "best"),
+        default=DEFAULT_COST_SOURCE,
+        choices=COST_SOURCES,
         help="where every firmware row's latency and resources come from (default: da4ml; "
         "best = the most trustworthy each model has, mixing sources)",
     )

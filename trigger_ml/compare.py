@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import h5py
 import numpy as np
@@ -61,7 +61,9 @@ DEFAULT_COST_SOURCE = "da4ml"
 """The cost source of every firmware row unless asked otherwise: da4ml's cost model of the
 firmware's adder graph, the one source here validated against post-route implementations
 (docs/cost-model.md)."""
-COST_SOURCES = ("da4ml", "estimate", "rtl", "vendor", "best")
+CostSource = Literal["da4ml", "estimate", "rtl", "vendor", "best"]
+"""Where the cost columns of a comparison come from (``best``: each model's most trustworthy)."""
+COST_SOURCES: tuple[str, ...] = get_args(CostSource)
 COST_KEYS = ("latency_cycles", "latency_ns", "initiation_interval", "LUT", "FF", "DSP", "BRAM_18K")
 
 

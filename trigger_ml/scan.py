@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trigger_ml.compare import DEFAULT_COST_SOURCE, CostSource
 from trigger_ml.config import (
     ModelConfig,
     format_validation_error,
@@ -69,7 +70,7 @@ class ScanSpec(BaseModel):
     stages: Stages = "hls"
     # Where every point's latency and resources come from (trigger-ml compare --cost-source):
     # da4ml costs fully unrolled designs only; a scan over the reuse factor needs `estimate`.
-    cost_source: Literal["da4ml", "estimate", "rtl", "vendor", "best"] = "da4ml"
+    cost_source: CostSource = DEFAULT_COST_SOURCE
 
     @field_validator("grid")
     @classmethod
@@ -270,7 +271,11 @@ def _train_row(config: ModelConfig, ws: Workspace) -> dict[str, Any]:
 
 
 def run_point(
-    config: ModelConfig, ws: Workspace, stages: Stages, after: Any = None, cost_source: str = "da4ml"
+    config: ModelConfig,
+    ws: Workspace,
+    stages: Stages,
+    after: Any = None,
+    cost_source: str = DEFAULT_COST_SOURCE,
 ) -> dict[str, Any]:
     """The Dask task: run the pipeline of one point and return its result record.
 
@@ -526,7 +531,7 @@ def write_comparison(
     f_c: float,
     out_dir: Path,
     labels: dict[str, str] | None = None,
-    cost_source: str = "da4ml",
+    cost_source: str = DEFAULT_COST_SOURCE,
 ) -> dict[str, list[str]]:
     """The ``trigger-ml compare`` outputs for these rows, plus ``front.json``; returns the fronts.
 

@@ -286,8 +286,9 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True)
 
     f_c = config.physics.f_c
     logits = {}
+    x_test_quantized = model_inputs(data.inputs["test"], config)
     for kind, model in trained.items():
-        x_test = model_inputs(data.inputs["test"], config) if kind == "qkeras" else data.inputs["test"]
+        x_test = x_test_quantized if kind == "qkeras" else data.inputs["test"]
         predictor = model
         if kind == "qkeras" and config.quantization.is_hgq:
             from trigger_ml.hgq_models import to_proxy
@@ -305,8 +306,7 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True)
     if config.quantization.is_hgq and "qkeras" in trained:
         from trigger_ml.hgq_models import count_hgq_parameters, hgq_metrics
 
-        x_test = model_inputs(data.inputs["test"], config)
-        metrics["hgq"] = hgq_metrics(trained["qkeras"], x_test, logits["qkeras"])
+        metrics["hgq"] = hgq_metrics(trained["qkeras"], x_test_quantized, logits["qkeras"])
         metrics["n_params"]["qkeras"] = count_hgq_parameters(trained["qkeras"])
     if config.training.pruning is not None and "qkeras" in trained:
         metrics["pruning"] = _pruning_metrics(config, trained["qkeras"], len(data.classes["train"]))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trigger_ml.compare import DEFAULT_COST_SOURCE
 from trigger_ml.symbolic.settings import SymbolicConfig, load_symbolic_config
 from trigger_ml.workspace import Workspace
 
@@ -83,7 +84,7 @@ def compare_row(
     ws: Workspace,
     settings: SymbolicConfig | None = None,
     log: bool = True,
-    cost_source: str = "da4ml",
+    cost_source: str = DEFAULT_COST_SOURCE,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The ``trigger-ml compare`` row of ``<teacher>-sr`` / ``<teacher>-srds``, building what is missing.
 
