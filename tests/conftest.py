@@ -12,11 +12,33 @@ from trigger_ml.config import load_model_config
 from trigger_ml.workspace import Workspace
 
 TINY_MODEL = (
-    "dips-small@n_jets=800,sample.jets_per_shard=400,epochs=4,"
+    "dips-small@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=4,"
     "architecture.phi_widths=[8,8],architecture.f_widths=[8]"
 )
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+EVALUATION_JETS_LIMIT = 5000
+
+
+@pytest.fixture(autouse=True)
+def _small_evaluation_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that would generate the 300 000-jet evaluation sample of record fails at once
+    with the fix, instead of running for many minutes."""
+    from trigger_ml import pipeline
+
+    real = pipeline._generate
+
+    def guarded(settings, ws, log):
+        if settings.n_jets > EVALUATION_JETS_LIMIT:
+            raise AssertionError(
+                f"a test asked for a {settings.n_jets}-jet sample -> add eval_jets=1200 (and n_jets=800) "
+                "to its model spec"
+            )
+        return real(settings, ws, log)
+
+    monkeypatch.setattr(pipeline, "_generate", guarded)
 
 
 @pytest.fixture(scope="session")

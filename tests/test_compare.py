@@ -23,11 +23,11 @@ def test_ant_factor():
 @pytest.mark.slow
 def test_compare_firmware_and_float_reference(workspace, tiny_config, tiny_sample):
     float_ref = load_model_config(
-        "dips-small-float@n_jets=800,sample.jets_per_shard=400,epochs=2,"
+        "dips-small-float@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=2,"
         "architecture.phi_widths=[8,8],architecture.f_widths=[8]"
     )
     dense = load_model_config(
-        "dense-small@n_jets=800,sample.jets_per_shard=400,epochs=2,architecture.f_widths=[8]"
+        "dense-small@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=2,architecture.f_widths=[8]"
     )
     out = compare([tiny_config, dense, float_ref], workspace, log=False)
     table = json.loads((out / "table.json").read_text())

@@ -85,7 +85,7 @@ def test_post_training_quantized_model_is_traced_product_by_product(workspace, t
     """hls4ml's fixed<16,6> accumulator truncates each product of a PTQ model: the trace must
     do the same to match the C simulation (the section exists only if it does)."""
     config = load_model_config(
-        "dips-small-ptq@n_jets=800,sample.jets_per_shard=400,epochs=2,"
+        "dips-small-ptq@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=2,"
         "architecture.phi_widths=[4],architecture.f_widths=[4]"
     )
     report = ensure_hls(config, workspace, log=False)

@@ -26,7 +26,7 @@ from trigger_ml.workspace import Workspace
 # A Deep Set small enough for Yosys in well under a minute: 4 track slots, one 4-wide
 # layer in Phi and in F (about 4k LUTs). Same sample as conftest's tiny_sample.
 RTL_MODEL = (
-    "dips-small@n_jets=800,sample.jets_per_shard=400,epochs=2,tracks=4,"
+    "dips-small@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=2,tracks=4,"
     "architecture.phi_widths=[4],architecture.f_widths=[4],quantization.layers=null,training.pruning=null"
 )
 

@@ -13,7 +13,7 @@ from trigger_ml.workspace import Workspace
 
 # The Latency strategy: the grid folds the network (reuse 2), which distributed arithmetic cannot.
 BASE = (
-    "dips-small@n_jets=800,sample.jets_per_shard=400,epochs=2,strategy=Latency,"
+    "dips-small@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=2,strategy=Latency,"
     "architecture.phi_widths=[8,8],architecture.f_widths=[8]"
 )
 GRID = {"reuse": [1, 2], "bits": [6, 8]}

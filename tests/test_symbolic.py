@@ -42,7 +42,7 @@ from trigger_ml.symbolic.sums import (
     sum_candidates,
 )
 
-TEACHER = "dense-small@n_jets=800,sample.jets_per_shard=400,epochs=2,architecture.f_widths=[8]"
+TEACHER = "dense-small@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=2,architecture.f_widths=[8]"
 TINY_SEARCH = "generations=8,population_size=60,subsample=400,max_complexity=[5,9,13],select_features=8"
 x0, x1, x2 = sympy.symbols("x0:3", real=True)
 

@@ -8,8 +8,10 @@ writes under ``comparison/``::
     rej70_vs_lut.png                   light rejection at 70 % vs LUTs, Pareto front
     roc.png                            light rejection vs b-efficiency of every model
 
-Firmware models are measured on what the firmware computes (the C simulation); float
-references (``hls.enabled: false``) on the float model, with no cost figures.
+Physics is measured on the evaluation sample of record (:mod:`trigger_ml.evaluation`):
+firmware models on what the firmware computes (the emulator of its firmware program, checked
+against the C simulation), float references (``hls.enabled: false``) on the float model, with
+no cost figures. Symbolic rows stay on their test split and say so in ``physics sample``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import io
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import h5py
 import numpy as np
 
 from trigger_ml.config import ModelConfig, PhysicsConfig
@@ -39,6 +40,7 @@ COLUMNS = (
     ("rej_light_at_77_stat", "± stat"),
     ("rej_c_at_70", "c rej @70%"),
     ("rej_c_at_77", "c rej @77%"),
+    ("physics_sample", "physics sample"),
     ("exact_fraction", "C sim == reference"),
     ("latency_cycles", "latency (cycles)"),
     ("latency_ns", "latency (ns)"),
@@ -87,11 +89,24 @@ def cost_columns(project: Path, cost_source: str) -> dict[str, Any]:
     }
 
 
+PHYSICS_KEYS = (
+    "auc_b_vs_light",
+    "rej_light_at_70",
+    "rej_light_at_70_stat",
+    "rej_light_at_77",
+    "rej_light_at_77_stat",
+    "rej_c_at_70",
+    "rej_c_at_77",
+)
+
+
 def model_row(
     config: ModelConfig, ws: Workspace, log: bool = True, cost_source: str = DEFAULT_COST_SOURCE
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """One table row for ``config``, building what is missing; also its test logits and classes."""
-    from trigger_ml.pipeline import ensure_hls, ensure_trained
+    """One table row for ``config``, building what is missing; also its evaluation-sample logits
+    and classes."""
+    from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE, evaluate_float_reference, read_predictions
+    from trigger_ml.pipeline import ensure_evaluation_data, ensure_hls, ensure_trained
 
     quantized = config.quantization.enabled
     row: dict[str, Any] = {
@@ -103,28 +118,27 @@ def model_row(
     if config.hls.enabled:
         report = ensure_hls(config, ws, log=log)
         project = ws.hls_dir(config.name)
-        metrics = report["metrics"]["csim"]
+        evaluation = report["evaluation"]
+        metrics = evaluation["metrics"][FIRMWARE]
         row["n_params"] = report["n_params"]["qkeras" if quantized else "float"]
         row["exact_fraction"] = report["fidelity"]["csim_vs_reference_exact_fraction"]
         row["fidelity_reference"] = report["fidelity"]["reference"]
         row.update(cost_columns(project, cost_source))
-        with h5py.File(project / "csim_predictions.h5", "r") as handle:
-            logits, classes = handle["logits_csim"][()], handle["classes"][()]
+        path, kind = project / PREDICTIONS_FILE, FIRMWARE
     else:
         run = ensure_trained(config, ws, log=log)
-        metrics = run.metrics["models"]["float"]
+        evaluation, path = evaluate_float_reference(config, run, ensure_evaluation_data(config, ws, log), log)
+        metrics = evaluation["metrics"]["float"]
         row["n_params"] = run.metrics["n_params"]["float"]
         row["exact_fraction"] = NO_FIRMWARE
         for key in COST_KEYS:
             row[key] = NO_FIRMWARE
         row["cost_source"] = NO_FIRMWARE
-        predictions = run.test_predictions()
-        logits, classes = predictions["logits_float"], predictions["classes"]
-    row.update({key: metrics[key] for key in ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77")})
-    row.update({key: metrics.get(key) for key in ("rej_c_at_70", "rej_c_at_77")})
-    from trigger_ml.physics import light_rejection_uncertainties
-
-    row.update(light_rejection_uncertainties(logits, classes, config.physics.f_c))
+        kind = "float"
+    logits, classes = read_predictions(path, kind)
+    row["predictions"] = {"path": str(path), "logits": f"logits_{kind}"}
+    row["physics_sample"] = f"evaluation ({evaluation['n_jets']} jets)"
+    row.update({key: metrics.get(key) for key in PHYSICS_KEYS})
     row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
     return row, logits, classes
 
@@ -161,9 +175,12 @@ def markdown_table(rows: list[dict[str, Any]], cost_source: str = DEFAULT_COST_S
         lines.append("| " + " | ".join(_fmt(row.get(key), key) for key, _ in COLUMNS) + " |")
     notes = [
         "",
-        "Physics on the test split: firmware models as the C simulation computes them, float references in float.",
-        "`± stat`: binomial statistical uncertainty of the light rejection to its left (light jets of the "
-        "test split passing the cut); the cut's own uncertainty is not included.",
+        "Physics on the sample named in `physics sample`: the evaluation sample of record (generated "
+        "independently of the training sample) for network models, firmware models as their firmware "
+        "computes them (the bit-exact emulator, checked against the C simulation), float references in "
+        "float; symbolic models on their test split.",
+        "`± stat`: binomial statistical uncertainty of the light rejection to its left (light jets "
+        "passing the cut); the cut's own uncertainty is not included.",
         "`C sim == reference`: fraction of test jets whose C-simulation logits equal the QKeras model's "
         "(the float model's for post-training quantization) bit for bit.",
         "Cost figures: every firmware row from one source, named in `cost source` (da4ml: da4ml's cost "
@@ -277,8 +294,10 @@ def compare(
             row, logits, classes = compare_row(config, ws, log=log, cost_source=cost_source)
             # a symbolic model's logits are (D, 0, 0): its D_b is D whatever f_c
             row.update(light_rejection_uncertainties(logits, classes, PhysicsConfig().f_c))
+            row["physics_sample"] = f"test split ({len(classes)} jets)"
         else:
             row, logits, classes = model_row(config, ws, log=log, cost_source=cost_source)
+            del row["predictions"]
         rows.append(row)
         curves[row["model"]] = (logits, classes)
     networks = [c for c in configs if not isinstance(c, str)]

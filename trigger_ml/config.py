@@ -87,6 +87,21 @@ class SampleConfig(_Strict):
         return DetectorModel(**(self.detector or {}))
 
 
+class EvaluationConfig(_Strict):
+    """The evaluation sample of record: jets generated with the training sample's settings but
+    their own seed, shared by every model with those settings and used whole (no split) for the
+    physics figures of ``make hls`` and ``make compare``. Training, validation and the fitted
+    scaling stay on the training sample.
+
+    300 000 tt̄ jets hold about 173 000 light jets: at a light rejection R the ~173 000 / R
+    passing jets give a binomial uncertainty of about sqrt(R / 173 000), 3.8 % at R = 250
+    (dips-small) and 4.5 % at R = 350; docs/evaluation.md has the sizing."""
+
+    n_jets: int = Field(300_000, ge=100, le=10_000_000)
+    seed: int = Field(1001, ge=0, le=900_000_000)
+    jets_per_shard: int = Field(10_000, ge=10, le=1_000_000)
+
+
 class SplitConfig(_Strict):
     train: float = Field(0.6, gt=0, lt=1)
     val: float = Field(0.1, gt=0, lt=1)
@@ -316,6 +331,7 @@ class ModelConfig(_Strict):
     name: str
     description: str = ""
     sample: SampleConfig = SampleConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     split: SplitConfig = SplitConfig()
     inputs: InputsConfig = InputsConfig()
     architecture: ArchitectureConfig = ArchitectureConfig()
@@ -323,6 +339,15 @@ class ModelConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     physics: PhysicsConfig = PhysicsConfig()
     hls: HLSConfig = HLSConfig()
+
+    @model_validator(mode="after")
+    def _evaluation_is_independent(self) -> ModelConfig:
+        if self.evaluation.seed == self.sample.seed:
+            raise ValueError(
+                f"evaluation.seed equals sample.seed ({self.sample.seed}): the evaluation sample "
+                "must be generated independently of the training sample; choose another evaluation.seed"
+            )
+        return self
 
     @model_validator(mode="after")
     def _exact_track_average(self) -> ModelConfig:
@@ -406,7 +431,7 @@ class ModelConfig(_Strict):
     def training_digest(self) -> str:
         """Hash of what determines the trained weights (keys ``runs/<model>/<hash>``)."""
         data = self.model_dump(
-            mode="json", exclude={"name", "description", "hls", "physics"}, exclude_none=True
+            mode="json", exclude={"name", "description", "hls", "physics", "evaluation"}, exclude_none=True
         )
         return sha256_of_obj(data)
 
@@ -419,6 +444,7 @@ OVERRIDE_ALIASES: dict[str, tuple[str, ...]] = {
     "tracks": ("inputs.max_tracks",),
     "seed": ("training.seed",),
     "n_jets": ("sample.n_jets",),
+    "eval_jets": ("evaluation.n_jets",),
     "clock": ("hls.clock_period_ns",),
     "strategy": ("hls.strategy",),
 }

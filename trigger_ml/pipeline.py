@@ -7,6 +7,7 @@ missing or its inputs changed (outputs are keyed by hashes of what went in).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,37 @@ def generator_settings(config: ModelConfig) -> GeneratorSettings:
     )
 
 
+def evaluation_settings(config: ModelConfig) -> GeneratorSettings:
+    """The generator settings of the model's evaluation sample: the training sample's, with the
+    evaluation's own seed, size and shard size."""
+    e = config.evaluation
+    return replace(generator_settings(config), n_jets=e.n_jets, seed=e.seed, jets_per_shard=e.jets_per_shard)
+
+
+def _generate(settings: GeneratorSettings, ws: Workspace, log: bool) -> Path:
+    workers = int(os.environ.get("TRIGGER_ML_WORKERS", "0")) or None
+    return generate_sample(settings, ws.data_dir, n_workers=workers, progress=log)
+
+
 def ensure_data(config: ModelConfig, ws: Workspace, log: bool = True) -> Path:
     """The jets.h5 of the model's sample, generated with all cores if it is not there yet."""
-    workers = int(os.environ.get("TRIGGER_ML_WORKERS", "0")) or None
-    return generate_sample(generator_settings(config), ws.data_dir, n_workers=workers, progress=log)
+    return _generate(generator_settings(config), ws, log)
+
+
+def ensure_evaluation_data(config: ModelConfig, ws: Workspace, log: bool = True) -> Path:
+    """The jets.h5 of the model's evaluation sample, generated with all cores if it is not there yet."""
+    if log and not evaluation_data_exists(config, ws):
+        print(
+            f"[data] evaluation sample: {config.evaluation.n_jets} jets, seed {config.evaluation.seed}",
+            flush=True,
+        )
+    return _generate(evaluation_settings(config), ws, log)
+
+
+def evaluation_data_exists(config: ModelConfig, ws: Workspace) -> bool:
+    from trigger_ml.data.generate import sample_dir
+
+    return (sample_dir(evaluation_settings(config), ws.data_dir) / "jets.h5").is_file()
 
 
 def ensure_trained(config: ModelConfig, ws: Workspace, log: bool = True) -> Any:
@@ -67,9 +95,16 @@ def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool
         )
     run = ensure_trained(config, ws, log)
     data_path = ensure_data(config, ws, log=False)
+    evaluation_path = ensure_evaluation_data(config, ws, log)
     project_dir = ws.hls_dir(config.name)
-    if not force and is_current(project_dir, config.digest(), sha256_of_file(data_path), REPORT_FORMAT):
+    if not force and is_current(
+        project_dir,
+        config.digest(),
+        sha256_of_file(data_path),
+        REPORT_FORMAT,
+        sha256_of_file(evaluation_path),
+    ):
         if log:
             print(f"[hls] {config.name}: {project_dir} is current; nothing to do", flush=True)
         return read_json(project_dir / "report.json")
-    return build_hls_project(config, run, data_path, project_dir, log=log)
+    return build_hls_project(config, run, data_path, project_dir, evaluation_path, log=log)

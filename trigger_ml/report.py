@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import h5py
 import matplotlib
 
 matplotlib.use("Agg")
@@ -16,7 +17,12 @@ from trigger_ml.cost import format_cost_table  # noqa: E402
 from trigger_ml.fileio import write_json_atomic, write_text_atomic  # noqa: E402
 from trigger_ml.physics import roc_light_rejection  # noqa: E402
 
-MODEL_LABELS = {"float": "float twin", "qkeras": "QKeras (QAT)", "csim": "hls4ml C simulation"}
+MODEL_LABELS = {
+    "float": "float twin",
+    "qkeras": "QKeras (QAT)",
+    "csim": "hls4ml C simulation",
+    "firmware": "firmware",
+}
 METRIC_ROWS = (
     ("auc_b_vs_light", "AUC b vs light", "{:.4f}"),
     ("rej_light_at_70", "light rejection @ 70 %", "{:.1f}"),
@@ -32,7 +38,7 @@ def _fmt(value: Any, pattern: str) -> str:
 
 def plot_roc(path: Path, logits: dict[str, np.ndarray], classes: np.ndarray, f_c: float, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    styles = {"float": "-", "qkeras": "--", "csim": ":"}
+    styles = {"float": "-", "qkeras": "--", "csim": ":", "firmware": ":"}
     for kind, values in logits.items():
         eff, rej = roc_light_rejection(values, classes, f_c)
         keep = eff >= 0.5
@@ -54,7 +60,7 @@ def plot_logit_diff(path: Path, diff: np.ndarray, class_names: tuple[str, ...], 
     for i, name in enumerate(class_names):
         ax.hist(diff[:, i], bins=80, histtype="step", label=f"logit {name}")
     ax.set_yscale("log")
-    ax.set_xlabel("C simulation - float logit")
+    ax.set_xlabel("firmware - float logit")
     ax.set_ylabel("jets")
     ax.set_title(title)
     ax.legend()
@@ -63,10 +69,54 @@ def plot_logit_diff(path: Path, diff: np.ndarray, class_names: tuple[str, ...], 
     plt.close(fig)
 
 
+def _metric_table(metrics: dict[str, dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    kinds = list(metrics)
+    lines = [
+        "| metric | " + " | ".join(labels.get(k, MODEL_LABELS.get(k, k)) for k in kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+    ]
+    for key, label, pattern in METRIC_ROWS:
+        cells = []
+        for k in kinds:
+            cell = _fmt(metrics[k].get(key), pattern)
+            stat = metrics[k].get(f"{key}_stat")
+            cells.append(cell if stat is None else f"{cell} ± {stat:.1f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
+    counts = ", ".join(f"{n} {name}" for name, n in evaluation["jets_per_class"].items())
+    check = evaluation["csim_check"]
+    lines = [
+        "## Physics on the evaluation sample",
+        "",
+        f"`{evaluation['path']}` (seed {evaluation['seed']}, sha256 `{evaluation['sha256'][:16]}…`): "
+        f"{evaluation['n_jets']} jets ({counts}), independent of the training sample. "
+        f"The firmware is evaluated by the {evaluation['evaluated_by']}"
+        + (f" ({evaluation['evaluated_by_reason']})" if evaluation.get("evaluated_by_reason") else "")
+        + f" at {evaluation['firmware_jets_per_s']:.0f} jets/s. "
+        "± is the binomial statistical uncertainty of the light rejection.",
+        "",
+    ]
+    lines += _metric_table(evaluation["metrics"], {"firmware": f"firmware ({evaluation['evaluated_by']})"})
+    lines.append("")
+    if check["n_jets"]:
+        lines.append(
+            f"- emulator == C simulation on the first {check['n_jets']} evaluation jets: "
+            f"**{check['emulator_vs_csim_exact_fraction']:.6f}**"
+        )
+    if evaluation.get("firmware_vs_reference_exact_fraction") is not None:
+        lines.append(
+            f"- firmware == {MODEL_LABELS[evaluation['reference']]} on all {evaluation['n_jets']} evaluation "
+            f"jets: **{evaluation['firmware_vs_reference_exact_fraction']:.6f}**"
+        )
+    return lines + ["", "![ROC](roc.png)", ""]
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """report.md: the same content as report.json, laid out for a person."""
     metrics = report["metrics"]
-    kinds = list(metrics)
     lines = [
         f"# {report['model']}",
         "",
@@ -78,19 +128,14 @@ def markdown_report(report: dict[str, Any]) -> str:
         + " jets",
         f"- parameters: {', '.join(f'{k} {v}' for k, v in report['n_params'].items())}",
         "",
-        "## Physics on the test split",
-        "",
-        "| metric | " + " | ".join(MODEL_LABELS.get(k, k) for k in kinds) + " |",
-        "|---|" + "---|" * len(kinds),
     ]
-    for key, label, pattern in METRIC_ROWS:
-        lines.append(f"| {label} | " + " | ".join(_fmt(metrics[k].get(key), pattern) for k in kinds) + " |")
+    lines += _evaluation_lines(report["evaluation"])
+    lines += ["## Physics on the test split of the training sample", ""]
+    lines += _metric_table(metrics, {})
     fid = report["fidelity"]
     lines += [
         "",
-        "![ROC](roc.png)",
-        "",
-        "## Fidelity of the C simulation",
+        "## Fidelity of the C simulation (test split)",
         "",
         f"- jets compared: {fid['n_jets']}",
         f"- C simulation == {MODEL_LABELS[fid['reference']]}, bit for bit: "
@@ -113,7 +158,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     if diff:
         lines += [
             "",
-            "C simulation - float twin, per logit:",
+            "C simulation - float twin, per logit, on the test split (the plot: firmware - float on the evaluation sample):",
             "",
             "| logit | mean | std | 1 % | 99 % | max abs |",
         ]
@@ -147,21 +192,22 @@ def markdown_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(
-    directory: Path,
-    report: dict[str, Any],
-    logits: dict[str, np.ndarray],
-    classes: np.ndarray,
-    config: ModelConfig,
-) -> None:
-    """Write report.json, report.md, roc.png and logit_diff.png into ``directory``."""
-    plot_roc(directory / "roc.png", logits, classes, config.physics.f_c, config.name)
+def write_report(directory: Path, report: dict[str, Any], config: ModelConfig) -> None:
+    """Write report.json, report.md, roc.png and logit_diff.png (both on the evaluation sample,
+    from its predictions file) into ``directory``."""
+    from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE
+
+    with h5py.File(directory / PREDICTIONS_FILE, "r") as handle:
+        classes = handle["classes"][()]
+        logits = {key.removeprefix("logits_"): handle[key][()] for key in handle if key.startswith("logits_")}
+    title = f"{config.name} (evaluation sample)"
+    plot_roc(directory / "roc.png", logits, classes, config.physics.f_c, title)
     if "float" in logits:
         plot_logit_diff(
             directory / "logit_diff.png",
-            logits["csim"] - logits["float"],
+            logits[FIRMWARE] - logits["float"],
             config.architecture.classes,
-            config.name,
+            title,
         )
     write_json_atomic(directory / "report.json", report)
     write_text_atomic(directory / "report.md", markdown_report(report))

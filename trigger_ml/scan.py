@@ -306,10 +306,8 @@ def run_point(
             from trigger_ml.compare import model_row
 
             record["row"] = model_row(config, ws, log=False, cost_source=cost_source)[0]
-            if config.hls.enabled:
-                curve = (ws.hls_dir(config.name) / "csim_predictions.h5", "logits_csim")
-            else:
-                curve = (run_dir / "predictions.h5", "logits_float")
+            predictions = record["row"].pop("predictions")
+            curve = (Path(predictions["path"]), predictions["logits"])
         record["curve"] = {"path": str(curve[0].relative_to(ws.root)), "logits": curve[1]}
         record["status"] = "ok"
     except TriggerMLError as error:

@@ -237,15 +237,48 @@ def prepare(
     Deep Sets get (n, max_tracks, n_track_features); flat (dense) models get the leading
     ``max_tracks`` tracks' features flattened track by track, followed by the jet features.
     """
+    indices = split_indices(len(sample.jets), config)
+    scaled, scaling, jet_scaling = _scaled_inputs(sample, config, indices["train"], scaling, jet_scaling)
+    classes = classes_from_truth(sample.jets["flavour"])
+    return PreparedData(
+        inputs={k: scaled[v] for k, v in indices.items()},
+        classes={k: classes[v] for k, v in indices.items()},
+        indices=indices,
+        scaling=scaling,
+        jet_scaling=jet_scaling,
+        n_truncated_jets=_n_truncated(sample, config),
+    )
+
+
+def prepare_all(
+    sample: RawSample, config: ModelConfig, scaling: FeatureScaling, jet_scaling: FeatureScaling | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled inputs and classes of every jet of ``sample`` (no split), with the scaling fitted
+    on a training sample: how the evaluation sample is prepared."""
+    scaled, _, _ = _scaled_inputs(sample, config, None, scaling, jet_scaling)
+    return scaled, classes_from_truth(sample.jets["flavour"])
+
+
+def _n_truncated(sample: RawSample, config: ModelConfig) -> int:
+    """Jets that had more tracks than ``max_tracks``."""
+    n_valid = sample.tracks["valid"].astype(bool).sum(axis=1)
+    return int(np.count_nonzero(n_valid > config.inputs.max_tracks))
+
+
+def _scaled_inputs(
+    sample: RawSample,
+    config: ModelConfig,
+    train: np.ndarray | None,
+    scaling: FeatureScaling | None,
+    jet_scaling: FeatureScaling | None,
+) -> tuple[np.ndarray, FeatureScaling, FeatureScaling | None]:
+    """Every jet's scaled inputs; a scaling not given is fitted on the rows ``train``."""
     names = config.inputs.track_features
     max_tracks = config.inputs.max_tracks
     features = track_feature_matrix(sample.tracks, names, max_tracks)
     valid = sample.tracks["valid"][:, :max_tracks].astype(bool)
-    n_valid_all = sample.tracks["valid"].astype(bool).sum(axis=1)
-    classes = classes_from_truth(sample.jets["flavour"])
-    indices = split_indices(len(classes), config)
     if scaling is None:
-        train = indices["train"]
+        assert train is not None, "a scaling is fitted on training rows"
         scaling = FeatureScaling.fit(features[train], valid[train], names)
     elif scaling.names != names:
         raise TriggerMLError(
@@ -254,25 +287,15 @@ def prepare(
         )
     scaled = scaling.apply(features, valid)
     jet_names = config.inputs.jet_features
-    if config.architecture.kind == "dense":
-        jet_features = jet_feature_matrix(sample.jets, sample.tracks, jet_names)
-        everywhere = np.ones(len(jet_features), dtype=bool)
-        if jet_scaling is None:
-            train = indices["train"]
-            jet_scaling = FeatureScaling.fit(jet_features[train], everywhere[train], jet_names)
-        scaled = np.concatenate(
-            [scaled.reshape(len(scaled), -1), jet_scaling.apply(jet_features, everywhere)], axis=1
-        )
-    else:
-        jet_scaling = None
-    return PreparedData(
-        inputs={k: scaled[v] for k, v in indices.items()},
-        classes={k: classes[v] for k, v in indices.items()},
-        indices=indices,
-        scaling=scaling,
-        jet_scaling=jet_scaling,
-        n_truncated_jets=int(np.count_nonzero(n_valid_all > max_tracks)),
-    )
+    if config.architecture.kind != "dense":
+        return scaled, scaling, None
+    jet_features = jet_feature_matrix(sample.jets, sample.tracks, jet_names)
+    everywhere = np.ones(len(jet_features), dtype=bool)
+    if jet_scaling is None:
+        assert train is not None, "a scaling is fitted on training rows"
+        jet_scaling = FeatureScaling.fit(jet_features[train], everywhere[train], jet_names)
+    scaled = np.concatenate([scaled.reshape(len(scaled), -1), jet_scaling.apply(jet_features, everywhere)], axis=1)
+    return scaled, scaling, jet_scaling
 
 
 def model_inputs(scaled: np.ndarray, config: ModelConfig) -> np.ndarray:

@@ -88,19 +88,8 @@ def _interface(in_spec: dict[str, Any], out_spec: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _performance(report: dict[str, Any]) -> list[str]:
-    metrics = report["metrics"]
-    kinds = [k for k in ("csim", "qkeras", "float") if k in metrics]
-    names = {"csim": "C simulation (this firmware)", "qkeras": "QKeras", "float": "float twin"}
-    lines = [
-        "## Performance on the test split",
-        "",
-        f"{report['data']['jets_per_split']['test']} test jets; the report is in `report/` "
-        "(`report.json`, `report.md`, ROC curve).",
-        "",
-        "| metric | " + " | ".join(names[k] for k in kinds) + " |",
-        "|---|" + "---|" * len(kinds),
-    ]
+def _metric_rows(metrics: dict[str, Any], kinds: list[str]) -> list[str]:
+    lines = []
     for key, label in (
         ("auc_b_vs_light", "AUC b vs light"),
         ("rej_light_at_70", "light rejection @ 70 %"),
@@ -108,7 +97,45 @@ def _performance(report: dict[str, Any]) -> list[str]:
         ("rej_c_at_70", "c rejection @ 70 %"),
         ("rej_c_at_77", "c rejection @ 77 %"),
     ):
-        lines.append(f"| {label} | " + " | ".join(_num(metrics[k].get(key)) for k in kinds) + " |")
+        cells = []
+        for k in kinds:
+            stat = metrics[k].get(f"{key}_stat")
+            cells.append(_num(metrics[k].get(key)) + ("" if stat is None else f" ± {stat:.1f}"))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _performance(report: dict[str, Any]) -> list[str]:
+    evaluation = report["evaluation"]
+    names = {
+        "firmware": "this firmware",
+        "csim": "C simulation (this firmware)",
+        "qkeras": "QKeras",
+        "float": "float twin",
+    }
+    kinds = [k for k in ("firmware", "qkeras", "float") if k in evaluation["metrics"]]
+    lines = [
+        "## Performance on the evaluation sample",
+        "",
+        f"{evaluation['n_jets']} jets generated independently of the training sample (seed "
+        f"{evaluation['seed']}); the firmware's outputs by the {evaluation['evaluated_by']}; ± is the "
+        "binomial statistical uncertainty. The report is in `report/` (`report.json`, `report.md`, ROC curve).",
+        "",
+        "| metric | " + " | ".join(names[k] for k in kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+        *_metric_rows(evaluation["metrics"], kinds),
+    ]
+    metrics = report["metrics"]
+    kinds = [k for k in ("csim", "qkeras", "float") if k in metrics]
+    lines += [
+        "",
+        f"On the {report['data']['jets_per_split']['test']} test jets of the training sample (the "
+        "working-point thresholds of this card are set there):",
+        "",
+        "| metric | " + " | ".join(names[k] for k in kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+        *_metric_rows(metrics, kinds),
+    ]
     fid = report["fidelity"]
     lines += [
         "",

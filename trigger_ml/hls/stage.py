@@ -6,9 +6,10 @@ the conversion, the C simulation, the fidelity checks and the report all succeed
     hls_projects/<model>/
         hls4ml_prj/            the hls4ml project (firmware/, build_prj.tcl, ...)
         csim_predictions.h5    test-split logits of float, QKeras and C simulation
+        evaluation_predictions.h5   logits on the whole evaluation sample (trigger_ml.evaluation)
         report.json            machine-readable report (see trigger_ml.report)
         report.md              the same for people
-        roc.png                light rejection vs b-efficiency: float, QKeras, C simulation
+        roc.png                light rejection vs b-efficiency on the evaluation sample
         logit_diff.png         C simulation - float logits, per class
 """
 
@@ -27,6 +28,7 @@ from trigger_ml.cost import estimate_cost
 from trigger_ml.cost.da4ml_cost import da4ml_cost_of
 from trigger_ml.cost.sections import best_cost
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
+from trigger_ml.evaluation import evaluate_firmware
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
 from trigger_ml.hls.convert import compile_csim, convert, fixed_type, layer_types, make_relocatable
 from trigger_ml.hls.emulator import check_program
@@ -44,16 +46,21 @@ from trigger_ml.training import TrainedRun
 PROJECT_SUBDIR = "hls4ml_prj"
 
 
-REPORT_FORMAT = 2
+REPORT_FORMAT = 3
 """Version of what a network project's report holds; a project written by an older version
-is rebuilt once (2: the firmware program, its emulator check, the da4ml cost source)."""
+is rebuilt once (2: the firmware program, its emulator check, the da4ml cost source;
+3: physics of record on the evaluation sample)."""
 
 
 def is_current(
-    project_dir: Path, config_key: str, data_sha256: str, report_format: int | None = None
+    project_dir: Path,
+    config_key: str,
+    data_sha256: str,
+    report_format: int | None = None,
+    evaluation_sha256: str | None = None,
 ) -> bool:
     """Does ``project_dir`` hold a finished project of exactly this configuration hash and data
-    (and, if given, this ``report_format``)?"""
+    (and, if given, this ``report_format`` and evaluation sample)?"""
     path = project_dir / "report.json"
     if not path.is_file():
         return False
@@ -62,6 +69,8 @@ def is_current(
     except ValueError:
         return False
     if report_format is not None and report.get("report_format") != report_format:
+        return False
+    if evaluation_sha256 is not None and report.get("evaluation", {}).get("sha256") != evaluation_sha256:
         return False
     return report.get("config_sha256") == config_key and report.get("data", {}).get("sha256") == data_sha256
 
@@ -82,9 +91,15 @@ def _output_diff_summary(diff: np.ndarray, classes: tuple[str, ...]) -> dict[str
 
 
 def build_hls_project(
-    config: ModelConfig, run: TrainedRun, data_path: Path, project_dir: Path, log: bool = True
+    config: ModelConfig,
+    run: TrainedRun,
+    data_path: Path,
+    project_dir: Path,
+    evaluation_path: Path,
+    log: bool = True,
 ) -> dict[str, Any]:
-    """Convert, compile, simulate and check the model of ``run``; returns report.json's content."""
+    """Convert, compile, simulate and check the model of ``run``, then evaluate its firmware on
+    the evaluation sample at ``evaluation_path``; returns report.json's content."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     sample = read_sample(data_path)
@@ -166,6 +181,9 @@ def build_hls_project(
         steps, fidelity["emulator"] = check_program(hls_model, np.asarray(x_test), logits_csim)
         if steps is not None:
             write_json_atomic(tmp / PROGRAM_FILE, program_document(steps))
+        start = time.perf_counter()
+        evaluation = evaluate_firmware(config, run, hls_model, steps, evaluation_path, tmp, log)
+        timings["evaluation_s"] = time.perf_counter() - start
         cost = da4ml_cost_of(steps, config, np.asarray(x_test), logits_csim, tmp, log)
         if config.hls.strategy == "distributed_arithmetic":
             cost["unavailable"]["estimate"] = (
@@ -195,6 +213,7 @@ def build_hls_project(
                 "n_truncated_jets": data.n_truncated_jets,
             },
             "n_params": run_metrics["n_params"],
+            "evaluation": evaluation,
             "metrics": metrics,
             "fidelity": fidelity,
             "output_diff_csim_minus_float": (
@@ -218,5 +237,5 @@ def build_hls_project(
             "cost": cost,
             "timings_s": {"train": run_metrics["timings_s"], "hls": timings},
         }
-        write_report(tmp, report, all_logits, classes, config)
+        write_report(tmp, report, config)
     return read_json(project_dir / "report.json")
