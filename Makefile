@@ -14,7 +14,7 @@ help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
 	@echo "make test                   ruff + the test suite (real Pythia, QKeras, hls4ml on tiny inputs)"
 	@echo "make models | data | train | cost  MODEL=...   single stages (each cached)"
-	@echo "make compare [MODELS=...]   table and Pareto plots across the zoo"
+	@echo "make compare [MODELS=...] [SEEDS=3]   table and Pareto plots across the zoo, N training seeds each"
 	@echo "make scan SPEC=scans/example-bits-reuse.yaml   design-space scan on Dask (SCHEDULER=, WORKERS=, WITH=)"
 	@echo "make firmware MODEL=...     hand-off bundle firmware/<model>-<id>/ + .tar.gz; make verify BUNDLE=..."
 
@@ -57,9 +57,11 @@ train: $(STAMP)
 hls: $(STAMP)
 	$(CLI) hls $(MODEL)
 
-# MODELS="a b c" restricts the comparison; the default is the whole zoo.
+# MODELS="a b c" restricts the comparison; the default is the whole zoo. SEEDS=N trainings
+# per model (default 3, on Dask: WORKERS=, SCHEDULER=); SEEDS=1 for one training each.
+SEEDS ?= 3
 compare: $(STAMP)
-	$(CLI) compare $(MODELS)
+	$(CLI) compare --seeds $(SEEDS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKERS),--workers $(WORKERS)) $(MODELS)
 
 # A design-space scan on Dask: a LocalCluster here, or SCHEDULER=tcp://host:port.
 SPEC ?= scans/example-bits-reuse.yaml

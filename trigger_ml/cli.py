@@ -147,7 +147,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     configs = [spec if is_symbolic_name(spec) else load_model_config(spec) for spec in specs]
     from trigger_ml.compare import compare
 
-    out = compare(configs, Workspace.default(), cost_source=args.cost_source)
+    out = compare(
+        configs,
+        Workspace.default(),
+        cost_source=args.cost_source,
+        seeds=args.seeds,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+    )
     print((out / "table.md").read_text())
     print(
         f"[compare] written to {out}/ (table.md, table.csv, table.json, rej70_vs_latency.png, rej70_vs_lut.png, roc.png)"
@@ -253,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="where every firmware row's latency and resources come from (default: da4ml; "
         "best = the most trustworthy each model has, mixing sources)",
     )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train every model with N training seeds (its own and the next N-1) as Dask tasks and "
+        "report the mean and spread of its physics (default 1)",
+    )
+    p.add_argument("--scheduler", help="with --seeds: a Dask scheduler address (default: a local cluster)")
+    p.add_argument("--workers", type=int, help="with --seeds: local Dask workers (default: one per core)")
     p = add(
         "firmware",
         cmd_firmware,

@@ -33,11 +33,15 @@ COLUMNS = (
     ("model", "model"),
     ("kind", "kind"),
     ("n_params", "parameters"),
+    ("n_seeds", "seeds"),
     ("auc_b_vs_light", "AUC b vs light"),
+    ("auc_b_vs_light_seed_std", "± seeds"),
     ("rej_light_at_70", "light rej @70%"),
     ("rej_light_at_70_stat", "± stat"),
+    ("rej_light_at_70_seed_std", "± seeds"),
     ("rej_light_at_77", "light rej @77%"),
     ("rej_light_at_77_stat", "± stat"),
+    ("rej_light_at_77_seed_std", "± seeds"),
     ("rej_c_at_70", "c rej @70%"),
     ("rej_c_at_77", "c rej @77%"),
     ("physics_sample", "physics sample"),
@@ -159,7 +163,7 @@ def _fmt(value: Any, key: str = "") -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.4f}" if key in ("auc_b_vs_light", "exact_fraction") else f"{value:.1f}"
+        return f"{value:.4f}" if key.startswith(("auc_b_vs_light", "exact_fraction")) else f"{value:.1f}"
     return str(value)
 
 
@@ -181,6 +185,10 @@ def markdown_table(rows: list[dict[str, Any]], cost_source: str = DEFAULT_COST_S
         "float; symbolic models on their test split.",
         "`± stat`: binomial statistical uncertainty of the light rejection to its left (light jets "
         "passing the cut); the cut's own uncertainty is not included.",
+        "`seeds`: trainings per model (`trigger-ml compare --seeds N`, each with its own training seed, all "
+        "on the same evaluation sample): physics figures are means over them, `± seeds` the standard "
+        "deviation across them (the spread of one training); cost figures are those of the model's own "
+        "seed (its firmware of record).",
         "`C sim == reference`: fraction of test jets whose C-simulation logits equal the QKeras model's "
         "(the float model's for post-training quantization) bit for bit.",
         "Cost figures: every firmware row from one source, named in `cost source` (da4ml: da4ml's cost "
@@ -188,7 +196,9 @@ def markdown_table(rows: list[dict[str, Any]], cost_source: str = DEFAULT_COST_S
         "Yosys cell counts; vendor: HLS/Vivado reports); n/a where a model has no figure from that source.",
         "Ant factor = 10^5 / ((1 - AUC) x parameters).",
     ]
-    return "\n".join(lines + notes) + "\n"
+    from trigger_ml.seeds import significance_lines
+
+    return "\n".join(lines + notes + significance_lines(rows)) + "\n"
 
 
 def csv_table(rows: list[dict[str, Any]]) -> str:
@@ -273,15 +283,30 @@ def compare(
     out_dir: Path | None = None,
     log: bool = True,
     cost_source: str = DEFAULT_COST_SOURCE,
+    seeds: int = 1,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
 ) -> Path:
     """Build what is missing for every model, then write the table and plots; returns the folder.
 
     A plain string names a symbolic model (``<teacher>-sr``, see trigger_ml.symbolic). Every
-    firmware row takes its cost from ``cost_source`` (one of ``COST_SOURCES``).
+    firmware row takes its cost from ``cost_source`` (one of ``COST_SOURCES``). With
+    ``seeds`` > 1 every network model is trained with that many training seeds on Dask
+    (:mod:`trigger_ml.seeds`; ``scheduler``/``n_workers`` as for scans) and its physics
+    figures are means over the seeds with their spread.
     """
     if cost_source not in COST_SOURCES:
         raise UsageError(f"unknown cost source '{cost_source}'", f"choose one of: {', '.join(COST_SOURCES)}")
+    from trigger_ml.seeds import check_seed_count, spread, train_seeds
     from trigger_ml.symbolic import compare_row
+
+    check_seed_count(seeds)
+    networks = [c for c in configs if not isinstance(c, str)]
+    seed_rows = (
+        train_seeds(networks, seeds, ws, cost_source, scheduler, n_workers, log)
+        if seeds > 1 and networks
+        else {}
+    )
 
     out_dir = out_dir or ws.root / "comparison"
     rows, curves = [], {}
@@ -295,12 +320,14 @@ def compare(
             # a symbolic model's logits are (D, 0, 0): its D_b is D whatever f_c
             row.update(light_rejection_uncertainties(logits, classes, PhysicsConfig().f_c))
             row["physics_sample"] = f"test split ({len(classes)} jets)"
+            row["n_seeds"] = 1
         else:
             row, logits, classes = model_row(config, ws, log=log, cost_source=cost_source)
             del row["predictions"]
+            row.update(spread(seed_rows.get(config.name, [row])))
+            row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
         rows.append(row)
         curves[row["model"]] = (logits, classes)
-    networks = [c for c in configs if not isinstance(c, str)]
     f_c = networks[0].physics.f_c if networks else PhysicsConfig().f_c
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

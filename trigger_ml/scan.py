@@ -416,20 +416,30 @@ def _sigint_ignored_by_children() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _generate_samples(points: list[ScanPoint], ws: Workspace, log: bool) -> None:
+def _generate_samples(spec: ScanSpec, points: list[ScanPoint], ws: Workspace, log: bool) -> None:
     """Generate every sample the points need here, in the client, before any task runs.
 
     The generator uses a multiprocessing pool, which a (daemonic) Dask worker cannot start,
     and two workers generating the same sample would do the work twice.
     """
-    from trigger_ml.pipeline import ensure_data, generator_settings
+    from trigger_ml.pipeline import (
+        ensure_data,
+        ensure_evaluation_data,
+        evaluation_settings,
+        generator_settings,
+    )
 
     samples: dict[Any, ModelConfig] = {}
+    evaluation_samples: dict[Any, ModelConfig] = {}
     for point in points:
         assert point.config is not None
         samples.setdefault(generator_settings(point.config), point.config)
+        if spec.stages == "hls":
+            evaluation_samples.setdefault(evaluation_settings(point.config), point.config)
     for config in samples.values():
         ensure_data(config, ws, log=log)
+    for config in evaluation_samples.values():
+        ensure_evaluation_data(config, ws, log=log)
 
 
 def _run_points(
@@ -639,7 +649,7 @@ def run_scan(
         for point in invalid:
             print(f"[scan] invalid: {point.label}: {point.error}", flush=True)
     if todo:
-        _generate_samples(todo, ws, log)
+        _generate_samples(spec, todo, ws, log)
         records.update(_run_points(spec, todo, ws, points_dir, scheduler, n_workers, progress, log))
     ordered = [records[point.key] for point in points]
     finished = [r for r in ordered if r["status"] in ("ok", "skipped")]
