@@ -47,7 +47,7 @@ data-plots: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m trigger_ml.data.bench $(if $(JETS),--jets $(JETS))
 
-# The fast emulator against hls4ml's C simulation on the model's test jets (JETS=N, default 30000).
+# The fast emulator against hls4ml's C simulation on the evaluation sample (JETS=N: its first N jets).
 bench-emulator: $(STAMP)
 	$(BIN)/python -m trigger_ml.hls.bench_emulator $(MODEL) $(if $(JETS),--jets $(JETS))
 

@@ -1,9 +1,9 @@
 """Benchmark of the fast emulator against hls4ml's C simulation (``predict``).
 
 ``python -m trigger_ml.hls.bench_emulator [MODEL] [--jets N]`` builds (or reuses) the HLS
-project of MODEL (default dips-small), compiles its C simulation, takes N jets (default
-30 000: the test split, repeated if N is larger), runs both on them, checks that every
-output is identical, and prints jets per second of each and their ratio. The rates are
+project of MODEL (default dips-small), compiles its C simulation, takes the first N jets of
+the model's evaluation sample (default: all of them, 300 000), runs both on them, checks that
+every output is identical, and prints jets per second of each and their ratio. The rates are
 wall-clock figures of this machine: other jobs lower them.
 """
 
@@ -17,14 +17,14 @@ import time
 import numpy as np
 
 from trigger_ml.config import load_model_config
-from trigger_ml.errors import TriggerMLError
+from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.workspace import Workspace
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trigger_ml.hls.bench_emulator", description=__doc__)
     parser.add_argument("model", nargs="?", default="dips-small")
-    parser.add_argument("--jets", type=int, default=30_000)
+    parser.add_argument("--jets", type=int, default=None, help="jets (default: the whole evaluation sample)")
     args = parser.parse_args(argv)
     try:
         return _bench(args.model, args.jets)
@@ -33,22 +33,25 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
 
 
-def _bench(spec: str, n_jets: int) -> int:
+def _bench(spec: str, n_jets: int | None) -> int:
     import tempfile
 
-    from trigger_ml.data.dataset import model_inputs, prepare, read_sample
+    from trigger_ml.evaluation import load_evaluation_sample
     from trigger_ml.hls.convert import compile_csim, convert
     from trigger_ml.hls.emulator import emulate
     from trigger_ml.hls.fidelity import csim_predict
-    from trigger_ml.pipeline import ensure_data, ensure_hls, ensure_trained
+    from trigger_ml.pipeline import ensure_evaluation_data, ensure_hls, ensure_trained
 
     config = load_model_config(spec)
     ws = Workspace.default()
     ensure_hls(config, ws)
     run = ensure_trained(config, ws, log=False)
-    data = prepare(read_sample(ensure_data(config, ws, log=False)), config, run.scaling, run.jet_scaling)
-    x = np.asarray(model_inputs(data.inputs["test"], config))
-    x = np.concatenate([x] * (n_jets // len(x) + 1))[:n_jets]
+    x = load_evaluation_sample(config, run, ensure_evaluation_data(config, ws, log=False)).inputs
+    if n_jets is not None:
+        if n_jets < 1:
+            raise UsageError(f"--jets must be at least 1 (got {n_jets})", "omit it for the whole sample")
+        x = np.concatenate([x] * (n_jets // len(x) + 1))[:n_jets]
+    n_jets = len(x)
     model = run.load_model(config, "qkeras" if config.quantization.enabled else "float")
     with tempfile.TemporaryDirectory() as tmp:
         hls_model = convert(model, config, os.path.join(tmp, "prj"))
