@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trigger_ml.data.detector import DetectorModel
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import sha256_of_obj
+from trigger_ml.numerics import effective_isa
 
 TRACK_FEATURES = ("sd0", "sz0", "log_ptfrac", "log_dr", "d0", "z0sintheta", "valid")
 """Per-track features a model may ask for (see trigger_ml.data.dataset for definitions)."""
@@ -433,6 +434,8 @@ class ModelConfig(_Strict):
         data = self.model_dump(
             mode="json", exclude={"name", "description", "hls", "physics", "evaluation"}, exclude_none=True
         )
+        # The instruction-set cap of TensorFlow's kernels changes the weights (trigger_ml.numerics).
+        data["numerics"] = {"onednn_max_cpu_isa": effective_isa()}
         return sha256_of_obj(data)
 
 

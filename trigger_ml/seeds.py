@@ -25,6 +25,8 @@ from trigger_ml.workspace import Workspace
 SCAN_NAME = "compare-seeds"
 SPREAD_KEYS = ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77", "rej_c_at_70", "rej_c_at_77")
 STAT_KEYS = ("rej_light_at_70_stat", "rej_light_at_77_stat")
+COST_KEYS = ("latency_cycles", "LUT", "FF")
+"""Cost figures listed per seed in ``seed_values`` (the row keeps its own seed's)."""
 MAX_SEEDS = 20
 
 
@@ -80,6 +82,8 @@ def train_seeds(
 def spread(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean over seeds of each physics figure, the standard deviation across seeds and every value."""
     out: dict[str, Any] = {"n_seeds": len(rows), "seed_values": {}}
+    for key in COST_KEYS:
+        out["seed_values"][key] = [row.get(key) for row in rows]
     for key in (*SPREAD_KEYS, *STAT_KEYS):
         values = [row.get(key) for row in rows]
         out["seed_values"][key] = values

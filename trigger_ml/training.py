@@ -31,6 +31,7 @@ from trigger_ml.data.dataset import FeatureScaling, PreparedData, model_inputs, 
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
 from trigger_ml.models import build_model, count_parameters
+from trigger_ml.numerics import numerics_record
 from trigger_ml.physics import tagging_metrics
 
 MODEL_KINDS = ("qkeras", "float")
@@ -296,6 +297,7 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True)
             predictor = to_proxy(model, config)  # what the firmware computes
         logits[kind] = predictor.predict(x_test, batch_size=4096, verbose=0)
     metrics = {
+        "numerics": numerics_record(),
         "models": {kind: tagging_metrics(logits[kind], data.classes["test"], f_c) for kind in logits},
         "n_params": {kind: count_parameters(model) for kind, model in trained.items()},
         "epochs_run": {kind: len(histories[kind]["loss"]) for kind in histories},
