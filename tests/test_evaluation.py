@@ -78,10 +78,14 @@ def test_emulator_equals_csim_on_every_evaluation_jet(workspace, tiny_config, ti
     assert np.array_equal(emulated, csim)
 
 
-def test_project_is_rebuilt_when_the_evaluation_sample_changes(workspace, tiny_config, tiny_report):
+def test_project_is_rebuilt_when_the_evaluation_sample_or_the_training_changes(
+    workspace, tiny_config, tiny_report
+):
     project = workspace.hls_dir(tiny_config.name)
     data_sha = sha256_of_file(ensure_data(tiny_config, workspace, log=False))
     evaluation_sha = tiny_report["evaluation"]["sha256"]
     key = tiny_config.digest()
-    assert is_current(project, key, data_sha, REPORT_FORMAT, evaluation_sha)
+    assert is_current(project, key, data_sha, REPORT_FORMAT, evaluation_sha, tiny_config.training_digest())
     assert not is_current(project, key, data_sha, REPORT_FORMAT, "0" * 64)
+    # weights trained under another instruction-set cap (trigger_ml.numerics) are other firmware
+    assert not is_current(project, key, data_sha, REPORT_FORMAT, evaluation_sha, "0" * 64)

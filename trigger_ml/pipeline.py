@@ -103,6 +103,7 @@ def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool
         sha256_of_file(data_path),
         REPORT_FORMAT,
         sha256_of_file(evaluation_path),
+        config.training_digest(),
     ):
         if log:
             print(f"[hls] {config.name}: {project_dir} is current; nothing to do", flush=True)

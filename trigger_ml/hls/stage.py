@@ -58,9 +58,11 @@ def is_current(
     data_sha256: str,
     report_format: int | None = None,
     evaluation_sha256: str | None = None,
+    training_sha256: str | None = None,
 ) -> bool:
     """Does ``project_dir`` hold a finished project of exactly this configuration hash and data
-    (and, if given, this ``report_format`` and evaluation sample)?"""
+    (and, if given, this ``report_format``, evaluation sample and training hash — the last
+    covers what changes the weights outside the configuration, trigger_ml.numerics)?"""
     path = project_dir / "report.json"
     if not path.is_file():
         return False
@@ -71,6 +73,8 @@ def is_current(
     if report_format is not None and report.get("report_format") != report_format:
         return False
     if evaluation_sha256 is not None and report.get("evaluation", {}).get("sha256") != evaluation_sha256:
+        return False
+    if training_sha256 is not None and report.get("training_sha256") != training_sha256:
         return False
     return report.get("config_sha256") == config_key and report.get("data", {}).get("sha256") == data_sha256
 
