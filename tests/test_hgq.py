@@ -6,6 +6,7 @@ never saw, and that it is permutation invariant."""
 import numpy as np
 import pytest
 from conftest import TINY_MODEL
+from test_frugal import DIPS_SMALL_DIGEST, DIPS_SMALL_TRAINING_DIGEST
 
 from trigger_ml.config import load_model_config, parse_model_config, zoo_names
 from trigger_ml.errors import UsageError
@@ -63,8 +64,8 @@ def test_configs_without_kind_keep_their_digests():
     # out of the hashes when unset.
     config = parse_model_config(DIPS_SMALL_39B3B82, "test")
     assert config.quantization.kind is None and config.quantization.hgq is None
-    assert config.digest() == "108b0f6877e7ae3c4aa9070b232f25eb603ed0e107dc978f84beed19daeb2996"
-    assert config.training_digest() == "86d8b5ebd9513fb11d2a37258f3b0b4e0dada7b6f7969aa4279672a6012866a8"
+    assert config.digest() == DIPS_SMALL_DIGEST
+    assert config.training_digest() == DIPS_SMALL_TRAINING_DIGEST
     dumped = config.model_dump(mode="json", exclude_none=True)["quantization"]
     assert "kind" not in dumped and "hgq" not in dumped
     for name in zoo_names():
