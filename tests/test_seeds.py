@@ -58,8 +58,13 @@ def test_significance_uses_stat_and_the_error_of_the_seed_mean():
         row["n_seeds"] = 4
     assert rejection_uncertainty(a) == pytest.approx(np.hypot(10.0, 15.0))
     lines = significance_lines([c, a, b])
-    assert "a 300.0 > b 200.0" in lines[-2] and lines[-2].endswith("significant")
-    assert "b 200.0 > c 190.0" in lines[-1] and lines[-1].endswith("not significant")
+    assert lines[-3].startswith("- a 300.0") and lines[-3].endswith(
+        "significantly above every model below it"
+    )
+    assert (
+        lines[-2].startswith("- b 200.0") and "not separable from any model below it: c (0.6 σ)" in lines[-2]
+    )
+    assert lines[-1].startswith("- c 190.0")
 
 
 def test_seed_count_is_checked(workspace, tiny_config):

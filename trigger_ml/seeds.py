@@ -107,9 +107,9 @@ def rejection_uncertainty(row: dict[str, Any], key: str = "rej_light_at_70") -> 
 
 
 def significance_lines(rows: list[dict[str, Any]], key: str = "rej_light_at_70", z: float = 2.0) -> list[str]:
-    """The models ranked by ``key``, each compared with the next: significant when the
-    difference exceeds ``z`` times the uncertainties of the two (``rejection_uncertainty``)
-    in quadrature."""
+    """The models ranked by ``key``; each is compared with every model below it. A difference
+    is significant when it exceeds ``z`` times the two models' uncertainties
+    (``rejection_uncertainty``) in quadrature."""
     ranked = sorted(
         (r for r in rows if isinstance(r.get(key), float) and rejection_uncertainty(r, key) is not None),
         key=lambda r: -r[key],
@@ -121,15 +121,29 @@ def significance_lines(rows: list[dict[str, Any]], key: str = "rej_light_at_70",
         "",
         f"Ranking by {key.replace('_', ' ')} ({'/'.join(map(str, sorted(seeds)))} training seed(s); "
         f"a difference is significant above {z:g} σ, σ = the two models' uncertainties in quadrature, "
-        "each √(stat² + seed std² / seeds)):",
+        "each √(stat² + seed std² / seeds)); each model against every model below it:",
         "",
     ]
-    for upper, lower in zip(ranked, ranked[1:], strict=False):
-        sigma = math.hypot(rejection_uncertainty(upper, key), rejection_uncertainty(lower, key))
-        pulls = (upper[key] - lower[key]) / sigma if sigma > 0 else math.inf
-        verdict = "significant" if pulls >= z else "not significant"
-        lines.append(
-            f"- {upper['model']} {upper[key]:.1f} > {lower['model']} {lower[key]:.1f}: "
-            f"{pulls:.1f} σ, {verdict}"
-        )
+    for i, upper in enumerate(ranked):
+        sigma_upper = rejection_uncertainty(upper, key)
+        head = f"- {upper['model']} {upper[key]:.1f} ± {sigma_upper:.1f}"
+        below = ranked[i + 1 :]
+        if not below:
+            lines.append(head)
+            continue
+        close = []
+        for lower in below:
+            sigma = math.hypot(sigma_upper, rejection_uncertainty(lower, key))
+            pulls = (upper[key] - lower[key]) / sigma if sigma > 0 else math.inf
+            if pulls < z:
+                close.append(f"{lower['model']} ({pulls:.1f} σ)")
+        if not close:
+            lines.append(f"{head}: significantly above every model below it")
+        elif len(close) == len(below):
+            lines.append(f"{head}: not separable from any model below it: {', '.join(close)}")
+        else:
+            lines.append(
+                f"{head}: not separable from {', '.join(close)}; significantly above the other "
+                f"{len(below) - len(close)} below it"
+            )
     return lines
