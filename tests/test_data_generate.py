@@ -16,6 +16,7 @@ import pytest
 
 from trigger_ml.data import generate as gen
 from trigger_ml.data.detector import DetectorModel, lifetime_signs, straight_line_impact_parameters
+from trigger_ml.data.events import EventStream, GenerationTimer, make_pythia
 from trigger_ml.data.generate import (
     JET_DTYPE,
     JET_DTYPE_EXTENDED,
@@ -25,6 +26,10 @@ from trigger_ml.data.generate import (
     load_sample_info,
     sample_dir,
 )
+from trigger_ml.data.jets import cluster_batch, make_jet_definition, particle_kinematics
+from trigger_ml.data.labels import daughter_list, heavy_flavour
+from trigger_ml.data.shards import ShardTask, generate_shard
+from trigger_ml.data.tracks import track_origins
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import sha256_of_file
 
@@ -96,7 +101,7 @@ def test_settings_digest_and_validation() -> None:
 
 def test_heavy_flavour_codes() -> None:
     ids = np.array([511, -521, 5122, 10513, 541, 421, -4122, 443, 553, 5101, 211, 5, 15, 130])
-    assert gen._heavy_flavour(ids).tolist() == [5, 5, 5, 5, 5, 4, 4, 0, 0, 0, 0, 0, 0, 0]
+    assert heavy_flavour(ids).tolist() == [5, 5, 5, 5, 5, 4, 4, 0, 0, 0, 0, 0, 0, 0]
 
 
 def test_default_sample_identity_is_frozen() -> None:
@@ -154,8 +159,8 @@ def test_track_origins_walk_decay_chains() -> None:
     # the D (91), 4 K0S from string (-83), 5 pi from the K0S (91), 6 prompt pi (83).
     status = np.array([-11, -83, -91, 91, -83, 91, 83])
     mother1 = np.array([0, 0, 1, 2, 0, 4, 0])
-    flavour = gen._heavy_flavour(np.array([90, 511, -411, 211, 310, 211, 211]))
-    origins = gen._track_origins(np.array([3, 5, 6, 2]), status, mother1, flavour)
+    flavour = heavy_flavour(np.array([90, 511, -411, 211, 310, 211, 211]))
+    origins = track_origins(np.array([3, 5, 6, 2]), status, mother1, flavour)
     assert origins.tolist() == [1, 0, 0, 1]
 
 
@@ -265,13 +270,13 @@ def test_interrupted_run_reuses_shards(tmp_path: Path, monkeypatch: pytest.Monke
     path.unlink()
 
     generated: list[int] = []
-    original = gen._generate_shard
+    original = generate_shard
 
-    def recording(task: gen._ShardTask, report: object) -> None:
+    def recording(task: ShardTask, report: object) -> None:
         generated.append(task.index)
         original(task, report)
 
-    monkeypatch.setattr(gen, "_generate_shard", recording)
+    monkeypatch.setattr("trigger_ml.data.shards.generate_shard", recording)
     assert generate_sample(TINY, root, n_workers=1, progress=False) == path
     assert generated == [1]
     assert os.stat(shards / "shard-00000.h5").st_mtime_ns == kept.st_mtime_ns
@@ -304,14 +309,12 @@ def test_event_arrays_and_jets_match_pythia_and_fastjet_objects() -> None:
     from fastjet import _swig as fj
 
     settings = GeneratorSettings()
-    stream = gen._EventStream(settings, 4242, "ttbar", gen.GenerationTimer())
-    reference = gen._make_pythia(settings, 4242)
+    stream = EventStream(settings, 4242, "ttbar", GenerationTimer())
+    reference = make_pythia(settings, 4242)
     batch = stream.next_batch(3)
-    jet_def = gen._make_jet_definition(settings.jet_r)
-    kinematics = [gen._particle_kinematics(batch.event(i)) for i in range(len(batch))]
-    clustered = gen._cluster_batch(
-        batch, [k["visible"] for k in kinematics], settings, jet_def, gen.GenerationTimer()
-    )
+    jet_def = make_jet_definition(settings.jet_r)
+    kinematics = [particle_kinematics(batch.event(i)) for i in range(len(batch))]
+    clustered = cluster_batch(batch, [k["visible"] for k in kinematics], settings, jet_def, GenerationTimer())
     for i in range(len(batch)):
         assert reference.next()
         particles = reference.event.particles()
@@ -326,7 +329,7 @@ def test_event_arrays_and_jets_match_pythia_and_fastjet_objects() -> None:
         final = np.flatnonzero(kinematics[i]["status"] > 0)
         assert event.charge_of(kinematics[i]["ids"][final]).tolist() == [particles[j].charge() for j in final]
         decayed = np.flatnonzero(kinematics[i]["status"] < 0)[10:200]
-        assert [gen._daughters(event, j) for j in decayed] == [
+        assert [daughter_list(event, j) for j in decayed] == [
             list(particles[j].daughterList()) for j in decayed
         ]
         inputs = [fj.PseudoJet(*row) for row in expected[kinematics[i]["visible"]][:, 3:7].tolist()]
