@@ -22,16 +22,11 @@ from trigger_ml.symbolic.firmware import (
     snap_constants,
     unsupported_reason,
 )
+from trigger_ml.symbolic.fit import _score, expression_complexity, pareto_indices
+from trigger_ml.symbolic.inputs import DistillData, flat_input_config
 from trigger_ml.symbolic.metrics import as_logits, discriminant_metrics, light_rejection, selection_score
 from trigger_ml.symbolic.selection import choose
 from trigger_ml.symbolic.settings import LUTSettings, SymbolicConfig, load_symbolic_config
-from trigger_ml.symbolic.stage import (
-    DistillData,
-    _score,
-    expression_complexity,
-    flat_input_config,
-    pareto_indices,
-)
 from trigger_ml.symbolic.sums import (
     SOURCE,
     few_bit_value,

@@ -71,7 +71,7 @@ def distill(
     ``settings.structure`` picks the flat stage (``<teacher>-sr``) or the symbolic Deep Set
     (``<teacher>-srds``)."""
     if settings.structure == "deepsets":
-        from trigger_ml.symbolic.deepsets import distill_deepsets
+        from trigger_ml.symbolic.deepsets_stage import distill_deepsets
 
         return distill_deepsets(teacher, settings, ws, log=log, force=force)
     from trigger_ml.symbolic.stage import distill as run

@@ -38,7 +38,7 @@ from typing import Any
 
 import sympy
 
-from trigger_ml.config import FixedPoint
+from trigger_ml.config import FixedPoint, HLSConfig
 from trigger_ml.cost.estimate import (
     BRAM_18K_BITS,
     BRAM_READ_CYCLES,
@@ -55,7 +55,8 @@ from trigger_ml.cost.estimate import (
     csd_digits,
 )
 from trigger_ml.cost.sections import make_section
-from trigger_ml.symbolic.firmware import is_cast_constant
+from trigger_ml.symbolic.firmware import CLOCK_UNCERTAINTY, is_cast_constant
+from trigger_ml.symbolic.settings import SymbolicConfig
 
 EPS = 1e-9
 SYMBOLIC_COST_UNAVAILABLE = {
@@ -301,4 +302,17 @@ def expression_cost(
             "(device constants of trigger_ml.cost.estimate; docs/symbolic.md)",
             f"clock {period:g} ns less {uncertainty:.3g} ns uncertainty, {family} timing",
         ],
+    )
+
+
+def firmware_cost(deployed: list[sympy.Expr], settings: SymbolicConfig, hls: HLSConfig) -> dict[str, Any]:
+    """:func:`expression_cost` of the firmware of ``deployed`` as the stages build it: the
+    settings' type and table size, the teacher's part and clock, hls4ml's clock uncertainty."""
+    return expression_cost(
+        deployed,
+        settings.precision,
+        hls.part,
+        hls.clock_period_ns,
+        CLOCK_UNCERTAINTY,
+        settings.lut.table_size,
     )

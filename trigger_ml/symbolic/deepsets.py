@@ -4,14 +4,9 @@ A Deep Set teacher computes ``F(mean_s Φ(track_s))``. Following Soybelman ("Acc
 Graph-Based Tracking with Symbolic Regression", IML workshop, January 2024), each component
 of the teacher's per-track latent vector, ``φ_k`` (the output of Φ's last ReLU), is replaced
 by an expression of the track's features, and F by an expression of the pooled latents;
-the pooling over the track slots is kept. ``distill_deepsets(teacher, settings, ws)``
-builds, as the flat stage does (``trigger_ml.symbolic.stage``)::
-
-    runs/<teacher>-srds/<key>/        the fit: settings.json, expressions.json (the φ_k,
-                                      every F candidate, the front, the choice),
-                                      chosen.sympy (the deployed expression), chosen.txt,
-                                      front.png, report.md
-    hls_projects/<teacher>-srds/      hls4ml symbolic project, C simulation, report
+the pooling over the track slots is kept. This module fits them (``run_fit``) and composes
+the deployed expression; ``trigger_ml.symbolic.deepsets_stage.distill_deepsets`` is the
+stage that caches the fit and builds the firmware.
 
 **φ_k** (one per latent component; a component the teacher never fires is dropped): a sum
 of terms of the track features with few-bit constants and *no constant term*, each term
@@ -42,7 +37,7 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import sympy
@@ -50,25 +45,26 @@ import sympy
 from trigger_ml.config import FixedPoint, ModelConfig
 from trigger_ml.data.dataset import model_inputs, prepare, quantize_to_fixed, read_sample
 from trigger_ml.errors import TriggerMLError, UsageError
-from trigger_ml.fileio import (
-    atomic_path,
-    read_json,
-    write_json_atomic,
-    write_text_atomic,
-)
-from trigger_ml.hls.stage import is_current
 from trigger_ml.physics import LIGHT, discriminant_from_logits
-from trigger_ml.symbolic.backends import BackendChoice, Candidate, choose_backend, feature_symbols
-from trigger_ml.symbolic.cost import SYMBOLIC_COST_UNAVAILABLE, expression_cost
+from trigger_ml.symbolic.backends import BackendChoice, Candidate, feature_symbols
+from trigger_ml.symbolic.cost import firmware_cost
 from trigger_ml.symbolic.firmware import (
     cast_constant,
-    count_constants,
     evaluate,
     is_cast_constant,
     round_to_type,
     snap_constants,
     unsupported_reason,
 )
+from trigger_ml.symbolic.fit import (
+    expression_complexity,
+    fit_output,
+    pareto_indices,
+    select_features,
+    single_input_fits,
+    teacher_scores,
+)
+from trigger_ml.symbolic.inputs import check_precision_holds
 from trigger_ml.symbolic.metrics import STORED_REJECTIONS, discriminant_metrics
 from trigger_ml.symbolic.selection import choose, ranking_key, validation_score
 from trigger_ml.symbolic.settings import LUT_UNARY, SymbolicConfig
@@ -80,10 +76,6 @@ from trigger_ml.symbolic.sums import (
     snapped_candidates,
     sum_candidates,
 )
-from trigger_ml.workspace import Workspace
-
-if TYPE_CHECKING:
-    from trigger_ml.symbolic.stage import DistillInputs
 
 DS_SUFFIX = "-srds"
 FORMAT_VERSION = 1
@@ -119,8 +111,6 @@ def check_teacher(teacher: ModelConfig, settings: SymbolicConfig) -> None:
         )
     if "discriminant" not in settings.targets:
         raise UsageError("structure 'deepsets' fits the discriminant only", "use targets=[discriminant]")
-    from trigger_ml.symbolic.stage import check_precision_holds
-
     check_precision_holds(settings.precision, teacher.quantization.input)
 
 
@@ -338,12 +328,6 @@ def f_reason(expr: sympy.Expr) -> str | None:
     return None
 
 
-def complexity(expr: sympy.Expr) -> int:
-    from trigger_ml.symbolic.stage import expression_complexity
-
-    return expression_complexity(expr)
-
-
 # --- the fit ------------------------------------------------------------------------------
 
 
@@ -358,10 +342,8 @@ def _f_candidates(
     label: str,
 ) -> tuple[list[Candidate], dict[str, Any]]:
     """F candidates fitted on ``p_fit`` (pooled latents), the sums' choices made on ``p_val``."""
-    from trigger_ml.symbolic.stage import _fit_output, select_features, single_input_fits
-
     start = time.perf_counter()
-    found, columns, took = _fit_output(choice, p_fit, y, settings, log, f"F on {label} latents")
+    found, columns, took = fit_output(choice, p_fit, y, settings, log, f"F on {label} latents")
     candidates = found + single_input_fits(p_fit, y, columns)
     if settings.sums.enabled:
         no_saturation = settings.model_copy(
@@ -395,8 +377,6 @@ def run_fit(
     log: bool,
 ) -> dict[str, Any]:
     """The φ_k, every F candidate with its score, the front and the choice."""
-    from trigger_ml.symbolic.stage import CLOCK_UNCERTAINTY, pareto_indices, teacher_scores
-
     f_c, fp, hls = teacher.physics.f_c, settings.precision, teacher.hls
     n_slots, n_features = data.tracks["fit"].shape[1:]
     valid_index = data.features.index("valid") if "valid" in data.features else None
@@ -452,7 +432,8 @@ def run_fit(
         else None
     )
     phi_complexity = {
-        k: complexity(phi_expression(phi, feature_symbols(n_features))) for k, phi in enumerate(phis)
+        k: expression_complexity(phi_expression(phi, feature_symbols(n_features)))
+        for k, phi in enumerate(phis)
     }
     pooled_exprs = pooled_expressions(phis, n_slots, n_features)
     seen = set()
@@ -463,7 +444,7 @@ def run_fit(
         seen.add(str(f_expr))
         row: dict[str, Any] = {"f_expression": str(f_expr), "source": c.source}
         used = sorted(int(s.name[1:]) for s in f_expr.free_symbols)
-        row["complexity"] = complexity(f_expr) + sum(phi_complexity[k] for k in used if phis[k])
+        row["complexity"] = expression_complexity(f_expr) + sum(phi_complexity[k] for k in used if phis[k])
         finite = True
         for split in ("val", "test"):
             out = evaluate([f_expr], p[split])[:, 0]
@@ -477,14 +458,7 @@ def run_fit(
                 row[f"{key}_{split}"] = metrics[key]
         if not finite or row.get("auc_val") is None:
             continue
-        cost = expression_cost(
-            [compose(f_expr, phis, n_slots, n_features, pooled_exprs)],
-            fp,
-            hls.part,
-            hls.clock_period_ns,
-            CLOCK_UNCERTAINTY,
-            settings.lut.table_size,
-        )
+        cost = firmware_cost([compose(f_expr, phis, n_slots, n_features, pooled_exprs)], settings, hls)
         row["latency_cycles"] = cost["latency_cycles"]["max"]
         row["resources"] = cost["resources"]
         row["within_latency_budget"] = budget is None or row["latency_cycles"] <= budget + 1e-9
@@ -509,7 +483,7 @@ def run_fit(
         m["expressions"] = [m["f_expression"]]
         m["readable"] = [
             str(
-                sympy.sympify(m["f_expression"], locals=_locals(len(phis))).xreplace(
+                sympy.sympify(m["f_expression"], locals=latent_locals(len(phis))).xreplace(
                     dict(zip(feature_symbols(len(phis)), map(sympy.Symbol, names), strict=True))
                 )
             )
@@ -540,213 +514,6 @@ def phis_from_result(result: dict[str, Any]) -> list[list[tuple[Term, float]]]:
     ]
 
 
-# --- the stage ----------------------------------------------------------------------------
-
-
-def distill_deepsets(
-    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
-) -> dict[str, Any]:
-    """Build (or reuse) ``<teacher>-srds``: the fit and its firmware; returns report.json."""
-    from trigger_ml.symbolic.stage import distill_inputs
-
-    check_teacher(teacher, settings)
-    name = deepsets_name(teacher)
-    choice = choose_backend(settings)
-    if log:
-        print(
-            f"[distill] {name}: symbolic Deep Set, backend {choice.backend.name} ({choice.reason})",
-            flush=True,
-        )
-    inputs = distill_inputs(
-        teacher, settings, choice, ws, log, format_version=FORMAT_VERSION, structure="deepsets"
-    )
-    project_dir, fit_dir = ws.hls_dir(name), ws.run_dir(name, inputs.key)
-    if not force and is_current(project_dir, inputs.key, inputs.data_sha256):
-        if log:
-            print(f"[distill] {name}: {project_dir} is current; nothing to do", flush=True)
-        return read_json(project_dir / "report.json")
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    data = load_deepset_data(teacher, inputs.run, inputs.data_path, settings)
-    timings["prepare_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    if (fit_dir / "expressions.json").is_file() and (fit_dir / "chosen.sympy").is_file():
-        result = read_json(fit_dir / "expressions.json")
-        deployed = sympy.sympify((fit_dir / "chosen.sympy").read_text())[0]
-    else:
-        result = run_fit(teacher, data, settings, choice, inputs.teacher_cost, log)
-        f_expr = sympy.sympify(
-            result["models"][result["chosen"]]["f_expression"], locals=_locals(len(result["phi"]))
-        )
-        deployed = compose(f_expr, phis_from_result(result), result["n_slots"], len(data.features))
-        _write_fit(fit_dir, name, teacher, settings, choice, result, deployed, data)
-    timings["fit_s"] = time.perf_counter() - start
-    return _build_project(name, teacher, settings, ws, inputs, data, result, deployed, timings, log)
-
-
-def _locals(n: int) -> dict[str, sympy.Symbol]:
+def latent_locals(n: int) -> dict[str, sympy.Symbol]:
+    """``locals`` for sympify: ``x0 … x<n-1>`` as :func:`feature_symbols`' (real) symbols."""
     return {str(s): s for s in feature_symbols(n)}
-
-
-def deployed_readable(result: dict[str, Any]) -> list[str]:
-    """The chosen model in words: F of the pooled latents, then each φ_k used."""
-    chosen = result["models"][result["chosen"]]
-    used = sorted(
-        {
-            int(s.name[1:])
-            for s in sympy.sympify(chosen["f_expression"], locals=_locals(len(result["phi"]))).free_symbols
-        }
-    )
-    lines = [f"D = {chosen['readable'][0]}", f"p_k = mean over the {result['n_slots']} slots of phi_k(track)"]
-    lines += [f"phi_{k} = {result['phi'][k]['readable']}" for k in used if result["phi"][k]["terms"]]
-    return lines
-
-
-def _write_fit(
-    fit_dir: Path,
-    name: str,
-    teacher: ModelConfig,
-    settings: SymbolicConfig,
-    choice: BackendChoice,
-    result: dict[str, Any],
-    deployed: sympy.Expr,
-    data: DeepSetData,
-) -> None:
-    from trigger_ml.symbolic.stage import _fit_markdown, _plot_front
-
-    with atomic_path(fit_dir) as tmp:
-        tmp.mkdir()
-        write_json_atomic(
-            tmp / "settings.json",
-            {
-                "settings": settings.model_dump(mode="json"),
-                "backend": choice.as_dict(),
-                "teacher": {"name": teacher.name, "config_sha256": teacher.digest()},
-                "track_features": data.features,
-                "n_slots": result["n_slots"],
-                "n_jets": {k: int(len(v)) for k, v in data.tracks.items()},
-            },
-        )
-        write_json_atomic(tmp / "expressions.json", result)
-        write_text_atomic(tmp / "chosen.sympy", sympy.srepr(sympy.Tuple(deployed)) + "\n")
-        write_text_atomic(tmp / "chosen.txt", "\n".join(deployed_readable(result)) + "\n")
-        _plot_front(tmp / "front.png", result, name)
-        phi_lines = ["", "## Latent components φ_k (validation R² to the teacher's latent)", ""]
-        phi_lines += [
-            f"- φ_{r['component']}: R² {_fmt(r['r2_val'])}, {r['terms']} terms: `{r['readable']}`"
-            for r in result["phi"]
-        ]
-        write_text_atomic(tmp / "report.md", _fit_markdown(name, result) + "\n".join(phi_lines) + "\n")
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _build_project(
-    name: str,
-    teacher: ModelConfig,
-    settings: SymbolicConfig,
-    ws: Workspace,
-    inputs: DistillInputs,
-    data: DeepSetData,
-    result: dict[str, Any],
-    deployed: sympy.Expr,
-    timings: dict[str, float],
-    log: bool,
-) -> dict[str, Any]:
-    """Convert the deployed expression, C-simulate the test split, compare, report."""
-    from trigger_ml.symbolic.stage import (
-        CLOCK_UNCERTAINTY,
-        fidelity_section,
-        hls_section,
-        metrics_section,
-        simulate_project,
-        teacher_test,
-        validation_section,
-        write_csim_predictions,
-        write_symbolic_report,
-    )
-
-    fp, f_c = settings.precision, teacher.physics.f_c
-    x_test, classes = data.flat("test"), data.classes["test"]
-    teacher_logits, teacher_metrics, teacher_source = teacher_test(
-        teacher, ws, inputs.teacher_report, data.indices["test"], data.classes["test"], data.logits["test"]
-    )
-    outputs_float = evaluate([deployed], x_test)
-    project_dir = ws.hls_dir(name)
-    with atomic_path(project_dir) as tmp:
-        tmp.mkdir()
-        outputs_csim = simulate_project(name, [deployed], x_test, fp, {}, teacher, tmp, timings, log)
-        fidelity = fidelity_section(outputs_csim, outputs_float, fp, {})
-        disc = {
-            "teacher": discriminant_from_logits(teacher_logits, f_c),
-            "expression_float": outputs_float[:, 0],
-            "csim": outputs_csim[:, 0],
-        }
-        metrics = metrics_section(disc, teacher_metrics, classes)
-        cost = expression_cost(
-            [deployed],
-            fp,
-            teacher.hls.part,
-            teacher.hls.clock_period_ns,
-            CLOCK_UNCERTAINTY,
-            settings.lut.table_size,
-        )
-        write_csim_predictions(tmp, data.indices["test"], classes, disc)
-        write_text_atomic(tmp / "deployed.txt", str(deployed) + "\n")
-        chosen = result["models"][result["chosen"]]
-        phi_used = {
-            int(s.name[1:])
-            for s in sympy.sympify(chosen["f_expression"], locals=_locals(len(result["phi"]))).free_symbols
-        }
-        report: dict[str, Any] = {
-            "model": name,
-            "description": f"symbolic Deep Set distilled from {teacher.name} (φ_k and F expressions, sum over "
-            f"{result['n_slots']} track slots kept)",
-            "config_sha256": inputs.key,
-            "teacher": {
-                "model": teacher.name,
-                "config_sha256": teacher.digest(),
-                "metrics_source": teacher_source,
-                "latency_cycles": result["teacher"]["latency_cycles"],
-                "cost_source": inputs.teacher_cost["source"] if inputs.teacher_cost else None,
-            },
-            "run_dir": str(ws.run_dir(name, inputs.key)),
-            "data": {
-                "path": str(inputs.data_path),
-                "sha256": inputs.data_sha256,
-                "jets_per_split": {k: int(len(v)) for k, v in data.tracks.items()},
-            },
-            "n_params": {"expression": count_constants(deployed) + len(cast_constants(deployed))},
-            "symbolic": {
-                "structure": "deepsets",
-                "backend": result["backend"],
-                "output": "discriminant",
-                "expressions": [chosen["f_expression"]],
-                "deployed": ["see deployed.txt (F of the pooled φ_k, the sum over slots unrolled)"],
-                "readable": ["; ".join(deployed_readable(result))],
-                "produced_by": chosen["source"],
-                "phi_produced_by": sorted({result["phi"][k]["source"] for k in phi_used}),
-                "phi": [result["phi"][k] for k in sorted(phi_used)],
-                "complexity": chosen["complexity"],
-                "selection": result["selection"],
-                "validation": validation_section(chosen, result["teacher"]),
-                "front_size": len(result["front"]),
-                "settings": settings.model_dump(mode="json"),
-            },
-            "metrics": metrics,
-            "fidelity": fidelity,
-            "hls": hls_section(teacher, fp),
-            "cost": {"best": cost, "sources": {"estimate": cost}, "unavailable": SYMBOLIC_COST_UNAVAILABLE},
-            "timings_s": {"distill": timings},
-        }
-        write_symbolic_report(tmp, report, disc, classes)
-        phi_lines = ["", "## Latent components used (φ_k; validation R² to the teacher's latent)", ""]
-        phi_lines += [
-            f"- φ_{r['component']} ({r['source']}): R² {_fmt(r['r2_val'])}: `{r['readable']}`"
-            for r in report["symbolic"]["phi"]
-        ]
-        with open(tmp / "report.md", "a") as handle:
-            handle.write("\n".join(phi_lines) + "\n")
-    return read_json(project_dir / "report.json")

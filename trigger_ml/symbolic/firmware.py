@@ -30,6 +30,7 @@ from trigger_ml.errors import TriggerMLError
 from trigger_ml.symbolic.settings import LUT_UNARY, LUTSettings
 
 LUT_SUFFIX = "_lut"
+CLOCK_UNCERTAINTY = "12.5%"  # hls4ml's default for its symbolic backend, stated explicitly
 CONSTANT_CAST = "result_t"
 """``result_t(c)``: a constant kept as a factor. hls4ml re-parses the expression text, and
 sympy distributes a bare number over a sum (``2*(a + b)`` -> ``2*a + 2*b``); a constant
