@@ -39,7 +39,7 @@ import sympy
 from trigger_ml.config import FixedPoint
 from trigger_ml.data.dataset import fixed_point_grid
 from trigger_ml.symbolic.backends import Candidate, feature_symbols
-from trigger_ml.symbolic.firmware import round_to_type
+from trigger_ml.symbolic.firmware import evaluate, round_to_type
 from trigger_ml.symbolic.metrics import selection_score
 from trigger_ml.symbolic.settings import SymbolicConfig
 
@@ -312,8 +312,6 @@ def snapped_candidates(
     ``c_k * m_k(x)`` (sympy's top-level terms); constants inside ``m_k`` go to their nearest
     few-bit value, then the ``c_k`` and the offset are refitted and snapped as in
     :func:`snap_and_refit` (best validation ``selection_metric`` over ``SCALES``)."""
-    from trigger_ml.symbolic.firmware import evaluate
-
     fp, bits = settings.precision, settings.sums.constant_set_bits
     out = []
     for candidate in found:
