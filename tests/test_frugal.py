@@ -206,8 +206,8 @@ def test_da4ml_trace_reproduces_the_csim(workspace, frugal_config, frugal_report
     from qkeras_trace import trace_network
 
     from trigger_ml.cost.da4ml_cost import pipeline_predict
-    from trigger_ml.cost.rtl import _test_inputs
     from trigger_ml.pipeline import ensure_data, ensure_trained
+    from trigger_ml.rtl import _test_inputs
 
     run = ensure_trained(frugal_config, workspace, log=False)
     with h5py.File(workspace.hls_dir(frugal_config.name) / "csim_predictions.h5", "r") as handle:

@@ -11,16 +11,10 @@ from qkeras_trace import relu_round_half_even, trace_network
 from trigger_ml.config import load_model_config
 from trigger_ml.cost import cost_for_project
 from trigger_ml.cost.da4ml_cost import pipeline_predict
-from trigger_ml.cost.rtl import (
-    NO_TIMING_CLOSURE,
-    RTL_SUBDIR,
-    build_rtl,
-    check_rtl_supported,
-    verilator_predict,
-)
-from trigger_ml.cost.yosys import cell_counts, find_yosys, run_yosys, xilinx_family
+from trigger_ml.cost.yosys import NO_TIMING_CLOSURE, cell_counts, find_yosys, run_yosys, xilinx_family
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json
+from trigger_ml.rtl import RTL_SUBDIR, build_rtl, check_rtl_supported, verilator_predict
 from trigger_ml.workspace import Workspace
 
 # A Deep Set small enough for Yosys in well under a minute: 4 track slots, one 4-wide

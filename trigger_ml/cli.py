@@ -120,7 +120,7 @@ def cmd_hls(args: argparse.Namespace) -> int:
 def cmd_rtl(args: argparse.Namespace) -> int:
     config = _config(args)
     from trigger_ml.cost import format_cost_table
-    from trigger_ml.cost.rtl import build_rtl
+    from trigger_ml.rtl import build_rtl
 
     section = build_rtl(config, Workspace.default(), verilate=args.verilate)
     print(format_cost_table(section))

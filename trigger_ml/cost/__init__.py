@@ -3,6 +3,8 @@
 ``estimate_cost`` models a converted hls4ml ModelGraph, ``read_vendor_cost`` reads the
 vendor's reports, ``run_vendor_synthesis`` runs the vendor tool when it is installed and
 ``cost_for_project`` gathers them and picks the best (vendor > rtl > da4ml > estimate); ``da4ml_cost`` is da4ml's cost model of the traced firmware.
+The ``rtl`` section is Yosys' cell count (``yosys``) of the Verilog the RTL stage
+(:mod:`trigger_ml.rtl`) writes.
 """
 
 from trigger_ml.cost.estimate import estimate_cost

@@ -16,7 +16,7 @@ arithmetic:
   power of two (a shift); HGQ's quantizer casts each element to its own learned type.
 
 The graph is cut into pipeline stages at the target clock (da4ml's convention: one adder
-level per ns), the same pipeline :mod:`trigger_ml.cost.rtl` writes as Verilog. Its cost is
+level per ns), the same pipeline :mod:`trigger_ml.rtl` writes as Verilog. Its cost is
 da4ml's: LUTs of the adders (one LUT per adder bit), register bits between the stages as
 FF, no DSP unless a variable-by-variable product remains. That figure predicted the
 post-route LUTs of all 20 published JEDI-linear designs within 0.97–1.13× (arXiv:2508.15468).

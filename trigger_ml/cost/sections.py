@@ -1,6 +1,6 @@
 """The cost section: one flat, JSON-serialisable dict per source of cost figures.
 
-Every producer (``estimate.py``, ``vendor.py``, ``rtl.py``, ``da4ml_cost.py``) returns the same
+Every producer (``estimate.py``, ``vendor.py``, ``yosys.py``, ``da4ml_cost.py``) returns the same
 shape, documented in ``docs/cost-model.md``::
 
     {"source": "estimate" | "da4ml" | "vendor" | "rtl", "tool": str | None, "tool_version": str | None,

