@@ -212,6 +212,7 @@ def distill_inputs(
         {
             **key_extra,
             "teacher": teacher.digest(),
+            "teacher_training": teacher.training_digest(),  # weights also depend on trigger_ml.numerics
             "data": data_sha,
             "settings": settings.key_dump(),
             "backend": [choice.backend.name, choice.backend.version()],
