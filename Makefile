@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data data-plots train hls rtl cost compare firmware verify scan distill models test lint format bench bench-emulator clean-projects help
+.PHONY: setup data data-plots train hls rtl cost compare firmware verify scan distill models test lint format bench bench-emulator test-fast clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
 	@echo "make test                   ruff + the test suite (real Pythia, QKeras, hls4ml on tiny inputs)"
+	@echo "make test-fast              ruff + the tests not marked slow (the inner loop)"
 	@echo "make models | data | train | cost  MODEL=...   single stages (each cached)"
 	@echo "make compare [MODELS=...] [SEEDS=3]   table and Pareto plots across the zoo, N training seeds each"
 	@echo "make scan SPEC=scans/example-bits-reuse.yaml   design-space scan on Dask (SCHEDULER=, WORKERS=, WITH=)"
@@ -99,6 +100,10 @@ test: lint
 	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests -> the suite is missing"; exit 1; fi; \
 	exit $$rc
+
+# The inner loop: ruff and the tests not marked slow (no training, hls4ml or Pythia runs of size).
+test-fast: lint
+	$(BIN)/python -m pytest -q -ra -m "not slow"
 
 clean-projects:
 	rm -rf hls_projects/*/ runs/
