@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from trigger_ml.data.detector import DetectorModel
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import sha256_of_obj
 from trigger_ml.numerics import effective_isa
+from trigger_ml.schema import StrictModel, fields_outside, outside
 
 TRACK_FEATURES = ("sd0", "sz0", "log_ptfrac", "log_dr", "d0", "z0sintheta", "valid")
 """Per-track features a model may ask for (see trigger_ml.data.dataset for definitions)."""
@@ -33,11 +34,7 @@ JET_FEATURES = ("log_pt", "eta", "n_tracks")
 CLASSES = ("b", "c", "light")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SampleConfig(_Strict):
+class SampleConfig(StrictModel):
     """Which generated sample a model trains on (see trigger_ml.data.generate)."""
 
     process: Literal["ttbar", "dijet", "mixed"] = "ttbar"
@@ -88,7 +85,7 @@ class SampleConfig(_Strict):
         return DetectorModel(**(self.detector or {}))
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictModel):
     """The evaluation sample of record: jets generated with the training sample's settings but
     their own seed, shared by every model with those settings and used whole (no split) for the
     physics figures of ``make hls`` and ``make compare``. Training, validation and the fitted
@@ -103,7 +100,7 @@ class EvaluationConfig(_Strict):
     jets_per_shard: int = Field(10_000, ge=10, le=1_000_000)
 
 
-class SplitConfig(_Strict):
+class SplitConfig(StrictModel):
     train: float = Field(0.6, gt=0, lt=1)
     val: float = Field(0.1, gt=0, lt=1)
     test: float = Field(0.3, gt=0, lt=1)
@@ -116,7 +113,7 @@ class SplitConfig(_Strict):
         return self
 
 
-class InputsConfig(_Strict):
+class InputsConfig(StrictModel):
     max_tracks: int = Field(16, ge=1, le=64)
     track_features: tuple[str, ...] = TRACK_FEATURES
     jet_features: tuple[str, ...] = ()
@@ -140,7 +137,7 @@ class InputsConfig(_Strict):
         return value
 
 
-class ArchitectureConfig(_Strict):
+class ArchitectureConfig(StrictModel):
     kind: Literal["deepsets", "dense"] = "deepsets"
     phi_widths: tuple[int, ...] = (32, 32)
     f_widths: tuple[int, ...] = (32, 16)
@@ -172,7 +169,7 @@ class ArchitectureConfig(_Strict):
         return (*hidden, "logits")
 
 
-class FixedPoint(_Strict):
+class FixedPoint(StrictModel):
     """A signed fixed-point type as QKeras counts it: ``integer`` bits exclude the sign bit."""
 
     bits: int = Field(ge=2, le=32)
@@ -185,7 +182,7 @@ class FixedPoint(_Strict):
         return self
 
 
-class LayerQuantization(_Strict):
+class LayerQuantization(StrictModel):
     """Per-layer types overriding the model-wide ones; ``activation`` is the type of the
     layer's ReLU (``<layer>_relu``). Unset (None) fields keep the model-wide type."""
 
@@ -194,7 +191,7 @@ class LayerQuantization(_Strict):
     activation: FixedPoint | None = None
 
 
-class HGQConfig(_Strict):
+class HGQConfig(StrictModel):
     """High-granularity quantization-aware training (HGQ, ``quantization.kind: hgq``): every
     weight and every activation channel learns its own number of fractional bits, integer
     bits come from the ranges traced on the training split, and the loss adds ``beta`` times
@@ -209,7 +206,7 @@ class HGQConfig(_Strict):
     init_bw_a: int = Field(4, ge=0, le=16)
 
 
-class QuantizationConfig(_Strict):
+class QuantizationConfig(StrictModel):
     enabled: bool = True
     input: FixedPoint = FixedPoint(bits=10, integer=3)
     weight: FixedPoint = FixedPoint(bits=8, integer=0)
@@ -258,7 +255,7 @@ class QuantizationConfig(_Strict):
         return self._override(layer, "activation") or self.activation
 
 
-class PruningConfig(_Strict):
+class PruningConfig(StrictModel):
     """Magnitude pruning of the QKeras model's Dense kernels (tensorflow-model-optimization):
     the sparsity of each pruned kernel rises from 0 to ``final_sparsity`` along a cubic
     polynomial between ``begin_fraction`` and ``end_fraction`` of the training steps, then
@@ -292,7 +289,7 @@ class PruningConfig(_Strict):
         return {name: out[name] for name in dense_layers if name in out}
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     epochs: int = Field(30, ge=1, le=1000)
     batch_size: int = Field(256, ge=1, le=65536)
     learning_rate: float = Field(2e-3, gt=0, lt=1)
@@ -303,12 +300,12 @@ class TrainingConfig(_Strict):
     pruning: PruningConfig | None = None
 
 
-class PhysicsConfig(_Strict):
+class PhysicsConfig(StrictModel):
     f_c: float = Field(0.018, ge=0, le=1)
     working_points: tuple[float, ...] = (0.70, 0.77, 0.85)
 
 
-class HLSConfig(_Strict):
+class HLSConfig(StrictModel):
     backend: Literal["Vitis", "Vivado"] = "Vitis"
     part: str = "xcvu13p-flga2577-2-e"
     clock_period_ns: float = Field(5.0, gt=0, le=100)
@@ -328,18 +325,19 @@ class HLSConfig(_Strict):
     enabled: bool = True
 
 
-class ModelConfig(_Strict):
-    name: str
-    description: str = ""
+class ModelConfig(StrictModel):
+    # outside("training"): not part of what determines the weights (training_digest)
+    name: str = Field(json_schema_extra=outside("training"))
+    description: str = Field("", json_schema_extra=outside("training"))
     sample: SampleConfig = SampleConfig()
-    evaluation: EvaluationConfig = EvaluationConfig()
+    evaluation: EvaluationConfig = Field(EvaluationConfig(), json_schema_extra=outside("training"))
     split: SplitConfig = SplitConfig()
     inputs: InputsConfig = InputsConfig()
     architecture: ArchitectureConfig = ArchitectureConfig()
     quantization: QuantizationConfig = QuantizationConfig()
     training: TrainingConfig = TrainingConfig()
-    physics: PhysicsConfig = PhysicsConfig()
-    hls: HLSConfig = HLSConfig()
+    physics: PhysicsConfig = Field(PhysicsConfig(), json_schema_extra=outside("training"))
+    hls: HLSConfig = Field(HLSConfig(), json_schema_extra=outside("training"))
 
     @model_validator(mode="after")
     def _evaluation_is_independent(self) -> ModelConfig:
@@ -432,7 +430,7 @@ class ModelConfig(_Strict):
     def training_digest(self) -> str:
         """Hash of what determines the trained weights (keys ``runs/<model>/<hash>``)."""
         data = self.model_dump(
-            mode="json", exclude={"name", "description", "hls", "physics", "evaluation"}, exclude_none=True
+            mode="json", exclude=fields_outside(ModelConfig, "training"), exclude_none=True
         )
         # The instruction-set cap of TensorFlow's kernels changes the weights (trigger_ml.numerics).
         data["numerics"] = {"onednn_max_cpu_isa": effective_isa()}

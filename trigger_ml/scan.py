@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from trigger_ml.compare import DEFAULT_COST_SOURCE, CostSource
 from trigger_ml.config import (
@@ -47,6 +47,7 @@ from trigger_ml.config import (
 )
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json, sha256_of_obj, write_json_atomic, write_text_atomic
+from trigger_ml.schema import StrictModel
 from trigger_ml.workspace import Workspace
 
 Stages = Literal["hls", "train"]
@@ -57,10 +58,8 @@ NOT_BUILT = "not built (stages: train)"
 _SPECIAL = set(",=[]{}:#'\"& *!|>%@`")
 
 
-class ScanSpec(BaseModel):
+class ScanSpec(StrictModel):
     """A scan: ``base`` model spec, a ``grid`` (cartesian product) and/or explicit ``points``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str = ""

@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from trigger_ml.config import FixedPoint, read_yaml_mapping, split_model_spec
 from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_obj
+from trigger_ml.schema import StrictModel
 
 BINARY_OPERATORS = ("+", "-", "*")
 """Binary operators with a firmware implementation that needs no vendor header."""
@@ -38,11 +39,7 @@ FLAT_INPUT_MODEL = "dense-small"
 """Zoo model whose inputs define the flat jet-level inputs of a Deep Set teacher."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LUTSettings(_Strict):
+class LUTSettings(StrictModel):
     """Look-up tables replacing the non-polynomial functions in the firmware."""
 
     table_size: int = Field(1024, ge=16, le=65536)
@@ -51,7 +48,7 @@ class LUTSettings(_Strict):
     max_range_log2: int = Field(4, ge=0, le=12)
 
 
-class SumSettings(_Strict):
+class SumSettings(StrictModel):
     """The hardware-aware generator (``trigger_ml.symbolic.sums``): forward selection of a
     few terms, least squares, constants snapped to few set bits (docs/symbolic.md)."""
 
@@ -83,7 +80,7 @@ class SumSettings(_Strict):
         return tuple(sorted(set(value)))
 
 
-class DeepSetSettings(_Strict):
+class DeepSetSettings(StrictModel):
     """The symbolic Deep Set (``structure: deepsets``, ``trigger_ml.symbolic.deepsets``)."""
 
     # Terms of each latent expression phi_k (besides the ``valid`` feature, its bias).
@@ -110,7 +107,7 @@ class DeepSetSettings(_Strict):
         return value
 
 
-class SymbolicConfig(_Strict):
+class SymbolicConfig(StrictModel):
     """How to distil a teacher into expressions (see docs/symbolic.md)."""
 
     # flat: expressions of the flat jet-level inputs (<teacher>-sr); deepsets: a symbolic
