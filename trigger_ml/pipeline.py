@@ -17,22 +17,19 @@ from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_file
 from trigger_ml.workspace import Workspace
 
-OPTIONAL_SAMPLE_SETTINGS = (
-    "dijet_fraction",
-    "dijet_pthat_min_gev",
-    "dijet_pthat_max_gev",
-    "pileup_mu",
-    "pileup_process",
-    "pileup_pool_events",
-    "pileup_tune_pp",
-    "label_taus",
-)
+REQUIRED_SAMPLE_SETTINGS = ("process", "n_jets", "seed", "jets_per_shard")
+"""SampleConfig fields every sample sets; ``detector`` becomes the DetectorModel; every other
+field is an optional generator setting of the same name (None = the generator's default)."""
 
 
 def generator_settings(config: ModelConfig) -> GeneratorSettings:
     """The generator settings of a model's sample; unset optional settings keep the generator's defaults."""
     s = config.sample
-    optional = {k: getattr(s, k) for k in OPTIONAL_SAMPLE_SETTINGS if getattr(s, k) is not None}
+    optional = {
+        k: getattr(s, k)
+        for k in type(s).model_fields
+        if k not in (*REQUIRED_SAMPLE_SETTINGS, "detector") and getattr(s, k) is not None
+    }
     return GeneratorSettings(
         process=s.process,
         n_jets=s.n_jets,
