@@ -69,10 +69,17 @@ def plot_logit_diff(path: Path, diff: np.ndarray, class_names: tuple[str, ...], 
     plt.close(fig)
 
 
+def _labels(report: dict[str, Any]) -> dict[str, str]:
+    """Column labels: the quantized reference of an HGQ model is HGQ's proxy, not QKeras."""
+    if report.get("quantization_kind") == "hgq":
+        return {**MODEL_LABELS, "qkeras": "HGQ proxy (QAT)"}
+    return MODEL_LABELS
+
+
 def _metric_table(metrics: dict[str, dict[str, Any]], labels: dict[str, str]) -> list[str]:
     kinds = list(metrics)
     lines = [
-        "| metric | " + " | ".join(labels.get(k, MODEL_LABELS.get(k, k)) for k in kinds) + " |",
+        "| metric | " + " | ".join(labels.get(k, k) for k in kinds) + " |",
         "|---|" + "---|" * len(kinds),
     ]
     for key, label, pattern in METRIC_ROWS:
@@ -85,7 +92,7 @@ def _metric_table(metrics: dict[str, dict[str, Any]], labels: dict[str, str]) ->
     return lines
 
 
-def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
+def _evaluation_lines(evaluation: dict[str, Any], labels: dict[str, str]) -> list[str]:
     counts = ", ".join(f"{n} {name}" for name, n in evaluation["jets_per_class"].items())
     check = evaluation["csim_check"]
     lines = [
@@ -99,7 +106,9 @@ def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
         "± is the binomial statistical uncertainty of the light rejection.",
         "",
     ]
-    lines += _metric_table(evaluation["metrics"], {"firmware": f"firmware ({evaluation['evaluated_by']})"})
+    lines += _metric_table(
+        evaluation["metrics"], {**labels, "firmware": f"firmware ({evaluation['evaluated_by']})"}
+    )
     lines.append("")
     if check["n_jets"]:
         lines.append(
@@ -108,7 +117,7 @@ def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
         )
     if evaluation.get("firmware_vs_reference_exact_fraction") is not None:
         lines.append(
-            f"- firmware == {MODEL_LABELS[evaluation['reference']]} on all {evaluation['n_jets']} evaluation "
+            f"- firmware == {labels[evaluation['reference']]} on all {evaluation['n_jets']} evaluation "
             f"jets: **{evaluation['firmware_vs_reference_exact_fraction']:.6f}**"
         )
     return lines + ["", "![ROC](roc.png)", ""]
@@ -129,16 +138,17 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"- parameters: {', '.join(f'{k} {v}' for k, v in report['n_params'].items())}",
         "",
     ]
-    lines += _evaluation_lines(report["evaluation"])
+    labels = _labels(report)
+    lines += _evaluation_lines(report["evaluation"], labels)
     lines += ["## Physics on the test split of the training sample", ""]
-    lines += _metric_table(metrics, {})
+    lines += _metric_table(metrics, labels)
     fid = report["fidelity"]
     lines += [
         "",
         "## Fidelity of the C simulation (test split)",
         "",
         f"- jets compared: {fid['n_jets']}",
-        f"- C simulation == {MODEL_LABELS[fid['reference']]}, bit for bit: "
+        f"- C simulation == {labels[fid['reference']]}, bit for bit: "
         f"**{fid['csim_vs_reference_exact_fraction']:.6f}**",
         f"- largest |logit difference| to it: {fid['max_abs_logit_diff']:.3g}",
     ]

@@ -207,6 +207,9 @@ def build_hls_project(
             "model": config.name,
             "report_format": REPORT_FORMAT,
             "description": config.description,
+            "quantization_kind": "hgq"
+            if config.quantization.is_hgq
+            else ("qkeras" if config.quantization.enabled else None),
             "config_sha256": config.digest(),
             "training_sha256": config.training_digest(),
             "run_dir": str(run.path),
