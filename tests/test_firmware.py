@@ -248,3 +248,15 @@ def test_vector_formats():
     info = {"bundle_format": verifier.BUNDLE_FORMAT, "firmware_id": "0" * 64}
     info["checksum"] = verifier.build_info_checksum(info)
     assert json.load(io.StringIO(verifier.build_info_text(info))) == info
+
+
+@slow
+def test_bundle_report_holds_no_build_rates_or_workspace_paths(bundle):
+    """Rates measured while building are timings: the identity must not depend on them."""
+    report = json.loads((bundle / "report" / "report.json").read_text())
+    assert "firmware_jets_per_s" not in report["evaluation"]
+    assert "jets_per_s" not in report["fidelity"]["emulator"]
+    assert report["evaluation"]["path"].startswith("data/") and report["evaluation"]["path"].endswith(
+        "/jets.h5"
+    )
+    assert "## Physics on the evaluation sample" in (bundle / "report" / "report.md").read_text()

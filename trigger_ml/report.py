@@ -102,8 +102,12 @@ def _evaluation_lines(evaluation: dict[str, Any], labels: dict[str, str]) -> lis
         f"{evaluation['n_jets']} jets ({counts}), independent of the training sample. "
         f"The firmware is evaluated by the {evaluation['evaluated_by']}"
         + (f" ({evaluation['evaluated_by_reason']})" if evaluation.get("evaluated_by_reason") else "")
-        + f" at {evaluation['firmware_jets_per_s']:.0f} jets/s. "
-        "± is the binomial statistical uncertainty of the light rejection.",
+        + (
+            f" at {evaluation['firmware_jets_per_s']:.0f} jets/s. "
+            if evaluation.get("firmware_jets_per_s")
+            else ". "
+        )
+        + "± is the binomial statistical uncertainty of the light rejection.",
         "",
     ]
     lines += _metric_table(

@@ -266,6 +266,17 @@ def _write_report(root: Path, src: _Sources, ws: Workspace) -> dict[str, Any]:
     report = {key: value for key, value in src.report.items() if key != "timings_s"}
     report["run_dir"] = src.run_dir.relative_to(ws.root).as_posix()
     report["data"] = {**report["data"], "path": src.data_path.relative_to(ws.root).as_posix()}
+    # Rates measured during the build are timings too: the identity is the firmware's, not the machine's.
+    if "evaluation" in report:
+        evaluation = {k: v for k, v in report["evaluation"].items() if k != "firmware_jets_per_s"}
+        sample_file = ws.data_dir / Path(evaluation["path"]).parent.name / Path(evaluation["path"]).name
+        report["evaluation"] = {**evaluation, "path": sample_file.relative_to(ws.root).as_posix()}
+    emulator = report.get("fidelity", {}).get("emulator")
+    if emulator:
+        report["fidelity"] = {
+            **report["fidelity"],
+            "emulator": {k: v for k, v in emulator.items() if k != "jets_per_s"},
+        }
     report["cost"] = cost_for_project(src.project_dir)
     report = _relative_paths(report, f"{ws.root}/")
     (root / "report").mkdir()
