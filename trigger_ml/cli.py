@@ -82,6 +82,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rejection(metrics: dict, key: str) -> str:
+    value, stat = metrics.get(key), metrics.get(f"{key}_stat")
+    text = "n/a" if value is None else f"{value:.1f}"
+    return text if stat is None else f"{text} ± {stat:.1f}"
+
+
 def cmd_hls(args: argparse.Namespace) -> int:
     config = _config(args)
     from trigger_ml.pipeline import ensure_hls
@@ -90,13 +96,23 @@ def cmd_hls(args: argparse.Namespace) -> int:
     project = Workspace.default().hls_dir(config.name)
     fid = report["fidelity"]
     print(f"[hls] {config.name}: {project}/report.md")
-    for kind, metrics in report["metrics"].items():
+    evaluation = report["evaluation"]
+    print(
+        f"  evaluation sample ({evaluation['n_jets']} jets, seed {evaluation['seed']}; "
+        f"firmware by the {evaluation['evaluated_by']}):"
+    )
+    for kind, m in evaluation["metrics"].items():
         print(
-            f"  {kind:<7} AUC {metrics['auc_b_vs_light']:.4f}  light rej @70% {metrics['rej_light_at_70'] or float('nan'):.1f}"
-            f"  @77% {metrics['rej_light_at_77'] or float('nan'):.1f}"
+            f"  {kind:<8} AUC {m['auc_b_vs_light']:.4f}  light rej @70% {_rejection(m, 'rej_light_at_70')}"
+            f"  @77% {_rejection(m, 'rej_light_at_77')}"
         )
+    test = report["metrics"]["csim"]
+    print(
+        f"  test split ({fid['n_jets']} jets): C sim AUC {test['auc_b_vs_light']:.4f}  "
+        f"light rej @70% {_rejection(test, 'rej_light_at_70')}"
+    )
     exact = fid["csim_vs_reference_exact_fraction"]
-    line = f"  C sim == {fid['reference']} on {exact:.4%} of {fid['n_jets']} jets"
+    line = f"  C sim == {fid['reference']} on {exact:.4%} of {fid['n_jets']} test jets"
     if fid["permutation_invariant_fraction"] is not None:
         line += f"; permutation invariant on {fid['permutation_invariant_fraction']:.4%}"
     print(line)
