@@ -1,7 +1,9 @@
 """``trigger-ml``: a thin command line over the stages. The Makefile calls it.
 
-Every user-fixable problem ends in one line on stderr naming the problem and the fix,
-with exit status 2 for bad input (unknown model, malformed config) and 1 otherwise.
+Progress lines (``[stage] message``) go to stdout through :mod:`trigger_ml.logs`: ``-v`` adds
+debug lines (timings), ``-q`` keeps only the results. Every user-fixable problem ends in
+one line on stderr naming the problem and the fix, with exit status 2 for bad input
+(unknown model, malformed config) and 1 otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from trigger_ml.compare import COST_SOURCES, DEFAULT_COST_SOURCE
 from trigger_ml.config import ModelConfig, load_config_file, load_model_config, zoo_names
 from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.logs import configure
 from trigger_ml.workspace import Workspace
 
 
@@ -236,6 +239,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trigger-ml", description=__doc__.splitlines()[0])
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also print debug lines (timings)")
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines or bars: results only"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str, model: bool = True):
@@ -340,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure(1 if args.verbose else -1 if args.quiet else 0)
     try:
         return args.func(args)
     except TriggerMLError as error:
