@@ -30,13 +30,13 @@ def _small_evaluation_samples(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = pipeline._generate
 
-    def guarded(settings, ws, log):
+    def guarded(settings, ws):
         if settings.n_jets > EVALUATION_JETS_LIMIT:
             raise AssertionError(
                 f"a test asked for a {settings.n_jets}-jet sample -> add eval_jets=1200 (and n_jets=800) "
                 "to its model spec"
             )
-        return real(settings, ws, log)
+        return real(settings, ws)
 
     monkeypatch.setattr(pipeline, "_generate", guarded)
 
@@ -55,4 +55,4 @@ def tiny_config():
 def tiny_sample(workspace: Workspace, tiny_config) -> Path:
     from trigger_ml.pipeline import ensure_data
 
-    return ensure_data(tiny_config, workspace, log=False)
+    return ensure_data(tiny_config, workspace)

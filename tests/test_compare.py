@@ -29,7 +29,7 @@ def test_compare_firmware_and_float_reference(workspace, tiny_config, tiny_sampl
     dense = load_model_config(
         "dense-small@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=2,architecture.f_widths=[8]"
     )
-    out = compare([tiny_config, dense, float_ref], workspace, log=False)
+    out = compare([tiny_config, dense, float_ref], workspace)
     table = json.loads((out / "table.json").read_text())
     rows = {row["model"]: row for row in table["rows"]}
     assert set(rows) == {tiny_config.name, dense.name, float_ref.name}
@@ -57,7 +57,7 @@ def test_compare_uses_one_cost_source_and_says_where_it_has_none(workspace, tiny
     folded = load_model_config(
         tiny_config.name.replace("dips-small@", "dips-small@reuse=2,strategy=Latency,")
     )
-    out = compare([tiny_config, folded], workspace, out_dir=workspace.root / "cmp-estimate", log=False)
+    out = compare([tiny_config, folded], workspace, out_dir=workspace.root / "cmp-estimate")
     rows = {row["model"]: row for row in json.loads((out / "table.json").read_text())["rows"]}
     # da4ml costs fully unrolled designs only: the folded one gets no figure, and the reason
     assert rows[folded.name]["LUT"] is None
@@ -66,7 +66,6 @@ def test_compare_uses_one_cost_source_and_says_where_it_has_none(workspace, tiny
         [tiny_config, folded],
         workspace,
         out_dir=workspace.root / "cmp-estimate",
-        log=False,
         cost_source="estimate",
     )
     rows = {row["model"]: row for row in json.loads((out / "table.json").read_text())["rows"]}

@@ -66,7 +66,7 @@ def test_da4ml_section_of_a_deep_set_is_checked_and_matches_the_qkeras_trace(
 
     from trigger_ml.pipeline import ensure_trained
 
-    report = ensure_hls(tiny_config, workspace, log=False)
+    report = ensure_hls(tiny_config, workspace)
     section = report["cost"]["sources"]["da4ml"]
     summary = report["cost"]["da4ml"]
     assert section["source"] == "da4ml" and section["tool_version"].startswith("0.5")
@@ -75,7 +75,7 @@ def test_da4ml_section_of_a_deep_set_is_checked_and_matches_the_qkeras_trace(
     assert summary["n_jets_checked"] == report["fidelity"]["n_jets"]  # every test jet, bit for bit
     assert report["cost"]["best"]["source"] == "da4ml"  # more trustworthy than the estimate
     # an independent trace (of the QKeras layers, not of the hls4ml graph) gives the same adder graph
-    model = ensure_trained(tiny_config, workspace, log=False).load_model(tiny_config, "qkeras")
+    model = ensure_trained(tiny_config, workspace).load_model(tiny_config, "qkeras")
     inputs, logits = trace_network(model)
     assert section["resources"]["LUT"] == round(comb_trace(inputs, logits).cost)
 
@@ -88,7 +88,7 @@ def test_post_training_quantized_model_is_traced_product_by_product(workspace, t
         "dips-small-ptq@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=2,"
         "architecture.phi_widths=[4],architecture.f_widths=[4]"
     )
-    report = ensure_hls(config, workspace, log=False)
+    report = ensure_hls(config, workspace)
     assert report["cost"]["unavailable"] == {}
     section = report["cost"]["sources"]["da4ml"]
     assert section["resources"]["LUT"] > 0

@@ -190,7 +190,7 @@ def test_converted_ftag_file_trains_end_to_end(tmp_path: Path) -> None:
         "dips-small@n_jets=300,epochs=1,architecture.phi_widths=[4],architecture.f_widths=[4],"
         "quantization.layers=null,training.pruning=null"
     )
-    run = train(config, dst, tmp_path / "run", log=False)
+    run = train(config, dst, tmp_path / "run")
     assert (run.path / "metrics.json").is_file() and run.metrics
 
 

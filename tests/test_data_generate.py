@@ -177,12 +177,12 @@ PHYSICS = GeneratorSettings(n_jets=600, jets_per_shard=300, seed=5)
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_sample(TINY, tmp_path_factory.mktemp("tiny"), n_workers=2, progress=False)
+    return generate_sample(TINY, tmp_path_factory.mktemp("tiny"), n_workers=2)
 
 
 @pytest.fixture(scope="module")
 def physics(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
-    path = generate_sample(PHYSICS, tmp_path_factory.mktemp("physics"), n_workers=2, progress=False)
+    path = generate_sample(PHYSICS, tmp_path_factory.mktemp("physics"), n_workers=2)
     with h5py.File(path, "r") as handle:
         return handle["jets"][...], handle["tracks"][...]
 
@@ -253,16 +253,16 @@ def test_flavour_physics(physics: tuple[np.ndarray, np.ndarray]) -> None:
 
 @pytest.mark.slow
 def test_same_settings_give_identical_file(tiny: Path, tmp_path: Path) -> None:
-    again = generate_sample(TINY, tmp_path, n_workers=1, progress=False)
+    again = generate_sample(TINY, tmp_path, n_workers=1)
     assert sha256_of_file(again) == sha256_of_file(tiny)
-    other = generate_sample(dataclasses.replace(TINY, seed=12), tmp_path, n_workers=2, progress=False)
+    other = generate_sample(dataclasses.replace(TINY, seed=12), tmp_path, n_workers=2)
     assert sha256_of_file(other) != sha256_of_file(tiny)
 
 
 @pytest.mark.slow
 def test_interrupted_run_reuses_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "resume"
-    path = generate_sample(TINY, root, n_workers=2, progress=False)
+    path = generate_sample(TINY, root, n_workers=2)
     reference = sha256_of_file(path)
     shards = sample_dir(TINY, root) / "shards"
     kept = os.stat(shards / "shard-00000.h5")
@@ -277,14 +277,14 @@ def test_interrupted_run_reuses_shards(tmp_path: Path, monkeypatch: pytest.Monke
         original(task, report)
 
     monkeypatch.setattr("trigger_ml.data.shards.generate_shard", recording)
-    assert generate_sample(TINY, root, n_workers=1, progress=False) == path
+    assert generate_sample(TINY, root, n_workers=1) == path
     assert generated == [1]
     assert os.stat(shards / "shard-00000.h5").st_mtime_ns == kept.st_mtime_ns
     assert sha256_of_file(path) == reference
 
     # With jets.h5 present nothing is generated at all.
     generated.clear()
-    assert generate_sample(TINY, root, n_workers=2, progress=False) == path
+    assert generate_sample(TINY, root, n_workers=2) == path
     assert generated == []
 
 
@@ -347,7 +347,7 @@ def test_killed_generation_resumes_to_the_same_file(tiny: Path, tmp_path: Path) 
     script = (
         "from pathlib import Path; from trigger_ml.data.generate import GeneratorSettings, generate_sample; "
         f"generate_sample(GeneratorSettings.from_dict({TINY.canonical_dict()!r}), Path({str(root)!r}), "
-        "n_workers=1, progress=False)"
+        "n_workers=1)"
     )
     process = subprocess.Popen([sys.executable, "-c", script])
     try:
@@ -364,7 +364,7 @@ def test_killed_generation_resumes_to_the_same_file(tiny: Path, tmp_path: Path) 
     assert not (shards.parent / "jets.h5").exists(), "the run finished before it was killed"
     assert sorted(p.name for p in shards.glob("shard-*.h5")) == ["shard-00000.h5"]
     kept = os.stat(shards / "shard-00000.h5").st_mtime_ns
-    path = generate_sample(TINY, root, n_workers=1, progress=False)
+    path = generate_sample(TINY, root, n_workers=1)
     assert os.stat(shards / "shard-00000.h5").st_mtime_ns == kept
     assert sha256_of_file(path) == sha256_of_file(tiny)
 
@@ -381,7 +381,7 @@ def test_mixed_sample_with_pileup(tmp_path: Path) -> None:
         pileup_process="nondiffractive",
         pileup_pool_events=30,
     )
-    path = generate_sample(settings, tmp_path, n_workers=1, progress=False)
+    path = generate_sample(settings, tmp_path, n_workers=1)
     assert path.parent.name == f"mixed-{settings.digest()}"
     info = load_sample_info(path)
     assert info["process_counts"] == {"ttbar": 20, "dijet": 20}
@@ -398,7 +398,7 @@ def test_mixed_sample_with_pileup(tmp_path: Path) -> None:
     sz0 = np.abs(tracks["z0sintheta_mm"] / np.where(valid, tracks["z0sintheta_sigma_mm"], 1.0))[valid]
     # Pile-up tracks come from other vertices: large z0, the background sz0 has to reject.
     assert np.median(sz0[origin == gen.ORIGIN_PILEUP]) > 3 * np.median(sz0[origin == gen.ORIGIN_PRIMARY])
-    again = generate_sample(settings, tmp_path / "again", n_workers=1, progress=False)
+    again = generate_sample(settings, tmp_path / "again", n_workers=1)
     assert sha256_of_file(again) == sha256_of_file(path)
 
 
@@ -413,7 +413,7 @@ def test_model_config_detector_section_reaches_the_sample(tmp_path: Path) -> Non
         "dips-small@n_jets=100,sample.jets_per_shard=50,"
         "sample.detector.d0_ms_um_gev=140,sample.detector.fake_rate=0"
     )
-    path = ensure_data(config, Workspace(tmp_path), log=False)
+    path = ensure_data(config, Workspace(tmp_path))
     settings = GeneratorSettings.from_dict(load_sample_info(path)["settings"])
     assert settings.detector == DetectorModel(d0_ms_um_gev=140.0, fake_rate=0.0)
     assert path.parent.name == f"ttbar-{settings.digest()}"
@@ -433,9 +433,9 @@ def test_label_taus_relabels_only_tau_jets(tmp_path: Path) -> None:
     plain = GeneratorSettings(n_jets=300, jets_per_shard=150, seed=5)
     taus = dataclasses.replace(plain, label_taus=True)
     assert taus.digest() != plain.digest() and "label_taus" not in plain.canonical_dict()
-    with h5py.File(generate_sample(plain, tmp_path, n_workers=1, progress=False), "r") as handle:
+    with h5py.File(generate_sample(plain, tmp_path, n_workers=1), "r") as handle:
         jets, tracks = handle["jets"][...], handle["tracks"][...]
-    tau_path = generate_sample(taus, tmp_path, n_workers=1, progress=False)
+    tau_path = generate_sample(taus, tmp_path, n_workers=1)
     with h5py.File(tau_path, "r") as handle:
         tau_jets, tau_tracks = handle["jets"][...], handle["tracks"][...]
     is_tau = tau_jets["flavour"] == gen.TAU_LABEL

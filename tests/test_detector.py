@@ -76,13 +76,13 @@ def test_sample_with_material_has_material_tracks(tmp_path) -> None:
     settings = GeneratorSettings(
         n_jets=60, jets_per_shard=60, seed=4, detector=DetectorModel(material_layers=THICK)
     )
-    path = generate_sample(settings, tmp_path, n_workers=1, progress=False)
+    path = generate_sample(settings, tmp_path, n_workers=1)
     with h5py.File(path, "r") as handle:
         tracks = handle["tracks"][...]
     real = tracks[tracks["valid"]]
     assert np.any(real["origin"] == gen.ORIGIN_MATERIAL)
     assert np.all(real["pt"] > settings.track_pt_min)
-    again = generate_sample(settings, tmp_path / "again", n_workers=1, progress=False)
+    again = generate_sample(settings, tmp_path / "again", n_workers=1)
     assert sha256_of_file(again) == sha256_of_file(path)
     without = dataclasses.replace(settings, detector=DetectorModel())
     assert without.digest() != settings.digest()

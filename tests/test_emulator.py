@@ -33,14 +33,14 @@ def test_emulator_equals_csim_on_test_jets_and_hostile_inputs(workspace, tiny_co
     from trigger_ml.hls.fidelity import csim_predict
     from trigger_ml.pipeline import ensure_trained
 
-    report = ensure_hls(tiny_config, workspace, log=False)
+    report = ensure_hls(tiny_config, workspace)
     record = report["fidelity"]["emulator"]
     assert (
         record["emulator_vs_csim_exact_fraction"] == 1.0 and record["n_jets"] == report["fidelity"]["n_jets"]
     )
     project = workspace.hls_dir(tiny_config.name)
     x = hostile_inputs(tiny_config)
-    model = ensure_trained(tiny_config, workspace, log=False).load_model(tiny_config, "qkeras")
+    model = ensure_trained(tiny_config, workspace).load_model(tiny_config, "qkeras")
     hls_model = convert(model, tiny_config, str(workspace.root / "emulator_prj"))
     compile_csim(hls_model)
     expected = csim_predict(hls_model, x)

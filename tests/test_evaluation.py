@@ -17,18 +17,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_report(workspace, tiny_config, tiny_sample):
-    return ensure_hls(tiny_config, workspace, log=False)
+    return ensure_hls(tiny_config, workspace)
 
 
 def test_evaluation_sample_is_independent_of_the_training_sample(workspace, tiny_config, tiny_sample):
-    path = ensure_evaluation_data(tiny_config, workspace, log=False)
+    path = ensure_evaluation_data(tiny_config, workspace)
     assert path != tiny_sample and path.parent.parent == tiny_sample.parent.parent
     evaluation, training = read_sample(path), read_sample(tiny_sample)
     assert len(evaluation.jets) == tiny_config.evaluation.n_jets == 1200
     # same generator settings, other seed: no jet of one sample is a jet of the other
     shared = set(evaluation.jets["pt"].tolist()) & set(training.jets["pt"].tolist())
     assert not shared
-    assert ensure_evaluation_data(tiny_config, workspace, log=False) == path  # cached
+    assert ensure_evaluation_data(tiny_config, workspace) == path  # cached
 
 
 def test_evaluation_seed_must_differ_from_the_sample_seed():
@@ -44,7 +44,7 @@ def test_training_does_not_depend_on_the_evaluation_sample():
 
 def test_report_has_physics_of_record_on_the_whole_evaluation_sample(workspace, tiny_config, tiny_report):
     evaluation = tiny_report["evaluation"]
-    path = ensure_evaluation_data(tiny_config, workspace, log=False)
+    path = ensure_evaluation_data(tiny_config, workspace)
     assert evaluation["sha256"] == sha256_of_file(path) != tiny_report["data"]["sha256"]
     assert evaluation["n_jets"] == 1200 == sum(evaluation["jets_per_class"].values())
     assert evaluation["evaluated_by"] == "emulator"
@@ -67,10 +67,8 @@ def test_emulator_equals_csim_on_every_evaluation_jet(workspace, tiny_config, ti
     from trigger_ml.hls.convert import compile_csim, convert
     from trigger_ml.hls.fidelity import csim_predict
 
-    run = ensure_trained(tiny_config, workspace, log=False)
-    sample = load_evaluation_sample(
-        tiny_config, run, ensure_evaluation_data(tiny_config, workspace, log=False)
-    )
+    run = ensure_trained(tiny_config, workspace)
+    sample = load_evaluation_sample(tiny_config, run, ensure_evaluation_data(tiny_config, workspace))
     hls_model = convert(run.load_model(tiny_config, "qkeras"), tiny_config, str(workspace.root / "eval_prj"))
     compile_csim(hls_model)
     emulated, _ = read_predictions(workspace.hls_dir(tiny_config.name) / PREDICTIONS_FILE, FIRMWARE)
@@ -82,7 +80,7 @@ def test_project_is_rebuilt_when_the_evaluation_sample_or_the_training_changes(
     workspace, tiny_config, tiny_report
 ):
     project = workspace.hls_dir(tiny_config.name)
-    data_sha = sha256_of_file(ensure_data(tiny_config, workspace, log=False))
+    data_sha = sha256_of_file(ensure_data(tiny_config, workspace))
     evaluation_sha = tiny_report["evaluation"]["sha256"]
     key = tiny_config.digest()
     assert is_current(project, key, data_sha, REPORT_FORMAT, evaluation_sha, tiny_config.training_digest())

@@ -30,8 +30,8 @@ slow = pytest.mark.slow
 def bundle(workspace, tiny_config, tiny_sample) -> Path:
     from trigger_ml.pipeline import ensure_hls
 
-    ensure_hls(tiny_config, workspace, log=False)
-    return build_bundle(tiny_config, workspace, log=False, verify=False)
+    ensure_hls(tiny_config, workspace)
+    return build_bundle(tiny_config, workspace, verify=False)
 
 
 def _tarball(bundle: Path) -> Path:
@@ -100,7 +100,7 @@ def test_bundle_contents(bundle, workspace, tiny_config):
 
 @slow
 def test_verify_passes_on_the_directory(bundle):
-    result = verify_bundle(bundle, log=False)
+    result = verify_bundle(bundle)
     assert result.firmware_id == verifier.sha256_bytes((bundle / "MANIFEST").read_bytes())
     assert result.n_vectors == len((bundle / verifier.LABELS).read_text().splitlines()) > 100
     assert [wp["b_efficiency"] for wp in result.working_points] == [0.70, 0.77, 0.85]
@@ -141,25 +141,25 @@ def test_changing_any_byte_of_any_file_is_caught_and_named(bundle, tmp_path):
     for name in names:
         original = _flip_one_byte(copy / name)
         with pytest.raises(TriggerMLError) as caught:
-            verify_bundle(copy, log=False)
+            verify_bundle(copy)
         assert f": {name}: " in caught.value.message, (name, caught.value.message)
         (copy / name).write_bytes(original)
     # an unlisted file is named too, and a damaged tarball
     (copy / "hls" / "extra.cpp").write_text("// not in the manifest\n")
     with pytest.raises(TriggerMLError, match="hls/extra.cpp: not listed in MANIFEST"):
-        verify_bundle(copy, log=False)
+        verify_bundle(copy)
     broken = tmp_path / "broken.tar.gz"
     broken.write_bytes(_tarball(bundle).read_bytes())
     _flip_one_byte(broken)
     with pytest.raises(TriggerMLError, match="broken.tar.gz"):
-        verify_bundle(broken, log=False)
+        verify_bundle(broken)
 
 
 @slow
 def test_two_builds_are_byte_identical(bundle, workspace, tiny_config, tmp_path):
     tarball = _tarball(bundle).read_bytes()
     manifest = (bundle / "MANIFEST").read_bytes()
-    again = build_bundle(tiny_config, workspace, log=False, verify=False)
+    again = build_bundle(tiny_config, workspace, verify=False)
     assert again == bundle and _tarball(again).read_bytes() == tarball
     # A workspace elsewhere whose project was rewritten by hls4ml (new random stamp), with other
     # timings and leftovers of a compile and a vendor run, gives the same bytes too.
@@ -180,7 +180,7 @@ def test_two_builds_are_byte_identical(bundle, workspace, tiny_config, tmp_path)
     (prj / "firmware" / "myproject-0badcafe.so").write_bytes(b"\x7fELF")
     (prj / "myproject_prj" / "solution1").mkdir(parents=True)
     (prj / "myproject_prj" / "solution1" / "csim.log").write_text("vendor output\n")
-    moved = build_bundle(tiny_config, other, log=False, verify=False)
+    moved = build_bundle(tiny_config, other, verify=False)
     assert moved.name == bundle.name
     assert (moved / "MANIFEST").read_bytes() == manifest
     assert _tarball(moved).read_bytes() == tarball
@@ -216,13 +216,13 @@ def test_a_failed_build_leaves_nothing(bundle, workspace, tiny_config, monkeypat
     tarball = _tarball(bundle).read_bytes()
     monkeypatch.setenv("CXX", "no-such-compiler")  # the self-check cannot compile
     with pytest.raises(TriggerMLError, match="no-such-compiler not found"):
-        build_bundle(tiny_config, workspace, log=False)
+        build_bundle(tiny_config, workspace)
     assert sorted(p.name for p in workspace.firmware_dir.iterdir()) == before
     assert _tarball(bundle).read_bytes() == tarball
     # A model without a finished HLS project names the command that makes one.
     missing = load_model_config(tiny_config.name + ",reuse=4,strategy=Latency")
     with pytest.raises(TriggerMLError, match="no HLS project") as caught:
-        build_bundle(missing, workspace, log=False)
+        build_bundle(missing, workspace)
     assert "trigger-ml hls" in caught.value.fix
     assert sorted(p.name for p in workspace.firmware_dir.iterdir()) == before
 

@@ -155,14 +155,14 @@ def frugal_config(tiny_config):
 def frugal_report(workspace, frugal_config, tiny_sample):
     from trigger_ml.pipeline import ensure_hls
 
-    return ensure_hls(frugal_config, workspace, log=False)
+    return ensure_hls(frugal_config, workspace)
 
 
 @pytest.mark.slow
 def test_pruned_weights_are_stored_with_their_sparsity(workspace, frugal_config, frugal_report):
     from trigger_ml.pipeline import ensure_trained
 
-    run = ensure_trained(frugal_config, workspace, log=False)
+    run = ensure_trained(frugal_config, workspace)
     model = run.load_model(frugal_config, "qkeras")  # the plain model of trigger_ml.models
     measured = run.metrics["pruning"]["measured_zero_fraction"]
     for layer in model.layers:
@@ -209,11 +209,11 @@ def test_da4ml_trace_reproduces_the_csim(workspace, frugal_config, frugal_report
     from trigger_ml.pipeline import ensure_data, ensure_trained
     from trigger_ml.rtl import _test_inputs
 
-    run = ensure_trained(frugal_config, workspace, log=False)
+    run = ensure_trained(frugal_config, workspace)
     with h5py.File(workspace.hls_dir(frugal_config.name) / "csim_predictions.h5", "r") as handle:
         test_index = handle["test_index"][()]
         logits_csim = handle["logits_csim"][()].astype(np.float64)
-    x_test = _test_inputs(frugal_config, run, ensure_data(frugal_config, workspace, log=False), test_index)
+    x_test = _test_inputs(frugal_config, run, ensure_data(frugal_config, workspace), test_index)
     inputs, logits = trace_network(run.load_model(frugal_config, "qkeras"))
     pipeline = to_pipeline(comb_trace(inputs, logits), 5.0, verbose=False)
     np.testing.assert_array_equal(pipeline_predict(pipeline, x_test), logits_csim)
@@ -224,8 +224,8 @@ def test_pruned_training_is_deterministic(tiny_config, tiny_sample, tmp_path):
     from trigger_ml.training import train
 
     config = _frugal_tiny(tiny_config, epochs=3, float_twin=False)
-    first = train(config, tiny_sample, tmp_path / "a", log=False)
-    second = train(config, tiny_sample, tmp_path / "b", log=False)
+    first = train(config, tiny_sample, tmp_path / "a")
+    second = train(config, tiny_sample, tmp_path / "b")
     for wa, wb in zip(
         first.load_model(config).get_weights(), second.load_model(config).get_weights(), strict=True
     ):

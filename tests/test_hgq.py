@@ -103,14 +103,14 @@ def hgq_config():
 def hgq_report(workspace, hgq_config, tiny_sample):
     from trigger_ml.pipeline import ensure_hls
 
-    return ensure_hls(hgq_config, workspace, log=False)
+    return ensure_hls(hgq_config, workspace)
 
 
 @pytest.fixture(scope="module")
 def hgq_run(workspace, hgq_config, hgq_report):
     from trigger_ml.pipeline import ensure_trained
 
-    return ensure_trained(hgq_config, workspace, log=False)
+    return ensure_trained(hgq_config, workspace)
 
 
 @pytest.fixture(scope="module")
@@ -218,8 +218,8 @@ def test_hgq_training_is_deterministic(hgq_config, tiny_sample, tmp_path):
     from trigger_ml.training import train
 
     config = load_model_config(TINY_HGQ_MODEL.replace("epochs=4", "epochs=1") + ",training.float_twin=false")
-    first = train(config, tiny_sample, tmp_path / "a", log=False)
-    second = train(config, tiny_sample, tmp_path / "b", log=False)
+    first = train(config, tiny_sample, tmp_path / "a")
+    second = train(config, tiny_sample, tmp_path / "b")
     weights_a = first.load_model(config, "qkeras").get_weights()
     weights_b = second.load_model(config, "qkeras").get_weights()
     for wa, wb in zip(weights_a, weights_b, strict=True):

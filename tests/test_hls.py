@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_report(workspace, tiny_config, tiny_sample):
-    return ensure_hls(tiny_config, workspace, log=False)
+    return ensure_hls(tiny_config, workspace)
 
 
 def test_csim_is_bit_exact_and_permutation_invariant(tiny_report):
@@ -58,7 +58,7 @@ def test_report_and_project_are_complete(workspace, tiny_config, tiny_report):
 def test_current_project_is_reused(workspace, tiny_config, tiny_report):
     report_file = workspace.hls_dir(tiny_config.name) / "report.json"
     before = report_file.stat().st_mtime_ns
-    again = ensure_hls(tiny_config, workspace, log=False)
+    again = ensure_hls(tiny_config, workspace)
     assert report_file.stat().st_mtime_ns == before
     assert again == tiny_report
 
@@ -69,7 +69,7 @@ def test_a_lossy_pooling_type_is_caught_and_blamed(workspace, tiny_config, tiny_
         tiny_config.name + ",hls.precision_overrides={track_pool: {result: 'ufixed<8,3>'}}"
     )
     assert lossy.training_digest() == tiny_config.training_digest()
-    report = ensure_hls(lossy, workspace, log=False)
+    report = ensure_hls(lossy, workspace)
     fidelity = report["fidelity"]
     assert fidelity["csim_vs_qkeras_exact_fraction"] < 1.0
     assert fidelity["first_divergent_layer"]["layer"] == "track_pool"
@@ -78,8 +78,8 @@ def test_a_lossy_pooling_type_is_caught_and_blamed(workspace, tiny_config, tiny_
 
 def test_training_is_deterministic(workspace, tiny_config, tiny_sample, tmp_path):
     config = load_model_config(tiny_config.name.replace("epochs=4", "epochs=1"))
-    first = train(config, tiny_sample, tmp_path / "a", log=False)
-    second = train(config, tiny_sample, tmp_path / "b", log=False)
+    first = train(config, tiny_sample, tmp_path / "a")
+    second = train(config, tiny_sample, tmp_path / "b")
     for kind in ("qkeras", "float"):
         weights_a = first.load_model(config, kind).get_weights()
         weights_b = second.load_model(config, kind).get_weights()

@@ -24,7 +24,7 @@ tf.config.threading.set_inter_op_parallelism_threads(threads)
 from pathlib import Path
 from trigger_ml.config import load_model_config
 from trigger_ml.training import train
-train(load_model_config(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[4]), log=False)
+train(load_model_config(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[4]))
 """
 
 

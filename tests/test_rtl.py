@@ -140,7 +140,7 @@ def rtl_config():
 @pytest.fixture(scope="module")
 def rtl_section(workspace, tiny_sample, rtl_config):
     # No skip when Yosys is missing: build_rtl then fails, naming the install step.
-    return build_rtl(rtl_config, workspace, log=False)
+    return build_rtl(rtl_config, workspace)
 
 
 @pytest.mark.slow
@@ -190,7 +190,7 @@ def test_rtl_is_the_best_cost_without_vendor_reports(workspace, rtl_config, rtl_
 def test_rtl_rerun_is_cached(workspace, rtl_config, rtl_section):
     project = workspace.hls_dir(rtl_config.name)
     before = {p: p.stat().st_mtime_ns for p in (project / "report.json", project / RTL_SUBDIR / "stamp.json")}
-    assert build_rtl(rtl_config, workspace, log=False) == rtl_section
+    assert build_rtl(rtl_config, workspace) == rtl_section
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
@@ -208,5 +208,5 @@ def test_an_rtl_that_differs_from_the_csim_is_refused(workspace, rtl_config, rtl
         logits[7, 1] += 2.0**-12
         handle["logits_csim"][...] = logits
     with pytest.raises(TriggerMLError, match="differs from the C simulation on 1 of"):
-        build_rtl(rtl_config, copy, log=False)
+        build_rtl(rtl_config, copy)
     assert not (project / RTL_SUBDIR).exists()

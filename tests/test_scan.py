@@ -2,6 +2,7 @@
 LocalCluster (2 single-threaded worker processes) over a tiny Deep Set."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,7 @@ def test_example_spec_is_valid():
 
 def test_a_scan_of_invalid_points_only_records_them_and_needs_no_cluster(tmp_path):
     spec = ScanSpec(name="bad", base="dips-small", points=[{"reuse": 0}, {"colour": "red"}])
-    result = run_scan(spec, Workspace(tmp_path), scheduler="tcp://127.0.0.1:1", progress=False, log=False)
+    result = run_scan(spec, Workspace(tmp_path), scheduler="tcp://127.0.0.1:1")
     assert result.failed == 2 and result.comparison_dir is None
     assert json.loads((result.scan_dir / "summary.json").read_text())["counts"] == {
         "ok": 0,
@@ -147,7 +148,7 @@ def _files(root: Path) -> dict[Path, int]:
 def test_grid_scan_completes_then_a_rerun_skips_every_point(workspace, tiny_sample, cluster):
     # the grid folds the network (reuse 2), which only the analytic estimate costs
     spec = ScanSpec(name="tiny-grid", base=BASE, grid=GRID, cost_source="estimate")
-    result = run_scan(spec, workspace, scheduler=cluster.scheduler_address, progress=False, log=False)
+    result = run_scan(spec, workspace, scheduler=cluster.scheduler_address)
     assert [r["status"] for r in result.records] == ["ok"] * 4, [r.get("error") for r in result.records]
     out = scan_dir(workspace, "tiny-grid")
     assert sorted(p.stem for p in (out / "points").glob("*.json")) == sorted(r["key"] for r in result.records)
@@ -172,7 +173,7 @@ def test_grid_scan_completes_then_a_rerun_skips_every_point(workspace, tiny_samp
 
     # A rerun skips all four without reaching any cluster and creates or rewrites no result.
     before = _files(workspace.root)
-    again = run_scan(spec, workspace, scheduler="tcp://127.0.0.1:1", progress=False, log=False)
+    again = run_scan(spec, workspace, scheduler="tcp://127.0.0.1:1")
     assert [r["status"] for r in again.records] == ["skipped"] * 4
     assert "0 ok, 4 skipped (done in an earlier run), 0 failed" in again.summary_path.read_text()
     after = _files(workspace.root)
@@ -182,7 +183,7 @@ def test_grid_scan_completes_then_a_rerun_skips_every_point(workspace, tiny_samp
 
 
 @pytest.mark.slow
-def test_invalid_and_failing_points_are_recorded_while_the_others_finish(workspace, tiny_sample, capsys):
+def test_invalid_and_failing_points_are_recorded_while_the_others_finish(workspace, tiny_sample, caplog):
     spec = ScanSpec(
         name="tiny-errors",
         base=BASE,
@@ -193,7 +194,8 @@ def test_invalid_and_failing_points_are_recorded_while_the_others_finish(workspa
         ],
     )
     # The default engine: a LocalCluster started for the scan.
-    result = run_scan(spec, workspace, n_workers=1, progress=False)
+    with caplog.at_level(logging.INFO, logger="trigger_ml.scan"):
+        result = run_scan(spec, workspace, n_workers=1)
     invalid, ok, failing = result.records
     assert ok["status"] == "ok" and ok["row"]["exact_fraction"] == 1.0
     assert invalid["status"] == "failed" and "key 'hls.reuse_factor'" in invalid["error"]
@@ -208,7 +210,7 @@ def test_invalid_and_failing_points_are_recorded_while_the_others_finish(workspa
     assert "greater than or equal to 1" in summary and "nothing to train" in summary
     table = json.loads((result.comparison_dir / "table.json").read_text())
     assert [row["model"] for row in table["rows"]] == [ok["model"]]
-    assert "[scan] dashboard: http://127.0.0.1:" in capsys.readouterr().out
+    assert any(message.startswith("dashboard: http://127.0.0.1:") for message in caplog.messages)
 
 
 @pytest.mark.slow
@@ -223,12 +225,12 @@ def test_an_interrupted_scan_keeps_its_finished_points(workspace, tiny_sample, c
 
     monkeypatch.setattr(scan_module, "write_json_atomic", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        run_scan(spec, workspace, scheduler=cluster.scheduler_address, progress=False, log=False)
+        run_scan(spec, workspace, scheduler=cluster.scheduler_address)
     monkeypatch.undo()
     kept = list((scan_dir(workspace, "tiny-interrupted") / "points").glob("*.json"))
     assert len(kept) == 1 and json.loads(kept[0].read_text())["status"] == "ok"
 
-    result = run_scan(spec, workspace, scheduler=cluster.scheduler_address, progress=False, log=False)
+    result = run_scan(spec, workspace, scheduler=cluster.scheduler_address)
     statuses = {r["key"]: r["status"] for r in result.records}
     assert statuses.pop(kept[0].stem) == "skipped"
     assert set(statuses.values()) == {"ok"}

@@ -69,14 +69,12 @@ def test_significance_uses_stat_and_the_error_of_the_seed_mean():
 
 def test_seed_count_is_checked(workspace, tiny_config):
     with pytest.raises(UsageError, match="--seeds"):
-        compare([tiny_config], workspace, seeds=0, log=False)
+        compare([tiny_config], workspace, seeds=0)
 
 
 @pytest.mark.slow
 def test_compare_with_seeds_trains_each_seed_on_dask(workspace, tiny_config, tiny_sample):
-    out = compare(
-        [tiny_config], workspace, out_dir=workspace.root / "cmp-seeds", seeds=2, n_workers=2, log=False
-    )
+    out = compare([tiny_config], workspace, out_dir=workspace.root / "cmp-seeds", seeds=2, n_workers=2)
     row = json.loads((out / "table.json").read_text())["rows"][0]
     values = row["seed_values"]["rej_light_at_70"]
     assert row["n_seeds"] == 2 and len(values) == 2
@@ -88,7 +86,5 @@ def test_compare_with_seeds_trains_each_seed_on_dask(workspace, tiny_config, tin
     assert len(list(points.glob("*.json"))) == 2
     assert "± seeds" in (out / "table.md").read_text()
     # a rerun trains nothing: every seed is a cached scan point
-    again = compare(
-        [tiny_config], workspace, out_dir=workspace.root / "cmp-seeds", seeds=2, n_workers=2, log=False
-    )
+    again = compare([tiny_config], workspace, out_dir=workspace.root / "cmp-seeds", seeds=2, n_workers=2)
     assert json.loads((again / "table.json").read_text())["rows"][0] == row

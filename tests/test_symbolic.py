@@ -453,7 +453,7 @@ def test_distill_tiny_teacher(workspace, tiny_sample, monkeypatch):
     monkeypatch.setattr(backends, "pysr_status", lambda timeout: (False, "simulated: no Julia"))
     teacher = load_model_config(TEACHER)
     settings = load_symbolic_config(TINY_SEARCH)
-    report = distill(teacher, settings, workspace, log=False)
+    report = distill(teacher, settings, workspace)
     project = workspace.hls_dir(teacher.name + "-sr")
     assert report["model"] == teacher.name + "-sr"
     backend = report["symbolic"]["backend"]
@@ -507,12 +507,10 @@ def test_distill_tiny_teacher(workspace, tiny_sample, monkeypatch):
         assert (project / name).stat().st_size > 0
 
     # Cached: the same settings reuse the project; the compare row has every column.
-    assert distill(teacher, settings, workspace, log=False) == report
-    row, logits, classes = compare_row(TEACHER + "-sr", workspace, settings, log=False)
+    assert distill(teacher, settings, workspace) == report
+    row, logits, classes = compare_row(TEACHER + "-sr", workspace, settings)
     assert row["model"] == report["model"] and row["cost_source"].startswith("n/a (symbolic expressions")
-    row, logits, classes = compare_row(
-        TEACHER + "-sr", workspace, settings, log=False, cost_source="estimate"
-    )
+    row, logits, classes = compare_row(TEACHER + "-sr", workspace, settings, cost_source="estimate")
     assert row["model"] == report["model"] and row["cost_source"] == "estimate"
     assert row["auc_b_vs_light"] == report["metrics"]["csim"]["auc_b_vs_light"]
     assert logits.shape == (len(classes), 3)

@@ -70,7 +70,7 @@ def test_srds_names():
 def test_dense_teacher_is_refused(workspace):
     teacher = load_model_config("dense-small")
     with pytest.raises(UsageError, match="structure 'deepsets' needs a Deep Set teacher"):
-        distill(teacher, SymbolicConfig(structure="deepsets"), workspace, log=False)
+        distill(teacher, SymbolicConfig(structure="deepsets"), workspace)
 
 
 # --- φ_k ----------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def test_distill_tiny_deepset_teacher(workspace, tiny_sample, tiny_config, monke
     monkeypatch.setattr(backends, "pysr_status", lambda timeout: (False, "simulated: no Julia"))
     teacher = tiny_config
     settings = load_symbolic_config(TINY_SEARCH)
-    report = distill(teacher, settings, workspace, log=False)
+    report = distill(teacher, settings, workspace)
     name = teacher.name + "-srds"
     project = workspace.hls_dir(name)
     assert report["model"] == name and report["symbolic"]["structure"] == "deepsets"
@@ -201,8 +201,8 @@ def test_distill_tiny_deepset_teacher(workspace, tiny_sample, tiny_config, monke
     assert all(phi_values(phi, zero)[0] == 0 for phi in phis)
 
     # Cached; the compare row of <teacher>-srds.
-    assert distill(teacher, settings, workspace, log=False) == report
-    row, logits, classes = compare_row(name, workspace, settings, log=False)
+    assert distill(teacher, settings, workspace) == report
+    row, logits, classes = compare_row(name, workspace, settings)
     assert row["model"] == name and "Deep Set" in row["kind"]
     assert row["auc_b_vs_light"] == report["metrics"]["csim"]["auc_b_vs_light"]
     assert logits.shape == (len(classes), 3)

@@ -26,7 +26,10 @@ import numpy as np
 from trigger_ml.config import ModelConfig, PhysicsConfig
 from trigger_ml.errors import UsageError
 from trigger_ml.fileio import atomic_path, write_json_atomic, write_text_atomic
+from trigger_ml.logs import stage_logger
 from trigger_ml.workspace import Workspace
+
+logger = stage_logger("compare")
 
 NO_FIRMWARE = "no firmware"
 COLUMNS = (
@@ -105,7 +108,7 @@ PHYSICS_KEYS = (
 
 
 def model_row(
-    config: ModelConfig, ws: Workspace, log: bool = True, cost_source: str = DEFAULT_COST_SOURCE
+    config: ModelConfig, ws: Workspace, cost_source: str = DEFAULT_COST_SOURCE
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """One table row for ``config``, building what is missing; also its evaluation-sample logits
     and classes."""
@@ -120,7 +123,7 @@ def model_row(
         "config_sha256": config.digest(),
     }
     if config.hls.enabled:
-        report = ensure_hls(config, ws, log=log)
+        report = ensure_hls(config, ws)
         project = ws.hls_dir(config.name)
         evaluation = report["evaluation"]
         metrics = evaluation["metrics"][FIRMWARE]
@@ -130,8 +133,8 @@ def model_row(
         row.update(cost_columns(project, cost_source))
         path, kind = project / PREDICTIONS_FILE, FIRMWARE
     else:
-        run = ensure_trained(config, ws, log=log)
-        evaluation, path = evaluate_float_reference(config, run, ensure_evaluation_data(config, ws, log), log)
+        run = ensure_trained(config, ws)
+        evaluation, path = evaluate_float_reference(config, run, ensure_evaluation_data(config, ws))
         metrics = evaluation["metrics"]["float"]
         row["n_params"] = run.metrics["n_params"]["float"]
         row["exact_fraction"] = NO_FIRMWARE
@@ -281,7 +284,6 @@ def compare(
     configs: list[ModelConfig | str],
     ws: Workspace,
     out_dir: Path | None = None,
-    log: bool = True,
     cost_source: str = DEFAULT_COST_SOURCE,
     seeds: int = 1,
     scheduler: str | None = None,
@@ -303,26 +305,23 @@ def compare(
     check_seed_count(seeds)
     networks = [c for c in configs if not isinstance(c, str)]
     seed_rows = (
-        train_seeds(networks, seeds, ws, cost_source, scheduler, n_workers, log)
-        if seeds > 1 and networks
-        else {}
+        train_seeds(networks, seeds, ws, cost_source, scheduler, n_workers) if seeds > 1 and networks else {}
     )
 
     out_dir = out_dir or ws.root / "comparison"
     rows, curves = [], {}
     for config in configs:
-        if log:
-            print(f"[compare] {config if isinstance(config, str) else config.name}", flush=True)
+        logger.info(config if isinstance(config, str) else config.name)
         if isinstance(config, str):
             from trigger_ml.physics import light_rejection_uncertainties
 
-            row, logits, classes = compare_row(config, ws, log=log, cost_source=cost_source)
+            row, logits, classes = compare_row(config, ws, cost_source=cost_source)
             # a symbolic model's logits are (D, 0, 0): its D_b is D whatever f_c
             row.update(light_rejection_uncertainties(logits, classes, PhysicsConfig().f_c))
             row["physics_sample"] = f"test split ({len(classes)} jets)"
             row["n_seeds"] = 1
         else:
-            row, logits, classes = model_row(config, ws, log=log, cost_source=cost_source)
+            row, logits, classes = model_row(config, ws, cost_source=cost_source)
             del row["predictions"]
             row.update(spread(seed_rows.get(config.name, [row])))
             row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])

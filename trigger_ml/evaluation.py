@@ -15,7 +15,6 @@ evaluation-<sample sha256[:16]>.h5`` plus ``.json``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
+from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import CLASS_NAMES, light_rejection_uncertainties, tagging_metrics
 
 PREDICTIONS_FILE = "evaluation_predictions.h5"
@@ -32,6 +32,8 @@ CSIM_CHECK_JETS = 2000
 """Evaluation jets on which every build runs the C simulation beside the emulator."""
 
 FIRMWARE = "firmware"
+
+logger = stage_logger("evaluate")
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,6 @@ def evaluate_firmware(
     program: list[dict[str, Any]] | None,
     sample_path: Path,
     out_dir: Path,
-    log: bool = True,
 ) -> dict[str, Any]:
     """The report's ``evaluation`` section of a firmware model; writes ``PREDICTIONS_FILE``
     into ``out_dir``. ``program`` is the checked firmware program (None: C simulation)."""
@@ -104,11 +105,10 @@ def evaluate_firmware(
     check: dict[str, Any] = {"n_jets": 0, "emulator_vs_csim_exact_fraction": None}
     logits_firmware = None
     if program is not None:
-        if log:
-            print(f"[evaluate] {config.name}: emulating the firmware on {len(x)} evaluation jets", flush=True)
-        start = time.perf_counter()
-        emulated = run_program(program, x)
-        seconds = time.perf_counter() - start
+        logger.info(f"{config.name}: emulating the firmware on {len(x)} evaluation jets")
+        with timed() as clock:
+            emulated = run_program(program, x)
+        seconds = clock.seconds
         n_check = min(CSIM_CHECK_JETS, len(x))
         same = np.all(emulated[:n_check] == csim_predict(hls_model, x[:n_check]), axis=1)
         check = {"n_jets": int(n_check), "emulator_vs_csim_exact_fraction": float(same.mean())}
@@ -122,15 +122,12 @@ def evaluate_firmware(
     else:
         section["evaluated_by_reason"] = "no exact firmware program (see fidelity.emulator.reason)"
     if logits_firmware is None:
-        if log:
-            print(
-                f"[evaluate] {config.name}: C simulation of {len(x)} evaluation jets "
-                f"({section['evaluated_by_reason']})",
-                flush=True,
-            )
-        start = time.perf_counter()
-        logits_firmware = csim_predict(hls_model, x)
-        seconds = time.perf_counter() - start
+        logger.info(
+            f"{config.name}: C simulation of {len(x)} evaluation jets ({section['evaluated_by_reason']})"
+        )
+        with timed() as clock:
+            logits_firmware = csim_predict(hls_model, x)
+        seconds = clock.seconds
         section["evaluated_by"] = "C simulation"
     section["csim_check"] = check
     section["firmware_jets_per_s"] = float(len(x) / seconds) if seconds > 0 else None
@@ -161,9 +158,7 @@ def read_predictions(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
         return handle[f"logits_{kind}"][()].astype(np.float64), handle["classes"][()]
 
 
-def evaluate_float_reference(
-    config: ModelConfig, run: Any, sample_path: Path, log: bool = True
-) -> tuple[dict[str, Any], Path]:
+def evaluate_float_reference(config: ModelConfig, run: Any, sample_path: Path) -> tuple[dict[str, Any], Path]:
     """The ``evaluation`` section of a physics-only float model and its predictions file, kept
     in the run directory and keyed by the evaluation sample's hash."""
     sha = sha256_of_file(sample_path)
@@ -173,8 +168,7 @@ def evaluate_float_reference(
         section = read_json(json_path)
         if section.get("sha256") == sha:
             return section, h5_path
-    if log:
-        print(f"[evaluate] {config.name}: float model on the evaluation sample", flush=True)
+    logger.info(f"{config.name}: float model on the evaluation sample")
     sample = load_evaluation_sample(config, run, sample_path)
     logits = reference_logits(config, run, sample)
     section = {

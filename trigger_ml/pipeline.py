@@ -15,7 +15,11 @@ from trigger_ml.config import ModelConfig
 from trigger_ml.data.generate import GeneratorSettings, generate_sample
 from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_file
+from trigger_ml.logs import stage_logger
 from trigger_ml.workspace import Workspace
+
+_data_logger = stage_logger("data")
+_hls_logger = stage_logger("hls")
 
 REQUIRED_SAMPLE_SETTINGS = ("process", "n_jets", "seed", "jets_per_shard")
 """SampleConfig fields every sample sets; ``detector`` becomes the DetectorModel; every other
@@ -47,24 +51,23 @@ def evaluation_settings(config: ModelConfig) -> GeneratorSettings:
     return replace(generator_settings(config), n_jets=e.n_jets, seed=e.seed, jets_per_shard=e.jets_per_shard)
 
 
-def _generate(settings: GeneratorSettings, ws: Workspace, log: bool) -> Path:
+def _generate(settings: GeneratorSettings, ws: Workspace) -> Path:
     workers = int(os.environ.get("TRIGGER_ML_WORKERS", "0")) or None
-    return generate_sample(settings, ws.data_dir, n_workers=workers, progress=log)
+    return generate_sample(settings, ws.data_dir, n_workers=workers)
 
 
-def ensure_data(config: ModelConfig, ws: Workspace, log: bool = True) -> Path:
+def ensure_data(config: ModelConfig, ws: Workspace) -> Path:
     """The jets.h5 of the model's sample, generated with all cores if it is not there yet."""
-    return _generate(generator_settings(config), ws, log)
+    return _generate(generator_settings(config), ws)
 
 
-def ensure_evaluation_data(config: ModelConfig, ws: Workspace, log: bool = True) -> Path:
+def ensure_evaluation_data(config: ModelConfig, ws: Workspace) -> Path:
     """The jets.h5 of the model's evaluation sample, generated with all cores if it is not there yet."""
-    if log and not evaluation_data_exists(config, ws):
-        print(
-            f"[data] evaluation sample: {config.evaluation.n_jets} jets, seed {config.evaluation.seed}",
-            flush=True,
+    if not evaluation_data_exists(config, ws):
+        _data_logger.info(
+            f"evaluation sample: {config.evaluation.n_jets} jets, seed {config.evaluation.seed}"
         )
-    return _generate(evaluation_settings(config), ws, log)
+    return _generate(evaluation_settings(config), ws)
 
 
 def evaluation_data_exists(config: ModelConfig, ws: Workspace) -> bool:
@@ -73,14 +76,14 @@ def evaluation_data_exists(config: ModelConfig, ws: Workspace) -> bool:
     return (sample_dir(evaluation_settings(config), ws.data_dir) / "jets.h5").is_file()
 
 
-def ensure_trained(config: ModelConfig, ws: Workspace, log: bool = True) -> Any:
+def ensure_trained(config: ModelConfig, ws: Workspace) -> Any:
     from trigger_ml.training import train
 
-    data_path = ensure_data(config, ws, log)
-    return train(config, data_path, ws.run_dir(config.name, config.training_digest()), log=log)
+    data_path = ensure_data(config, ws)
+    return train(config, data_path, ws.run_dir(config.name, config.training_digest()))
 
 
-def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool = False) -> dict[str, Any]:
+def ensure_hls(config: ModelConfig, ws: Workspace, force: bool = False) -> dict[str, Any]:
     """Train if needed, then build ``hls_projects/<model>/`` unless it is current."""
     from trigger_ml.fileio import read_json
     from trigger_ml.hls.stage import REPORT_FORMAT, build_hls_project, is_current
@@ -90,9 +93,9 @@ def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool
             f"{config.name} is a physics-only reference (hls.enabled: false): it has no firmware",
             f"use `trigger-ml train {config.name}`",
         )
-    run = ensure_trained(config, ws, log)
-    data_path = ensure_data(config, ws, log=False)
-    evaluation_path = ensure_evaluation_data(config, ws, log)
+    run = ensure_trained(config, ws)
+    data_path = ensure_data(config, ws)
+    evaluation_path = ensure_evaluation_data(config, ws)
     project_dir = ws.hls_dir(config.name)
     if not force and is_current(
         project_dir,
@@ -102,7 +105,6 @@ def ensure_hls(config: ModelConfig, ws: Workspace, log: bool = True, force: bool
         sha256_of_file(evaluation_path),
         config.training_digest(),
     ):
-        if log:
-            print(f"[hls] {config.name}: {project_dir} is current; nothing to do", flush=True)
+        _hls_logger.info(f"{config.name}: {project_dir} is current; nothing to do")
         return read_json(project_dir / "report.json")
-    return build_hls_project(config, run, data_path, project_dir, evaluation_path, log=log)
+    return build_hls_project(config, run, data_path, project_dir, evaluation_path)

@@ -21,7 +21,6 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,12 +41,15 @@ from trigger_ml.cost.sections import best_cost
 from trigger_ml.cost.yosys import rtl_section, run_yosys, xilinx_family
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
+from trigger_ml.logs import stage_logger, timed
 from trigger_ml.workspace import Workspace
 
 if TYPE_CHECKING:
     from da4ml.codegen import VerilogModel
 
     from trigger_ml.training import TrainedRun
+
+logger = stage_logger("rtl")
 
 RTL_SUBDIR = "rtl"
 TOP = "myproject"
@@ -144,9 +146,7 @@ def _store_in_report(project_dir: Path, section: dict[str, Any], summary: dict[s
     write_text_atomic(project_dir / "report.md", markdown_report(report))
 
 
-def build_rtl(
-    config: ModelConfig, workspace: Workspace, log: bool = True, verilate: bool = False
-) -> dict[str, Any]:
+def build_rtl(config: ModelConfig, workspace: Workspace, verilate: bool = False) -> dict[str, Any]:
     """The ``rtl`` cost section of ``config``'s HLS project (built first if needed).
 
     Writes ``hls_projects/<model>/rtl/`` atomically: the da4ml Verilog project (``src/``,
@@ -163,13 +163,12 @@ def build_rtl(
 
     check_rtl_supported(config)
     version = da4ml_version()
-    report = ensure_hls(config, workspace, log=log)
+    report = ensure_hls(config, workspace)
     project_dir = workspace.hls_dir(config.name)
     rtl_dir = project_dir / RTL_SUBDIR
     stored = _stored_section(rtl_dir, report, verilate)
     if stored is not None:
-        if log:
-            print(f"[rtl] {config.name}: {rtl_dir} is current; nothing to do", flush=True)
+        logger.info(f"{config.name}: {rtl_dir} is current; nothing to do")
         if (report.get("cost") or {}).get("sources", {}).get("rtl") != stored:
             _store_in_report(project_dir, stored, read_json(rtl_dir / SUMMARY))
         return stored
@@ -184,23 +183,21 @@ def build_rtl(
         )
     family = xilinx_family(config.hls.part)
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    run = ensure_trained(config, workspace, log=False)
-    with h5py.File(project_dir / "csim_predictions.h5", "r") as handle:
-        test_index = handle["test_index"][()]
-        logits_csim = handle["logits_csim"][()].astype(np.float64)
-    x_test = _test_inputs(config, run, ensure_data(config, workspace, log=False), test_index)
-    pipeline = load_pipeline(pipeline_file)
-    n_stages = len(pipeline.solutions)
-    multipliers = sum(
-        op.opcode == VARIABLE_PRODUCT_OPCODE for stage in pipeline.solutions for op in stage.ops
-    )
-    cutoff = config.hls.clock_period_ns * ADDER_LEVELS_PER_NS
-    timings["prepare_s"] = time.perf_counter() - start
+    with timed(timings, "prepare_s"):
+        run = ensure_trained(config, workspace)
+        with h5py.File(project_dir / "csim_predictions.h5", "r") as handle:
+            test_index = handle["test_index"][()]
+            logits_csim = handle["logits_csim"][()].astype(np.float64)
+        x_test = _test_inputs(config, run, ensure_data(config, workspace), test_index)
+        pipeline = load_pipeline(pipeline_file)
+        n_stages = len(pipeline.solutions)
+        multipliers = sum(
+            op.opcode == VARIABLE_PRODUCT_OPCODE for stage in pipeline.solutions for op in stage.ops
+        )
+        cutoff = config.hls.clock_period_ns * ADDER_LEVELS_PER_NS
 
-    start = time.perf_counter()
-    logits_rtl = pipeline_predict(pipeline, x_test)
-    timings["software_model_s"] = time.perf_counter() - start
+    with timed(timings, "software_model_s"):
+        logits_rtl = pipeline_predict(pipeline, x_test)
     same = np.all(logits_rtl == logits_csim, axis=1)
     if not same.all():
         raise TriggerMLError(
@@ -210,18 +207,15 @@ def build_rtl(
         )
 
     with atomic_path(rtl_dir) as tmp:
-        if log:
-            print(f"[rtl] {config.name}: writing Verilog ({n_stages} pipeline stages)", flush=True)
+        logger.info(f"{config.name}: writing Verilog ({n_stages} pipeline stages)")
         rtl_model = VerilogModel(
             pipeline, TOP, tmp, part_name=config.hls.part, clock_period=config.hls.clock_period_ns
         )
         verilator_exact = None
         if verilate:
-            if log:
-                print(f"[rtl] {config.name}: Verilator simulation of {len(x_test)} test jets", flush=True)
-            start = time.perf_counter()
-            logits_sim = verilator_predict(rtl_model, x_test)
-            timings["verilator_s"] = time.perf_counter() - start
+            logger.info(f"{config.name}: Verilator simulation of {len(x_test)} test jets")
+            with timed(timings, "verilator_s"):
+                logits_sim = verilator_predict(rtl_model, x_test)
             verilated = np.all(logits_sim == logits_csim, axis=1)
             if not verilated.all():
                 raise TriggerMLError(
@@ -235,10 +229,7 @@ def build_rtl(
             rtl_model.write()
         sources = sorted(str(p.relative_to(tmp)) for p in (tmp / "src" / "static").glob("*.v"))
         sources += [f"src/{TOP}_stage{i}.v" for i in range(n_stages)] + [f"src/{TOP}.v"]
-        if log:
-            print(
-                f"[rtl] {config.name}: Yosys synth_xilinx -family {family} (no place and route)", flush=True
-            )
+        logger.info(f"{config.name}: Yosys synth_xilinx -family {family} (no place and route)")
         counts = run_yosys(
             tmp, sources, TOP, family, failed_log=project_dir / "rtl_yosys_failed.log", dsp=multipliers > 0
         )
@@ -281,10 +272,8 @@ def build_rtl(
             },
         )
     _store_in_report(project_dir, section, summary)
-    if log:
-        print(
-            f"[rtl] {config.name}: LUT {counts['LUT']}, FF {counts['FF']}, CARRY {counts['CARRY']}, "
-            f"DSP {counts['DSP']}, latency {section['latency_cycles']['max']} cycles (Yosys {counts['seconds']:.0f} s)",
-            flush=True,
-        )
+    logger.info(
+        f"{config.name}: LUT {counts['LUT']}, FF {counts['FF']}, CARRY {counts['CARRY']}, "
+        f"DSP {counts['DSP']}, latency {section['latency_cycles']['max']} cycles (Yosys {counts['seconds']:.0f} s)"
+    )
     return section

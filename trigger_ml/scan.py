@@ -27,7 +27,6 @@ import os
 import shutil
 import signal
 import threading
-import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,8 +46,11 @@ from trigger_ml.config import (
 )
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json, sha256_of_obj, write_json_atomic, write_text_atomic
+from trigger_ml.logs import Stopwatch, progress_bar, shows_progress, stage_logger
 from trigger_ml.schema import StrictModel
 from trigger_ml.workspace import Workspace
+
+logger = stage_logger("scan")
 
 Stages = Literal["hls", "train"]
 
@@ -243,7 +245,7 @@ def _train_row(config: ModelConfig, ws: Workspace) -> dict[str, Any]:
     from trigger_ml.physics import light_rejection_uncertainties
     from trigger_ml.pipeline import ensure_trained
 
-    run = ensure_trained(config, ws, log=False)
+    run = ensure_trained(config, ws)
     kind = "qkeras" if config.quantization.enabled else "float"
     metrics = run.metrics["models"][kind]
     row: dict[str, Any] = {
@@ -281,9 +283,10 @@ def run_point(
     Never raises for a failure of the point itself: the error is returned as a one-line
     ``error`` (and the ``traceback``), so it is recorded and the other points go on.
     ``after`` is the record of a point that must finish first (same training run directory).
+    It runs in a worker process, whose logging nobody configures: its stages print nothing.
     """
     del after  # only orders the tasks
-    start = time.perf_counter()
+    clock = Stopwatch()
     run_dir = ws.run_dir(config.name, config.training_digest())
     firmware = stages == "hls" and config.hls.enabled
     marker = ws.hls_dir(config.name) / "report.json" if firmware else run_dir / "metrics.json"
@@ -304,7 +307,7 @@ def run_point(
         else:
             from trigger_ml.compare import model_row
 
-            record["row"] = model_row(config, ws, log=False, cost_source=cost_source)[0]
+            record["row"] = model_row(config, ws, cost_source=cost_source)[0]
             predictions = record["row"].pop("predictions")
             curve = (Path(predictions["path"]), predictions["logits"])
         record["curve"] = {"path": str(curve[0].relative_to(ws.root)), "logits": curve[1]}
@@ -316,7 +319,7 @@ def run_point(
         record["error"] = _one_line(error)
         record["traceback"] = traceback.format_exc()
     record["pipeline_cached"] = before is not None and before == _mtime(marker)
-    record["duration_s"] = round(time.perf_counter() - start, 3)
+    record["duration_s"] = round(clock.seconds, 3)
     record["host"] = os.uname().nodename
     return record
 
@@ -415,7 +418,7 @@ def _sigint_ignored_by_children() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _generate_samples(spec: ScanSpec, points: list[ScanPoint], ws: Workspace, log: bool) -> None:
+def _generate_samples(spec: ScanSpec, points: list[ScanPoint], ws: Workspace) -> None:
     """Generate every sample the points need here, in the client, before any task runs.
 
     The generator uses a multiprocessing pool, which a (daemonic) Dask worker cannot start,
@@ -436,9 +439,9 @@ def _generate_samples(spec: ScanSpec, points: list[ScanPoint], ws: Workspace, lo
         if spec.stages == "hls":
             evaluation_samples.setdefault(evaluation_settings(point.config), point.config)
     for config in samples.values():
-        ensure_data(config, ws, log=log)
+        ensure_data(config, ws)
     for config in evaluation_samples.values():
-        ensure_evaluation_data(config, ws, log=log)
+        ensure_evaluation_data(config, ws)
 
 
 def _run_points(
@@ -448,20 +451,17 @@ def _run_points(
     points_dir: Path,
     scheduler: str | None,
     n_workers: int | None,
-    progress: bool,
-    log: bool,
 ) -> dict[str, dict[str, Any]]:
     """Submit the points, write each result file the moment its task finishes."""
     from dask.distributed import as_completed
-    from tqdm import tqdm
 
     done: dict[str, dict[str, Any]] = {}
     with dask_client(scheduler, n_workers) as client:
-        if log:
+        if shows_progress(logger):
             workers = len(client.scheduler_info(n_workers=-1)["workers"])
             waiting = "" if workers else " (the tasks wait for workers to join)"
-            print(f"[scan] {spec.name}: {len(todo)} point(s) on {workers} worker(s){waiting}", flush=True)
-            print(f"[scan] dashboard: {client.dashboard_link}", flush=True)
+            logger.info(f"{spec.name}: {len(todo)} point(s) on {workers} worker(s){waiting}")
+            logger.info(f"dashboard: {client.dashboard_link}")
         futures, owner, last_by_run = [], {}, {}
         for point in todo:
             assert point.config is not None
@@ -480,8 +480,7 @@ def _run_points(
             last_by_run[run_dir] = future
             owner[future.key] = point
             futures.append(future)
-        bar = tqdm(total=len(futures), desc=f"scan {spec.name}", unit="point", disable=not progress)
-        with bar:
+        with progress_bar(logger, total=len(futures), desc=f"scan {spec.name}", unit="point") as bar:
             for future in as_completed(futures):
                 point = owner[future.key]
                 try:
@@ -496,11 +495,10 @@ def _run_points(
                 write_json_atomic(points_dir / f"{point.key}.json", record)
                 done[point.key] = record
                 bar.update()
-                if log:
-                    detail = record["error"] or ("cached" if record.get("pipeline_cached") else "")
-                    duration = record.get("duration_s")
-                    took = f"{duration:.1f} s" if duration is not None else "-"
-                    bar.write(f"[scan] {record['status']:<6} {took:>8}  {point.label}  {detail}".rstrip())
+                detail = record["error"] or ("cached" if record.get("pipeline_cached") else "")
+                duration = record.get("duration_s")
+                took = f"{duration:.1f} s" if duration is not None else "-"
+                logger.info(f"{record['status']:<6} {took:>8}  {point.label}  {detail}".rstrip())
     return done
 
 
@@ -612,8 +610,6 @@ def run_scan(
     scheduler: str | None = None,
     n_workers: int | None = None,
     with_models: Sequence[str] = (),
-    progress: bool = True,
-    log: bool = True,
 ) -> ScanResult:
     """Run every point of ``spec`` not yet done on Dask, then aggregate the scan.
 
@@ -622,7 +618,7 @@ def run_scan(
     workers must see ``ws.root`` at the same path. ``with_models`` are extra models (zoo
     names with optional overrides) run the same way and added to the comparison.
     """
-    start = time.perf_counter()
+    clock = Stopwatch()
     out = scan_dir(ws, spec.name)
     points_dir = out / "points"
     points = expand_points(spec, with_models)
@@ -637,19 +633,17 @@ def run_scan(
             records[point.key] = {**previous, **_base_record(spec, point), "status": "skipped"}
         else:
             todo.append(point)
-    if log:
-        invalid = [point for point in points if point.config is None]
-        skipped = len(points) - len(todo) - len(invalid)
-        print(
-            f"[scan] {spec.name}: {len(points)} point(s): {len(todo)} to run, "
-            f"{skipped} done before (skipped), {len(invalid)} invalid",
-            flush=True,
-        )
-        for point in invalid:
-            print(f"[scan] invalid: {point.label}: {point.error}", flush=True)
+    invalid = [point for point in points if point.config is None]
+    skipped = len(points) - len(todo) - len(invalid)
+    logger.info(
+        f"{spec.name}: {len(points)} point(s): {len(todo)} to run, "
+        f"{skipped} done before (skipped), {len(invalid)} invalid"
+    )
+    for point in invalid:
+        logger.info(f"invalid: {point.label}: {point.error}")
     if todo:
-        _generate_samples(spec, todo, ws, log)
-        records.update(_run_points(spec, todo, ws, points_dir, scheduler, n_workers, progress, log))
+        _generate_samples(spec, todo, ws)
+        records.update(_run_points(spec, todo, ws, points_dir, scheduler, n_workers))
     ordered = [records[point.key] for point in points]
     finished = [r for r in ordered if r["status"] in ("ok", "skipped")]
     comparison_dir: Path | None = None
@@ -662,7 +656,7 @@ def run_scan(
         fronts = write_comparison(rows, _curves(finished, ws), f_c, comparison_dir, labels, spec.cost_source)
     else:  # a comparison left by an earlier run would no longer describe this one
         shutil.rmtree(out / "comparison", ignore_errors=True)
-    wall = time.perf_counter() - start
+    wall = clock.seconds
     result = ScanResult(out, ordered, comparison_dir)
     write_json_atomic(
         out / "summary.json",

@@ -52,7 +52,6 @@ def train_seeds(
     cost_source: str,
     scheduler: str | None = None,
     n_workers: int | None = None,
-    log: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
     """Build every model with ``n_seeds`` training seeds as one scan on Dask; returns, per
     model name, the comparison rows of its seeds (its own seed first)."""
@@ -68,7 +67,7 @@ def train_seeds(
         points=[{}],  # the first model itself; the rest join as `with` models
         cost_source=cost_source,
     )
-    result = run_scan(scan, ws, scheduler, n_workers, with_models=every[1:], progress=log, log=log)
+    result = run_scan(scan, ws, scheduler, n_workers, with_models=every[1:])
     by_model = {record["model"]: record for record in result.records}
     failed = [r for r in result.records if r["status"] not in ("ok", "skipped")]
     if failed:

@@ -18,7 +18,6 @@ The same configuration, data and seed give the same weights (op determinism is e
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +29,12 @@ from trigger_ml.config import ModelConfig
 from trigger_ml.data.dataset import FeatureScaling, PreparedData, model_inputs, prepare, read_sample
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
+from trigger_ml.logs import shows_progress, stage_logger, timed
 from trigger_ml.models import build_model, count_parameters
 from trigger_ml.numerics import numerics_record
 from trigger_ml.physics import tagging_metrics
+
+logger = stage_logger("train")
 
 MODEL_KINDS = ("qkeras", "float")
 
@@ -205,7 +207,7 @@ def _pruning_metrics(config: ModelConfig, model: tf.keras.Model, n_train: int) -
     }
 
 
-def _fit(config: ModelConfig, data: PreparedData, quantized: bool, log: bool) -> tuple[tf.keras.Model, dict]:
+def _fit(config: ModelConfig, data: PreparedData, quantized: bool) -> tuple[tf.keras.Model, dict]:
     t = config.training
     seed_everything(t.seed)
     hgq = quantized and config.quantization.is_hgq
@@ -249,7 +251,7 @@ def _fit(config: ModelConfig, data: PreparedData, quantized: bool, log: bool) ->
         batch_size=t.batch_size,
         shuffle=True,
         callbacks=callbacks,
-        verbose=2 if log else 0,
+        verbose=2 if shows_progress(logger) else 0,  # one line per epoch
     )
     if prune:
         model = _strip_pruning(model)
@@ -258,17 +260,17 @@ def _fit(config: ModelConfig, data: PreparedData, quantized: bool, log: bool) ->
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True) -> TrainedRun:
+def train(config: ModelConfig, data_path: Path, run_dir: Path) -> TrainedRun:
     """Train (or reuse) the run of ``config`` on ``data_path``; returns the finished run."""
     if (run_dir / "metrics.json").is_file():
+        logger.debug(f"{config.name}: {run_dir} is current")
         return TrainedRun(run_dir)
     if not config.quantization.enabled and not config.training.float_twin:
         raise TriggerMLError(f"{config.name}: nothing to train", "enable quantization or training.float_twin")
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    sample = read_sample(data_path)
-    data = prepare(sample, config)
-    timings["prepare_s"] = time.perf_counter() - start
+    with timed(timings, "prepare_s"):
+        sample = read_sample(data_path)
+        data = prepare(sample, config)
 
     trained: dict[str, tf.keras.Model] = {}
     histories: dict[str, dict] = {}
@@ -279,11 +281,9 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path, log: bool = True)
         or (kind == "float" and config.training.float_twin)
     ]
     for kind in kinds:
-        if log:
-            print(f"[train] {config.name}: fitting the {kind} model", flush=True)
-        start = time.perf_counter()
-        trained[kind], histories[kind] = _fit(config, data, quantized=(kind == "qkeras"), log=log)
-        timings[f"fit_{kind}_s"] = time.perf_counter() - start
+        logger.info(f"{config.name}: fitting the {kind} model")
+        with timed(timings, f"fit_{kind}_s"):
+            trained[kind], histories[kind] = _fit(config, data, quantized=(kind == "qkeras"))
 
     f_c = config.physics.f_c
     logits = {}

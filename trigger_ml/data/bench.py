@@ -17,11 +17,11 @@ import math
 import os
 import resource
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from trigger_ml.data.generate import GeneratorSettings, generate_sample, time_shard
+from trigger_ml.logs import timed
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,9 @@ def run_benchmark(n_jets: int, n_workers: int, seed: int = 1) -> BenchResult:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     own = resource.getrusage(resource.RUSAGE_SELF)
     with tempfile.TemporaryDirectory(prefix="trigger-ml-bench-") as tmp:
-        start = time.perf_counter()
-        generate_sample(settings, Path(tmp), n_workers=n_workers, progress=False)
-        wall = time.perf_counter() - start
+        with timed() as clock:
+            generate_sample(settings, Path(tmp), n_workers=n_workers)
+        wall = clock.seconds
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     own_after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = sum(

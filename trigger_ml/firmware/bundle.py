@@ -43,10 +43,13 @@ from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import atomic_path, dump_json, read_json, sha256_of_file
 from trigger_ml.firmware import verifier
 from trigger_ml.firmware.interface import Interface, read_interface
+from trigger_ml.logs import stage_logger
 from trigger_ml.workspace import Workspace
 
 if TYPE_CHECKING:
     from trigger_ml.data.dataset import FeatureScaling
+
+logger = stage_logger("firmware")
 
 DEFAULT_N_VECTORS = 1000
 PROJECT_NAME = "myproject"
@@ -469,7 +472,6 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
 def build_bundle(
     config: ModelConfig,
     workspace: Workspace,
-    log: bool = True,
     n_vectors: int = DEFAULT_N_VECTORS,
     verify: bool = True,
 ) -> Path:
@@ -485,8 +487,7 @@ def build_bundle(
         raise UsageError(f"the number of test vectors must be at least 1, got {n_vectors}")
 
     def say(message: str) -> None:
-        if log:
-            print(f"[firmware] {config.name}: {message}", flush=True)
+        logger.info(f"{config.name}: {message}")
 
     src = _locate(config, workspace)
     workspace.firmware_dir.mkdir(parents=True, exist_ok=True)

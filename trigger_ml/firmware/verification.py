@@ -9,6 +9,9 @@ from typing import Any
 
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.firmware import verifier
+from trigger_ml.logs import stage_logger
+
+logger = stage_logger("verify")
 
 
 @dataclass(frozen=True)
@@ -30,16 +33,14 @@ class VerifyResult:
         )
 
 
-def verify_bundle(path: Path, log: bool = True) -> VerifyResult:
+def verify_bundle(path: Path) -> VerifyResult:
     """Verify a bundle directory or ``.tar.gz`` (see ``verify.py``); raise TriggerMLError naming
     the first bad file or test vector."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path} does not exist", "pass a firmware/<model>-<id> directory or its .tar.gz")
     try:
-        result = verifier.verify(
-            path, log=(lambda message: print(f"[verify] {message}", flush=True)) if log else None
-        )
+        result = verifier.verify(path, log=logger.info)
     except verifier.BundleError as error:
         raise TriggerMLError(
             f"{path}: {error}",

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 from trigger_ml.config import load_model_config
 from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.logs import configure, timed
 from trigger_ml.workspace import Workspace
 
 
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", nargs="?", default="dips-small")
     parser.add_argument("--jets", type=int, default=None, help="jets (default: the whole evaluation sample)")
     args = parser.parse_args(argv)
+    configure()  # the HLS stage's progress lines, as `trigger-ml hls` prints them
     try:
         return _bench(args.model, args.jets)
     except TriggerMLError as error:
@@ -45,8 +46,8 @@ def _bench(spec: str, n_jets: int | None) -> int:
     config = load_model_config(spec)
     ws = Workspace.default()
     ensure_hls(config, ws)
-    run = ensure_trained(config, ws, log=False)
-    x = load_evaluation_sample(config, run, ensure_evaluation_data(config, ws, log=False)).inputs
+    run = ensure_trained(config, ws)
+    x = load_evaluation_sample(config, run, ensure_evaluation_data(config, ws)).inputs
     if n_jets is not None:
         if n_jets < 1:
             raise UsageError(f"--jets must be at least 1 (got {n_jets})", "omit it for the whole sample")
@@ -56,12 +57,12 @@ def _bench(spec: str, n_jets: int | None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         hls_model = convert(model, config, os.path.join(tmp, "prj"))
         compile_csim(hls_model)
-        start = time.perf_counter()
-        csim = csim_predict(hls_model, x)
-        csim_s = time.perf_counter() - start
-    start = time.perf_counter()
-    emulated = emulate(ws.hls_dir(config.name), x)
-    emulator_s = time.perf_counter() - start
+        with timed() as clock:
+            csim = csim_predict(hls_model, x)
+        csim_s = clock.seconds
+    with timed() as clock:
+        emulated = emulate(ws.hls_dir(config.name), x)
+    emulator_s = clock.seconds
     same = np.all(emulated == csim, axis=1)
     print(f"{config.name}: {n_jets} jets, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     print(f"  hls4ml C simulation (predict): {n_jets / csim_s:12.0f} jets/s ({csim_s:.2f} s)")

@@ -237,17 +237,16 @@ def check_program(
     """The firmware program of a freshly converted model if the emulator reproduces the C
     simulation on every jet of ``x`` (else None), and the ``fidelity.emulator`` record:
     exact fraction, jets per second, or why there is no program."""
-    import time
-
     from trigger_ml.hls.program import NotAProgram, extract_program
+    from trigger_ml.logs import timed
 
     try:
         steps = extract_program(hls_model)
     except NotAProgram as error:
         return None, {"n_jets": 0, "emulator_vs_csim_exact_fraction": None, "reason": error.message}
-    start = time.perf_counter()
-    emulated = run_program(steps, x)
-    seconds = time.perf_counter() - start
+    with timed() as clock:
+        emulated = run_program(steps, x)
+    seconds = clock.seconds
     same = np.all(emulated == np.asarray(logits_csim, dtype=np.float64).reshape(len(x), -1), axis=1)
     record = {
         "n_jets": int(len(same)),

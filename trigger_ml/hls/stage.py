@@ -16,7 +16,6 @@ the conversion, the C simulation, the fidelity checks and the report all succeed
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +38,14 @@ from trigger_ml.hls.fidelity import (
     permutation_invariance,
 )
 from trigger_ml.hls.program import PROGRAM_FILE, program_document
+from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import tagging_metrics
 from trigger_ml.report import write_report
 from trigger_ml.training import TrainedRun
 
 PROJECT_SUBDIR = "hls4ml_prj"
+
+logger = stage_logger("hls")
 
 
 REPORT_FORMAT = 3
@@ -100,46 +102,35 @@ def build_hls_project(
     data_path: Path,
     project_dir: Path,
     evaluation_path: Path,
-    log: bool = True,
 ) -> dict[str, Any]:
     """Convert, compile, simulate and check the model of ``run``, then evaluate its firmware on
     the evaluation sample at ``evaluation_path``; returns report.json's content."""
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    sample = read_sample(data_path)
-    data = prepare(sample, config, scaling=run.scaling, jet_scaling=run.jet_scaling)
-    # The firmware must reproduce the QKeras model; a float model converted post-training
-    # (quantization disabled) is compared with itself in float.
-    reference = "qkeras" if config.quantization.enabled else "float"
-    x_test = model_inputs(data.inputs["test"], config)
-    classes = data.classes["test"]
-    valid = sample.tracks["valid"][data.indices["test"], : config.inputs.max_tracks].astype(bool)
-    model = run.load_model(config, reference)
-    logits_reference = model.predict(x_test, batch_size=4096, verbose=0).astype(np.float64)
-    stored = run.test_predictions()
-    timings["prepare_s"] = time.perf_counter() - start
+    with timed(timings, "prepare_s"):
+        sample = read_sample(data_path)
+        data = prepare(sample, config, scaling=run.scaling, jet_scaling=run.jet_scaling)
+        # The firmware must reproduce the QKeras model; a float model converted post-training
+        # (quantization disabled) is compared with itself in float.
+        reference = "qkeras" if config.quantization.enabled else "float"
+        x_test = model_inputs(data.inputs["test"], config)
+        classes = data.classes["test"]
+        valid = sample.tracks["valid"][data.indices["test"], : config.inputs.max_tracks].astype(bool)
+        model = run.load_model(config, reference)
+        logits_reference = model.predict(x_test, batch_size=4096, verbose=0).astype(np.float64)
+        stored = run.test_predictions()
 
     with atomic_path(project_dir) as tmp:
         tmp.mkdir()
-        if log:
-            print(
-                f"[hls] {config.name}: converting with hls4ml ({config.hls.backend}, {config.hls.io_type})",
-                flush=True,
-            )
-        start = time.perf_counter()
-        hls_model = convert(model, config, str(tmp / PROJECT_SUBDIR))
-        timings["convert_s"] = time.perf_counter() - start
-        if log:
-            print(f"[hls] {config.name}: compiling the C simulation with g++", flush=True)
-        start = time.perf_counter()
-        compile_csim(hls_model)
-        timings["compile_s"] = time.perf_counter() - start
+        logger.info(f"{config.name}: converting with hls4ml ({config.hls.backend}, {config.hls.io_type})")
+        with timed(timings, "convert_s"):
+            hls_model = convert(model, config, str(tmp / PROJECT_SUBDIR))
+        logger.info(f"{config.name}: compiling the C simulation with g++")
+        with timed(timings, "compile_s"):
+            compile_csim(hls_model)
 
-        if log:
-            print(f"[hls] {config.name}: C simulation of {len(x_test)} test jets", flush=True)
-        start = time.perf_counter()
-        logits_csim = csim_predict(hls_model, x_test)
-        timings["csim_s"] = time.perf_counter() - start
+        logger.info(f"{config.name}: C simulation of {len(x_test)} test jets")
+        with timed(timings, "csim_s"):
+            logits_csim = csim_predict(hls_model, x_test)
         same = exact_match(logits_csim, logits_reference)
         fidelity: dict[str, Any] = {
             "reference": reference,
@@ -151,20 +142,19 @@ def build_hls_project(
             "permutation_invariant_fraction": None,
         }
         if config.architecture.kind == "deepsets":
-            start = time.perf_counter()
-            fidelity.update(
-                permutation_invariance(hls_model, x_test, valid, logits_csim, seed=config.split.seed)
-            )
-            timings["permutation_s"] = time.perf_counter() - start
+            with timed(timings, "permutation_s"):
+                fidelity.update(
+                    permutation_invariance(hls_model, x_test, valid, logits_csim, seed=config.split.seed)
+                )
         if not same.all():
-            if log:
-                print(f"[hls] {config.name}: {int((~same).sum())} jets differ; tracing layers", flush=True)
-            start = time.perf_counter()
-            traced = convert(run.load_model(config, reference), config, str(tmp / "trace_prj"), trace=True)
-            compile_csim(traced)
-            fidelity["first_divergent_layer"] = blame_first_divergence(traced, model, x_test[~same])
-            shutil.rmtree(tmp / "trace_prj", ignore_errors=True)
-            timings["blame_s"] = time.perf_counter() - start
+            logger.info(f"{config.name}: {int((~same).sum())} jets differ; tracing layers")
+            with timed(timings, "blame_s"):
+                traced = convert(
+                    run.load_model(config, reference), config, str(tmp / "trace_prj"), trace=True
+                )
+                compile_csim(traced)
+                fidelity["first_divergent_layer"] = blame_first_divergence(traced, model, x_test[~same])
+                shutil.rmtree(tmp / "trace_prj", ignore_errors=True)
         make_relocatable(tmp / PROJECT_SUBDIR)
 
         f_c = config.physics.f_c
@@ -185,19 +175,17 @@ def build_hls_project(
         steps, fidelity["emulator"] = check_program(hls_model, np.asarray(x_test), logits_csim)
         if steps is not None:
             write_json_atomic(tmp / PROGRAM_FILE, program_document(steps))
-        start = time.perf_counter()
-        evaluation = evaluate_firmware(config, run, hls_model, steps, evaluation_path, tmp, log)
-        timings["evaluation_s"] = time.perf_counter() - start
-        cost = da4ml_cost_of(steps, config, np.asarray(x_test), logits_csim, tmp, log)
+        with timed(timings, "evaluation_s"):
+            evaluation = evaluate_firmware(config, run, hls_model, steps, evaluation_path, tmp)
+        cost = da4ml_cost_of(steps, config, np.asarray(x_test), logits_csim, tmp)
         if config.hls.strategy == "distributed_arithmetic":
             cost["unavailable"]["estimate"] = (
                 "the analytic estimate models hls4ml's Latency/Resource templates; "
                 "distributed-arithmetic code is costed by da4ml"
             )
         else:
-            start = time.perf_counter()
-            cost["sources"]["estimate"] = estimate_cost(hls_model, config.hls.clock_period_ns)
-            timings["cost_estimate_s"] = time.perf_counter() - start
+            with timed(timings, "cost_estimate_s"):
+                cost["sources"]["estimate"] = estimate_cost(hls_model, config.hls.clock_period_ns)
         cost["best"] = best_cost(list(cost["sources"].values()))
         timings.update(cost.pop("timings_s"))
 

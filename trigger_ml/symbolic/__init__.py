@@ -64,7 +64,7 @@ def structure_of(spec: str) -> str:
 
 
 def distill(
-    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
+    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, force: bool = False
 ) -> dict[str, Any]:
     """Run (or reuse) the distillation of ``teacher`` (a ModelConfig); returns report.json.
 
@@ -73,17 +73,16 @@ def distill(
     if settings.structure == "deepsets":
         from trigger_ml.symbolic.deepsets_stage import distill_deepsets
 
-        return distill_deepsets(teacher, settings, ws, log=log, force=force)
+        return distill_deepsets(teacher, settings, ws, force=force)
     from trigger_ml.symbolic.stage import distill as run
 
-    return run(teacher, settings, ws, log=log, force=force)
+    return run(teacher, settings, ws, force=force)
 
 
 def compare_row(
     spec: str,
     ws: Workspace,
     settings: SymbolicConfig | None = None,
-    log: bool = True,
     cost_source: str = DEFAULT_COST_SOURCE,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The ``trigger-ml compare`` row of ``<teacher>-sr`` / ``<teacher>-srds``, building what is missing.
@@ -99,7 +98,7 @@ def compare_row(
 
     teacher = load_model_config(teacher_spec(spec))
     settings = (settings or SymbolicConfig()).model_copy(update={"structure": structure_of(spec)})
-    report = distill(teacher, settings, ws, log=log)
+    report = distill(teacher, settings, ws)
     project = ws.hls_dir(report["model"])
     metrics = report["metrics"]["csim"]
     n_params = report["n_params"]["expression"]

@@ -34,7 +34,6 @@ estimate assumes.
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ import sympy
 from trigger_ml.config import FixedPoint, ModelConfig
 from trigger_ml.data.dataset import model_inputs, prepare, quantize_to_fixed, read_sample
 from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.logs import Stopwatch, stage_logger
 from trigger_ml.physics import LIGHT, discriminant_from_logits
 from trigger_ml.symbolic.backends import BackendChoice, Candidate, feature_symbols
 from trigger_ml.symbolic.cost import firmware_cost
@@ -76,6 +76,8 @@ from trigger_ml.symbolic.sums import (
     snapped_candidates,
     sum_candidates,
 )
+
+logger = stage_logger("distill")
 
 DS_SUFFIX = "-srds"
 FORMAT_VERSION = 1
@@ -338,12 +340,11 @@ def _f_candidates(
     p_val: np.ndarray,
     classes_val: np.ndarray,
     settings: SymbolicConfig,
-    log: bool,
     label: str,
 ) -> tuple[list[Candidate], dict[str, Any]]:
     """F candidates fitted on ``p_fit`` (pooled latents), the sums' choices made on ``p_val``."""
-    start = time.perf_counter()
-    found, columns, took = fit_output(choice, p_fit, y, settings, log, f"F on {label} latents")
+    clock = Stopwatch()
+    found, columns, took = fit_output(choice, p_fit, y, settings, f"F on {label} latents")
     candidates = found + single_input_fits(p_fit, y, columns)
     if settings.sums.enabled:
         no_saturation = settings.model_copy(
@@ -365,7 +366,7 @@ def _f_candidates(
         Candidate(c.expression, c.loss, c.backend_complexity, f"{c.source}; F on {label} latents")
         for c in candidates
     ]
-    return candidates, {"backend_seconds": took, "seconds": time.perf_counter() - start}
+    return candidates, {"backend_seconds": took, "seconds": clock.seconds}
 
 
 def run_fit(
@@ -374,13 +375,12 @@ def run_fit(
     settings: SymbolicConfig,
     choice: BackendChoice,
     teacher_cost: dict[str, Any] | None,
-    log: bool,
 ) -> dict[str, Any]:
     """The φ_k, every F candidate with its score, the front and the choice."""
     f_c, fp, hls = teacher.physics.f_c, settings.precision, teacher.hls
     n_slots, n_features = data.tracks["fit"].shape[1:]
     valid_index = data.features.index("valid") if "valid" in data.features else None
-    start = time.perf_counter()
+    clock = Stopwatch()
     fit_tracks, fit_latents = data.tracks["fit"], data.latents["fit"]
     real = np.any(fit_tracks != 0, axis=-1)
     tracks, latents = fit_tracks[real], fit_latents[real]
@@ -409,10 +409,9 @@ def run_fit(
                 "source": PHI_SOURCE if phi else "dead component (teacher latent zero on every fit track)",
             }
         )
-    phi_seconds = time.perf_counter() - start
-    if log:
-        alive = sum(1 for phi in phis if phi)
-        print(f"[distill] φ: {alive}/{len(phis)} latent components fitted in {phi_seconds:.0f} s", flush=True)
+    phi_seconds = clock.seconds
+    alive = sum(1 for phi in phis if phi)
+    logger.info(f"φ: {alive}/{len(phis)} latent components fitted in {phi_seconds:.0f} s")
 
     p = {key: pooled(phis, data.tracks[key]) for key in ("fit", "val", "test")}
     teacher_p = data.latents["fit"].mean(axis=1)
@@ -421,7 +420,7 @@ def run_fit(
     f_fits = {}
     for source in settings.deepsets.f_inputs:
         p_fit = p["fit"] if source == "expression" else teacher_p
-        found, info = _f_candidates(choice, p_fit, y, p["val"], data.classes["val"], settings, log, source)
+        found, info = _f_candidates(choice, p_fit, y, p["val"], data.classes["val"], settings, source)
         candidates += found
         f_fits[source] = info
     models = []

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import sympy
@@ -20,6 +19,7 @@ import sympy
 from trigger_ml.config import ModelConfig
 from trigger_ml.fileio import atomic_path, read_json, write_text_atomic
 from trigger_ml.hls.stage import is_current
+from trigger_ml.logs import stage_logger, timed
 from trigger_ml.symbolic.backends import choose_backend
 from trigger_ml.symbolic.deepsets import (
     FORMAT_VERSION,
@@ -40,45 +40,40 @@ from trigger_ml.symbolic.report import write_fit, write_symbolic_report
 from trigger_ml.symbolic.settings import SymbolicConfig
 from trigger_ml.workspace import Workspace
 
+logger = stage_logger("distill")
+
 
 def distill_deepsets(
-    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
+    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, force: bool = False
 ) -> dict[str, Any]:
     """Build (or reuse) ``<teacher>-srds``: the fit and its firmware; returns report.json."""
     check_teacher(teacher, settings)
     name = deepsets_name(teacher)
     choice = choose_backend(settings)
-    if log:
-        print(
-            f"[distill] {name}: symbolic Deep Set, backend {choice.backend.name} ({choice.reason})",
-            flush=True,
-        )
+    logger.info(f"{name}: symbolic Deep Set, backend {choice.backend.name} ({choice.reason})")
     inputs = distill_inputs(
-        teacher, settings, choice, ws, log, format_version=FORMAT_VERSION, structure="deepsets"
+        teacher, settings, choice, ws, format_version=FORMAT_VERSION, structure="deepsets"
     )
     job = Job(name, teacher, settings, choice, ws, inputs)
     project_dir, fit_dir = job.project_dir, job.fit_dir
     if not force and is_current(project_dir, inputs.key, inputs.data_sha256):
-        if log:
-            print(f"[distill] {name}: {project_dir} is current; nothing to do", flush=True)
+        logger.info(f"{name}: {project_dir} is current; nothing to do")
         return read_json(project_dir / "report.json")
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    data = load_deepset_data(teacher, inputs.run, inputs.data_path, settings)
-    timings["prepare_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    if (fit_dir / "expressions.json").is_file() and (fit_dir / "chosen.sympy").is_file():
-        result = read_json(fit_dir / "expressions.json")
-        deployed = sympy.sympify((fit_dir / "chosen.sympy").read_text())[0]
-    else:
-        result = run_fit(teacher, data, settings, choice, inputs.teacher_cost, log)
-        f_expr = sympy.sympify(
-            result["models"][result["chosen"]]["f_expression"], locals=latent_locals(len(result["phi"]))
-        )
-        deployed = compose(f_expr, phis_from_result(result), result["n_slots"], len(data.features))
-        _write_fit(job, result, deployed, data)
-    timings["fit_s"] = time.perf_counter() - start
-    return _build_project(job, data, result, deployed, timings, log)
+    with timed(timings, "prepare_s"):
+        data = load_deepset_data(teacher, inputs.run, inputs.data_path, settings)
+    with timed(timings, "fit_s"):
+        if (fit_dir / "expressions.json").is_file() and (fit_dir / "chosen.sympy").is_file():
+            result = read_json(fit_dir / "expressions.json")
+            deployed = sympy.sympify((fit_dir / "chosen.sympy").read_text())[0]
+        else:
+            result = run_fit(teacher, data, settings, choice, inputs.teacher_cost)
+            f_expr = sympy.sympify(
+                result["models"][result["chosen"]]["f_expression"], locals=latent_locals(len(result["phi"]))
+            )
+            deployed = compose(f_expr, phis_from_result(result), result["n_slots"], len(data.features))
+            _write_fit(job, result, deployed, data)
+    return _build_project(job, data, result, deployed, timings)
 
 
 def _used_phis(result: dict[str, Any]) -> list[int]:
@@ -124,7 +119,6 @@ def _build_project(
     result: dict[str, Any],
     deployed: sympy.Expr,
     timings: dict[str, float],
-    log: bool,
 ) -> dict[str, Any]:
     """Convert the deployed expression, C-simulate the test split, compare, report."""
     classes = data.classes["test"]
@@ -143,7 +137,6 @@ def _build_project(
             classes,
             data.logits["test"],
             timings,
-            log,
         )
         write_text_atomic(tmp / "deployed.txt", str(deployed) + "\n")
         report = project_report(

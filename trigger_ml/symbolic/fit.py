@@ -18,6 +18,7 @@ import sympy
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError
+from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import CLASS_NAMES, discriminant_from_logits
 from trigger_ml.symbolic.backends import BackendChoice, Candidate, feature_symbols
 from trigger_ml.symbolic.cost import firmware_cost
@@ -27,6 +28,8 @@ from trigger_ml.symbolic.metrics import STORED_REJECTIONS, discriminant_metrics
 from trigger_ml.symbolic.selection import choose, ranking_key, validation_score
 from trigger_ml.symbolic.settings import SymbolicConfig
 from trigger_ml.symbolic.sums import snapped_candidates, sum_candidates
+
+logger = stage_logger("distill")
 
 FORMAT_VERSION = 2
 """Of the flat stage's ``expressions.json`` (and part of its cache key)."""
@@ -62,19 +65,17 @@ def readable(expr: sympy.Expr, feature_names: list[str]) -> str:
 
 
 def fit_output(
-    choice: BackendChoice, x: np.ndarray, y: np.ndarray, settings: SymbolicConfig, log: bool, label: str
+    choice: BackendChoice, x: np.ndarray, y: np.ndarray, settings: SymbolicConfig, label: str
 ) -> tuple[list[Candidate], list[int], float]:
     """Run the backend on the selected columns; candidates over the global ``x<i>`` symbols."""
     columns = select_features(x, y, settings.select_features)
-    if log:
-        print(
-            f"[distill] {label}: {choice.backend.name} on {len(y)} jets, {len(columns)} inputs, "
-            f"complexity up to {max(settings.max_complexity)}",
-            flush=True,
-        )
-    start = time.perf_counter()
-    found = choice.backend.fit(x[:, columns], y, settings)
-    seconds = time.perf_counter() - start
+    logger.info(
+        f"{label}: {choice.backend.name} on {len(y)} jets, {len(columns)} inputs, "
+        f"complexity up to {max(settings.max_complexity)}"
+    )
+    with timed() as clock:
+        found = choice.backend.fit(x[:, columns], y, settings)
+    seconds = clock.seconds
     local, glob = feature_symbols(len(columns)), feature_symbols(x.shape[1])
     mapping = {local[i]: glob[c] for i, c in enumerate(columns)}
     candidates = [
@@ -146,7 +147,6 @@ def run_fit(
     settings: SymbolicConfig,
     choice: BackendChoice,
     teacher_cost: dict[str, Any] | None,
-    log: bool,
 ) -> dict[str, Any]:
     """All candidates, the Pareto front, the sweep and the choice (expressions.json content)."""
     f_c = teacher.physics.f_c
@@ -164,34 +164,33 @@ def run_fit(
                 else data.logits["fit"][:, i]
             )
             cpu = time.process_time()
-            candidates, columns, took = fit_output(choice, data.x["fit"], y, settings, log, output)
+            candidates, columns, took = fit_output(choice, data.x["fit"], y, settings, output)
             cpu = time.process_time() - cpu
             candidates += single_input_fits(data.x["fit"], y, columns)
             sums_seconds = 0.0
             if target == "discriminant" and settings.sums.enabled:
-                sums_start = time.perf_counter()
-                candidates += snapped_candidates(
-                    [c for c in candidates if c.source == choice.backend.name],
-                    data.x["fit"],
-                    y,
-                    data.x["val"],
-                    data.classes["val"],
-                    settings,
-                )
-                candidates += sum_candidates(
-                    data.x["fit"],
-                    y,
-                    data.x["val"],
-                    data.classes["val"],
-                    [int(c) for c in select_features(data.x["fit"], y, settings.sums.features)],
-                    [int(c) for c in select_features(data.x["fit"], y, settings.sums.product_features)]
-                    if settings.sums.product_features
-                    else [],
-                    settings,
-                )
-                sums_seconds = time.perf_counter() - sums_start
-                if log:
-                    print(f"[distill] {output}: sums and snapped front in {sums_seconds:.0f} s", flush=True)
+                with timed() as clock:
+                    candidates += snapped_candidates(
+                        [c for c in candidates if c.source == choice.backend.name],
+                        data.x["fit"],
+                        y,
+                        data.x["val"],
+                        data.classes["val"],
+                        settings,
+                    )
+                    candidates += sum_candidates(
+                        data.x["fit"],
+                        y,
+                        data.x["val"],
+                        data.classes["val"],
+                        [int(c) for c in select_features(data.x["fit"], y, settings.sums.features)],
+                        [int(c) for c in select_features(data.x["fit"], y, settings.sums.product_features)]
+                        if settings.sums.product_features
+                        else [],
+                        settings,
+                    )
+                sums_seconds = clock.seconds
+                logger.info(f"{output}: sums and snapped front in {sums_seconds:.0f} s")
             seconds += took + sums_seconds
             cpu_seconds += cpu
             per_output[output] = candidates

@@ -114,12 +114,12 @@ def load_distill_data(
     return DistillData(x, logits, classes, indices, flat_feature_names(flat_config), flat)
 
 
-def teacher_reference(teacher: ModelConfig, ws: Workspace, log: bool) -> tuple[dict[str, Any] | None, Any]:
+def teacher_reference(teacher: ModelConfig, ws: Workspace) -> tuple[dict[str, Any] | None, Any]:
     """The teacher's HLS report (None for a float reference without firmware) and its run."""
     from trigger_ml.pipeline import ensure_hls, ensure_trained
 
-    report = ensure_hls(teacher, ws, log=log) if teacher.hls.enabled else None
-    return report, ensure_trained(teacher, ws, log=log)
+    report = ensure_hls(teacher, ws) if teacher.hls.enabled else None
+    return report, ensure_trained(teacher, ws)
 
 
 def teacher_test(
@@ -196,7 +196,6 @@ def distill_inputs(
     settings: SymbolicConfig,
     choice: BackendChoice,
     ws: Workspace,
-    log: bool,
     **key_extra: Any,
 ) -> DistillInputs:
     """Train (and build the firmware of) the teacher if needed, generate its sample, and hash
@@ -204,9 +203,9 @@ def distill_inputs(
     from trigger_ml.cost import cost_for_project
     from trigger_ml.pipeline import ensure_data
 
-    teacher_report, run = teacher_reference(teacher, ws, log)
+    teacher_report, run = teacher_reference(teacher, ws)
     teacher_cost = cost_for_project(ws.hls_dir(teacher.name))["best"] if teacher_report else None
-    data_path = ensure_data(teacher, ws, log=False)
+    data_path = ensure_data(teacher, ws)
     data_sha = sha256_of_file(data_path)
     key = sha256_of_obj(
         {

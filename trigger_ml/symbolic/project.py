@@ -10,7 +10,6 @@ teacher, expression, C simulation), ``report.json``, ``report.md``, ``roc.png``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import sympy
 from trigger_ml.config import FixedPoint, ModelConfig
 from trigger_ml.fileio import atomic_path, read_json
 from trigger_ml.hls.stage import PROJECT_SUBDIR
+from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import discriminant_from_logits
 from trigger_ml.symbolic.cost import SYMBOLIC_COST_UNAVAILABLE, firmware_cost
 from trigger_ml.symbolic.firmware import (
@@ -40,6 +40,8 @@ from trigger_ml.symbolic.inputs import DistillData, Job, teacher_test
 from trigger_ml.symbolic.metrics import discriminant_metrics
 from trigger_ml.symbolic.report import validation_section, write_symbolic_report
 
+logger = stage_logger("distill")
+
 
 def simulate_project(
     name: str,
@@ -50,28 +52,22 @@ def simulate_project(
     teacher: ModelConfig,
     out_dir: Path,
     timings: dict[str, float],
-    log: bool,
 ) -> np.ndarray:
     """Convert ``deployed`` with hls4ml into ``out_dir``, compile it and C-simulate ``x_test``;
     records convert_compile_s and csim_s in ``timings``; returns the C simulation's outputs."""
-    if log:
-        print(
-            f"[distill] {name}: hls4ml symbolic project, g++ C simulation of {len(x_test)} jets", flush=True
+    logger.info(f"{name}: hls4ml symbolic project, g++ C simulation of {len(x_test)} jets")
+    with timed(timings, "convert_compile_s"):
+        hls_model = build_project(
+            deployed,
+            x_test.shape[1],
+            fp,
+            luts,
+            teacher.hls.part,
+            teacher.hls.clock_period_ns,
+            out_dir / PROJECT_SUBDIR,
         )
-    start = time.perf_counter()
-    hls_model = build_project(
-        deployed,
-        x_test.shape[1],
-        fp,
-        luts,
-        teacher.hls.part,
-        teacher.hls.clock_period_ns,
-        out_dir / PROJECT_SUBDIR,
-    )
-    timings["convert_compile_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    outputs_csim = csim_predict(hls_model, x_test)
-    timings["csim_s"] = time.perf_counter() - start
+    with timed(timings, "csim_s"):
+        outputs_csim = csim_predict(hls_model, x_test)
     return outputs_csim
 
 
@@ -204,7 +200,6 @@ def simulate_and_compare(
     classes: np.ndarray,
     keras_logits: np.ndarray,
     timings: dict[str, float],
-    log: bool,
 ) -> Measured:
     """Write the hls4ml project of ``deployed`` (outputs of ``kind``: discriminant or logits)
     into ``out_dir`` and C-simulate the test split (``x_test``, rows ``test_rows`` of the
@@ -216,7 +211,7 @@ def simulate_and_compare(
         teacher, job.ws, job.inputs.teacher_report, test_rows, classes, keras_logits
     )
     outputs_float = evaluate(deployed, x_test)
-    outputs_csim = simulate_project(job.name, deployed, x_test, fp, luts, teacher, out_dir, timings, log)
+    outputs_csim = simulate_project(job.name, deployed, x_test, fp, luts, teacher, out_dir, timings)
     fidelity = fidelity_section(outputs_csim, outputs_float, fp, luts)
     if luts:
         step = fixed_point_step(fp)
@@ -241,7 +236,6 @@ def build_symbolic_project(
     result: dict[str, Any],
     chosen: list[sympy.Expr],
     timings: dict[str, float],
-    log: bool,
 ) -> dict[str, Any]:
     """Convert the chosen expression(s), C-simulate the test split, compare, report."""
     kind, fp = result["output"], job.settings.precision
@@ -261,7 +255,6 @@ def build_symbolic_project(
             classes,
             data.logits["test"],
             timings,
-            log,
         )
         report = project_report(
             job,

@@ -31,7 +31,6 @@ scores, front, choice), ``project`` (hls4ml project, C simulation, report.json) 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import sympy
@@ -39,6 +38,7 @@ import sympy
 from trigger_ml.config import ModelConfig
 from trigger_ml.fileio import read_json
 from trigger_ml.hls.stage import is_current
+from trigger_ml.logs import stage_logger, timed
 from trigger_ml.symbolic.backends import choose_backend
 from trigger_ml.symbolic.fit import FORMAT_VERSION, readable, run_fit
 from trigger_ml.symbolic.inputs import (
@@ -55,15 +55,17 @@ from trigger_ml.symbolic.report import write_fit
 from trigger_ml.symbolic.settings import SymbolicConfig
 from trigger_ml.workspace import Workspace
 
+logger = stage_logger("distill")
 
-def ensure_fit(job: Job, data: DistillData, log: bool) -> tuple[dict[str, Any], list[sympy.Expr]]:
+
+def ensure_fit(job: Job, data: DistillData) -> tuple[dict[str, Any], list[sympy.Expr]]:
     """The fit of ``job.fit_dir`` (run now unless stored): expressions.json and the chosen expressions."""
     fit_dir, teacher, settings, choice = job.fit_dir, job.teacher, job.settings, job.choice
     if (fit_dir / "expressions.json").is_file() and (fit_dir / "chosen.sympy").is_file():
         result = read_json(fit_dir / "expressions.json")
         chosen = list(sympy.sympify((fit_dir / "chosen.sympy").read_text()))
         return result, chosen
-    result = run_fit(teacher, data, settings, choice, job.inputs.teacher_cost, log)
+    result = run_fit(teacher, data, settings, choice, job.inputs.teacher_cost)
     chosen = result.pop("_chosen_expressions")
     write_fit(
         job,
@@ -76,26 +78,22 @@ def ensure_fit(job: Job, data: DistillData, log: bool) -> tuple[dict[str, Any], 
 
 
 def distill(
-    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, log: bool = True, force: bool = False
+    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, force: bool = False
 ) -> dict[str, Any]:
     """Distil ``teacher`` into expressions and their firmware; returns report.json's content."""
     name = symbolic_name(teacher)
     check_precision_holds(settings.precision, flat_input_config(teacher).quantization.input)
     choice = choose_backend(settings)
-    if log:
-        print(f"[distill] {name}: backend {choice.backend.name} ({choice.reason})", flush=True)
-    inputs = distill_inputs(teacher, settings, choice, ws, log, format_version=FORMAT_VERSION)
+    logger.info(f"{name}: backend {choice.backend.name} ({choice.reason})")
+    inputs = distill_inputs(teacher, settings, choice, ws, format_version=FORMAT_VERSION)
     job = Job(name, teacher, settings, choice, ws, inputs)
     if not force and is_current(job.project_dir, inputs.key, inputs.data_sha256):
-        if log:
-            print(f"[distill] {name}: {job.project_dir} is current; nothing to do", flush=True)
+        logger.info(f"{name}: {job.project_dir} is current; nothing to do")
         return read_json(job.project_dir / "report.json")
 
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    data = load_distill_data(teacher, inputs.run, inputs.data_path, settings)
-    timings["prepare_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    result, chosen = ensure_fit(job, data, log)
-    timings["fit_s"] = time.perf_counter() - start
-    return build_symbolic_project(job, data, result, chosen, timings, log)
+    with timed(timings, "prepare_s"):
+        data = load_distill_data(teacher, inputs.run, inputs.data_path, settings)
+    with timed(timings, "fit_s"):
+        result, chosen = ensure_fit(job, data)
+    return build_symbolic_project(job, data, result, chosen, timings)
