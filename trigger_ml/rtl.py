@@ -146,6 +146,18 @@ def _store_in_report(project_dir: Path, section: dict[str, Any], summary: dict[s
     write_text_atomic(project_dir / "report.md", markdown_report(report))
 
 
+def _require_csim(name: str, what: str, logits: np.ndarray, logits_csim: np.ndarray, fix: str) -> np.ndarray:
+    """Per test jet, whether ``logits`` equal the C simulation's; a one-line error unless all do."""
+    same = np.all(logits == logits_csim, axis=1)
+    if not same.all():
+        raise TriggerMLError(
+            f"{name}: {what} differs from the C simulation on {int((~same).sum())} of {len(same)} test "
+            f"jets (max |logit diff| {np.abs(logits - logits_csim).max():.3g})",
+            fix,
+        )
+    return same
+
+
 def build_rtl(config: ModelConfig, workspace: Workspace, verilate: bool = False) -> dict[str, Any]:
     """The ``rtl`` cost section of ``config``'s HLS project (built first if needed).
 
@@ -198,13 +210,13 @@ def build_rtl(config: ModelConfig, workspace: Workspace, verilate: bool = False)
 
     with timed(timings, "software_model_s"):
         logits_rtl = pipeline_predict(pipeline, x_test)
-    same = np.all(logits_rtl == logits_csim, axis=1)
-    if not same.all():
-        raise TriggerMLError(
-            f"{config.name}: the RTL model differs from the C simulation on {int((~same).sum())} of "
-            f"{len(same)} test jets (max |logit diff| {np.abs(logits_rtl - logits_csim).max():.3g})",
-            "the RTL does not implement the network the C simulation runs; nothing was written",
-        )
+    same = _require_csim(
+        config.name,
+        "the RTL model",
+        logits_rtl,
+        logits_csim,
+        "the RTL does not implement the network the C simulation runs; nothing was written",
+    )
 
     with atomic_path(rtl_dir) as tmp:
         logger.info(f"{config.name}: writing Verilog ({n_stages} pipeline stages)")
@@ -216,14 +228,14 @@ def build_rtl(config: ModelConfig, workspace: Workspace, verilate: bool = False)
             logger.info(f"{config.name}: Verilator simulation of {len(x_test)} test jets")
             with timed(timings, "verilator_s"):
                 logits_sim = verilator_predict(rtl_model, x_test)
-            verilated = np.all(logits_sim == logits_csim, axis=1)
-            if not verilated.all():
-                raise TriggerMLError(
-                    f"{config.name}: the Verilator simulation of the RTL differs from the C simulation on "
-                    f"{int((~verilated).sum())} of {len(verilated)} test jets",
-                    "nothing was written; report this with the model name (da4ml's Verilog and its "
-                    "software model disagree)",
-                )
+            verilated = _require_csim(
+                config.name,
+                "the Verilator simulation of the RTL",
+                logits_sim,
+                logits_csim,
+                "nothing was written; report this with the model name (da4ml's Verilog and its "
+                "software model disagree)",
+            )
             verilator_exact = float(verilated.mean())
         else:
             rtl_model.write()
