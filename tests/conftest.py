@@ -26,19 +26,19 @@ EVALUATION_JETS_LIMIT = 5000
 def _small_evaluation_samples(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that would generate the 300 000-jet evaluation sample of record fails at once
     with the fix, instead of running for many minutes."""
-    from trigger_ml import pipeline
+    from trigger_ml.data import stage
 
-    real = pipeline._generate
+    real = stage._generate
 
-    def guarded(settings, ws):
+    def guarded(settings, data_root):
         if settings.n_jets > EVALUATION_JETS_LIMIT:
             raise AssertionError(
                 f"a test asked for a {settings.n_jets}-jet sample -> add eval_jets=1200 (and n_jets=800) "
                 "to its model spec"
             )
-        return real(settings, ws)
+        return real(settings, data_root)
 
-    monkeypatch.setattr(pipeline, "_generate", guarded)
+    monkeypatch.setattr(stage, "_generate", guarded)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,9 @@ from trigger_ml.data.dataset import read_sample
 from trigger_ml.errors import UsageError
 from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE, read_predictions
 from trigger_ml.fileio import sha256_of_file
-from trigger_ml.hls.stage import REPORT_FORMAT, is_current
-from trigger_ml.pipeline import ensure_data, ensure_evaluation_data, ensure_hls, ensure_trained
+from trigger_ml.hls.stage import REPORT_FORMAT
+from trigger_ml.pipeline import ensure_data, ensure_evaluation_data, ensure_hls, ensure_trained, runner
+from trigger_ml.runner import read_stamp, stamp_matches
 
 pytestmark = pytest.mark.slow
 
@@ -80,10 +81,16 @@ def test_project_is_rebuilt_when_the_evaluation_sample_or_the_training_changes(
     workspace, tiny_config, tiny_report
 ):
     project = workspace.hls_dir(tiny_config.name)
-    data_sha = sha256_of_file(ensure_data(tiny_config, workspace))
-    evaluation_sha = tiny_report["evaluation"]["sha256"]
-    key = tiny_config.digest()
-    assert is_current(project, key, data_sha, REPORT_FORMAT, evaluation_sha, tiny_config.training_digest())
-    assert not is_current(project, key, data_sha, REPORT_FORMAT, "0" * 64)
+    assert runner(workspace).is_current("hls", tiny_config)
+    material = read_stamp(project)["material"]
+    assert material == {
+        "stage": "hls",
+        "version": REPORT_FORMAT,
+        "config_sha256": tiny_config.digest(),
+        "training_sha256": tiny_config.training_digest(),
+        "data_sha256": sha256_of_file(ensure_data(tiny_config, workspace)),
+        "evaluation_sha256": tiny_report["evaluation"]["sha256"],
+    }
+    assert not stamp_matches(project, {**material, "evaluation_sha256": "0" * 64})
     # weights trained under another instruction-set cap (trigger_ml.numerics) are other firmware
-    assert not is_current(project, key, data_sha, REPORT_FORMAT, evaluation_sha, "0" * 64)
+    assert not stamp_matches(project, {**material, "training_sha256": "0" * 64})

@@ -14,7 +14,8 @@ from trigger_ml.cost.da4ml_cost import pipeline_predict
 from trigger_ml.cost.yosys import NO_TIMING_CLOSURE, cell_counts, find_yosys, run_yosys, xilinx_family
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json
-from trigger_ml.rtl import RTL_SUBDIR, build_rtl, check_rtl_supported, verilator_predict
+from trigger_ml.pipeline import ensure_rtl as build_rtl
+from trigger_ml.rtl import RTL_SUBDIR, check_rtl_supported, verilator_predict
 from trigger_ml.workspace import Workspace
 
 # A Deep Set small enough for Yosys in well under a minute: 4 track slots, one 4-wide

@@ -10,7 +10,8 @@ import sympy
 from trigger_ml.config import FixedPoint, load_model_config
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.physics import tagging_metrics
-from trigger_ml.symbolic import backends, compare_row, distill, is_symbolic_name, teacher_spec
+from trigger_ml.pipeline import ensure_distilled as distill
+from trigger_ml.symbolic import backends, compare_row, is_symbolic_name, teacher_spec
 from trigger_ml.symbolic.backends import OperonBackend, choose_backend, parse_expression
 from trigger_ml.symbolic.cost import expression_cost
 from trigger_ml.symbolic.firmware import (

@@ -9,7 +9,8 @@ import sympy
 
 from trigger_ml.config import FixedPoint, load_model_config
 from trigger_ml.errors import UsageError
-from trigger_ml.symbolic import backends, compare_row, distill, is_symbolic_name, teacher_spec
+from trigger_ml.pipeline import ensure_distilled as distill
+from trigger_ml.symbolic import backends, compare_row, is_symbolic_name, teacher_spec
 from trigger_ml.symbolic.backends import feature_symbols
 from trigger_ml.symbolic.cost import expression_cost
 from trigger_ml.symbolic.deepsets import (

@@ -139,9 +139,9 @@ def cmd_hls(args: argparse.Namespace) -> int:
 def cmd_rtl(args: argparse.Namespace) -> int:
     config = _config(args)
     from trigger_ml.cost import format_cost_table
-    from trigger_ml.rtl import build_rtl
+    from trigger_ml.pipeline import ensure_rtl
 
-    section = build_rtl(config, Workspace.default(), verilate=args.verilate)
+    section = ensure_rtl(config, Workspace.default(), verilate=args.verilate)
     print(format_cost_table(section))
     return 0
 
@@ -217,10 +217,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     config = _config(args)
-    from trigger_ml.symbolic import distill, load_symbolic_config
+    from trigger_ml.pipeline import ensure_distilled
+    from trigger_ml.symbolic import load_symbolic_config
 
     settings = load_symbolic_config(args.sr, Path(args.sr_config) if args.sr_config else None)
-    report = distill(config, settings, Workspace.default(), force=args.force)
+    report = ensure_distilled(config, settings, Workspace.default(), force=args.force)
     sym, fid, best = report["symbolic"], report["fidelity"], report["cost"]["best"]
     print(f"[distill] {report['model']}: {Workspace.default().hls_dir(report['model'])}/report.md")
     print(

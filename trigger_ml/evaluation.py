@@ -24,6 +24,7 @@ import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
+from trigger_ml.kinds import kind_of
 from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import CLASS_NAMES, light_rejection_uncertainties, tagging_metrics
 
@@ -133,7 +134,7 @@ def evaluate_firmware(
     section["firmware_jets_per_s"] = float(len(x) / seconds) if seconds > 0 else None
 
     logits = {**reference_logits(config, run, sample), FIRMWARE: logits_firmware}
-    reference = "qkeras" if config.quantization.enabled else "float"
+    reference = kind_of(config).reference(config)
     if reference in logits:
         same = np.all(logits_firmware == logits[reference], axis=1)
         section["firmware_vs_reference_exact_fraction"] = float(same.mean())

@@ -1,110 +1,104 @@
-"""The chain of stages, each cached on disk: data -> train -> hls.
+"""The registry of stages, and the calls the CLI, ``compare``, ``scan`` and ``firmware`` use.
 
-Each ``ensure_*`` function returns the stage's output, producing it only when it is
-missing or its inputs changed (outputs are keyed by hashes of what went in).
+Every stage is a :class:`trigger_ml.runner.Stage` defined beside the code it runs; this module
+only names them. :func:`ensure` builds (or loads) any stage's artefact through the one
+runner, which resolves what the stage needs, checks its key against the stamp on disk and
+writes its outputs atomically::
+
+    data             data/<process>-<hash>/jets.h5             trigger_ml.data.stage
+    evaluation-data  the evaluation sample of record, same      trigger_ml.data.stage
+    train            runs/<model>/<training hash>/             trigger_ml.training
+    hls              hls_projects/<model>/ (report.json)       trigger_ml.hls.stage
+    rtl              hls_projects/<model>/rtl/                 trigger_ml.rtl
+    distill          hls_projects/<teacher>-sr[ds]/            trigger_ml.symbolic.stage
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from trigger_ml.config import ModelConfig
-from trigger_ml.data.generate import GeneratorSettings, generate_sample
-from trigger_ml.errors import UsageError
-from trigger_ml.fileio import sha256_of_file
-from trigger_ml.logs import stage_logger
+from trigger_ml.data.stage import (
+    EvaluationSampleStage,
+    SampleStage,
+    evaluation_settings,
+    generator_settings,
+)
+from trigger_ml.hls.stage import HLSStage
+from trigger_ml.rtl import RTLRequest, RTLStage
+from trigger_ml.runner import Runner, Stage
+from trigger_ml.symbolic.settings import SymbolicConfig
+from trigger_ml.symbolic.stage import DistillRequest, DistillStage
+from trigger_ml.training import TrainedRun, TrainStage
 from trigger_ml.workspace import Workspace
 
-_data_logger = stage_logger("data")
-_hls_logger = stage_logger("hls")
+__all__ = [
+    "STAGES",
+    "ensure",
+    "ensure_data",
+    "ensure_distilled",
+    "ensure_evaluation_data",
+    "ensure_hls",
+    "ensure_rtl",
+    "ensure_trained",
+    "evaluation_settings",
+    "generator_settings",
+    "runner",
+]
 
-REQUIRED_SAMPLE_SETTINGS = ("process", "n_jets", "seed", "jets_per_shard")
-"""SampleConfig fields every sample sets; ``detector`` becomes the DetectorModel; every other
-field is an optional generator setting of the same name (None = the generator's default)."""
-
-
-def generator_settings(config: ModelConfig) -> GeneratorSettings:
-    """The generator settings of a model's sample; unset optional settings keep the generator's defaults."""
-    s = config.sample
-    optional = {
-        k: getattr(s, k)
-        for k in type(s).model_fields
-        if k not in (*REQUIRED_SAMPLE_SETTINGS, "detector") and getattr(s, k) is not None
-    }
-    return GeneratorSettings(
-        process=s.process,
-        n_jets=s.n_jets,
-        seed=s.seed,
-        jets_per_shard=s.jets_per_shard,
-        detector=s.detector_model(),
-        **optional,
+STAGES: dict[str, Stage[Any]] = {
+    stage.name: stage
+    for stage in (
+        SampleStage(),
+        EvaluationSampleStage(),
+        TrainStage(),
+        HLSStage(),
+        RTLStage(),
+        DistillStage(),
     )
+}
+"""Every stage by name: the one place a new stage is registered."""
 
 
-def evaluation_settings(config: ModelConfig) -> GeneratorSettings:
-    """The generator settings of the model's evaluation sample: the training sample's, with the
-    evaluation's own seed, size and shard size."""
-    e = config.evaluation
-    return replace(generator_settings(config), n_jets=e.n_jets, seed=e.seed, jets_per_shard=e.jets_per_shard)
+def runner(ws: Workspace) -> Runner:
+    """A runner over every registered stage in ``ws``."""
+    return Runner(STAGES, ws)
 
 
-def _generate(settings: GeneratorSettings, ws: Workspace) -> Path:
-    workers = int(os.environ.get("TRIGGER_ML_WORKERS", "0")) or None
-    return generate_sample(settings, ws.data_dir, n_workers=workers)
+def ensure(stage: str, subject: Any, ws: Workspace, force: bool = False) -> Any:
+    """The artefact of ``stage`` for ``subject``, built first when it is missing or stale."""
+    return runner(ws).ensure(stage, subject, force=force)
 
 
 def ensure_data(config: ModelConfig, ws: Workspace) -> Path:
     """The jets.h5 of the model's sample, generated with all cores if it is not there yet."""
-    return _generate(generator_settings(config), ws)
+    return ensure("data", config, ws).path
 
 
 def ensure_evaluation_data(config: ModelConfig, ws: Workspace) -> Path:
     """The jets.h5 of the model's evaluation sample, generated with all cores if it is not there yet."""
-    if not evaluation_data_exists(config, ws):
-        _data_logger.info(
-            f"evaluation sample: {config.evaluation.n_jets} jets, seed {config.evaluation.seed}"
-        )
-    return _generate(evaluation_settings(config), ws)
+    return ensure("evaluation-data", config, ws).path
 
 
-def evaluation_data_exists(config: ModelConfig, ws: Workspace) -> bool:
-    from trigger_ml.data.generate import sample_dir
-
-    return (sample_dir(evaluation_settings(config), ws.data_dir) / "jets.h5").is_file()
-
-
-def ensure_trained(config: ModelConfig, ws: Workspace) -> Any:
-    from trigger_ml.training import train
-
-    data_path = ensure_data(config, ws)
-    return train(config, data_path, ws.run_dir(config.name, config.training_digest()))
+def ensure_trained(config: ModelConfig, ws: Workspace) -> TrainedRun:
+    """The model's training run, trained first if needed."""
+    return ensure("train", config, ws)
 
 
 def ensure_hls(config: ModelConfig, ws: Workspace, force: bool = False) -> dict[str, Any]:
-    """Train if needed, then build ``hls_projects/<model>/`` unless it is current."""
-    from trigger_ml.fileio import read_json
-    from trigger_ml.hls.stage import REPORT_FORMAT, build_hls_project, is_current
+    """Train if needed, then build ``hls_projects/<model>/`` unless it is current; report.json's content."""
+    return ensure("hls", config, ws, force=force)
 
-    if not config.hls.enabled:
-        raise UsageError(
-            f"{config.name} is a physics-only reference (hls.enabled: false): it has no firmware",
-            f"use `trigger-ml train {config.name}`",
-        )
-    run = ensure_trained(config, ws)
-    data_path = ensure_data(config, ws)
-    evaluation_path = ensure_evaluation_data(config, ws)
-    project_dir = ws.hls_dir(config.name)
-    if not force and is_current(
-        project_dir,
-        config.digest(),
-        sha256_of_file(data_path),
-        REPORT_FORMAT,
-        sha256_of_file(evaluation_path),
-        config.training_digest(),
-    ):
-        _hls_logger.info(f"{config.name}: {project_dir} is current; nothing to do")
-        return read_json(project_dir / "report.json")
-    return build_hls_project(config, run, data_path, project_dir, evaluation_path)
+
+def ensure_rtl(config: ModelConfig, ws: Workspace, verilate: bool = False) -> dict[str, Any]:
+    """The ``rtl`` cost section of the model's HLS project (everything before built if needed)."""
+    return ensure("rtl", RTLRequest(config, verilate), ws)
+
+
+def ensure_distilled(
+    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, force: bool = False
+) -> dict[str, Any]:
+    """The report.json of ``teacher`` distilled into expressions (``settings.structure``:
+    ``<teacher>-sr`` or ``<teacher>-srds``) and their firmware, built first if needed."""
+    return ensure("distill", DistillRequest(teacher, settings), ws, force=force)

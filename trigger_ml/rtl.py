@@ -21,7 +21,8 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,9 @@ from trigger_ml.cost.da4ml_cost import (
 from trigger_ml.cost.sections import best_cost
 from trigger_ml.cost.yosys import rtl_section, run_yosys, xilinx_family
 from trigger_ml.errors import TriggerMLError, UsageError
-from trigger_ml.fileio import atomic_path, read_json, write_json_atomic, write_text_atomic
+from trigger_ml.fileio import read_json, write_json_atomic, write_text_atomic
 from trigger_ml.logs import stage_logger, timed
+from trigger_ml.runner import Inputs, Need, Stage
 from trigger_ml.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -53,7 +55,6 @@ logger = stage_logger("rtl")
 
 RTL_SUBDIR = "rtl"
 TOP = "myproject"
-STAMP = "stamp.json"
 SECTION = "cost_section.json"
 SUMMARY = "summary.json"
 
@@ -116,20 +117,6 @@ def _test_inputs(config: ModelConfig, run: TrainedRun, data_path: Path, test_ind
     return np.asarray(model_inputs(data.inputs["test"], config), dtype=np.float64)
 
 
-def _stored_section(rtl_dir: Path, report: dict[str, Any], verilate: bool) -> dict[str, Any] | None:
-    """The RTL section of a finished ``rtl/`` whose stamp matches ``report`` (and that was
-    verilated if ``verilate``), else None."""
-    stamp_path = rtl_dir / STAMP
-    if not stamp_path.is_file() or not (rtl_dir / SECTION).is_file():
-        return None
-    stamp = read_json(stamp_path)
-    if stamp.get("config_sha256") != report["config_sha256"]:
-        return None
-    if stamp.get("data_sha256") != report["data"]["sha256"] or (verilate and not stamp.get("verilated")):
-        return None
-    return read_json(rtl_dir / SECTION)
-
-
 def _store_in_report(project_dir: Path, section: dict[str, Any], summary: dict[str, Any]) -> None:
     """Put the section under cost.sources.rtl of report.json (cost.best re-picked) and
     rewrite report.md from it; both atomically."""
@@ -158,32 +145,82 @@ def _require_csim(name: str, what: str, logits: np.ndarray, logits_csim: np.ndar
     return same
 
 
-def build_rtl(config: ModelConfig, workspace: Workspace, verilate: bool = False) -> dict[str, Any]:
-    """The ``rtl`` cost section of ``config``'s HLS project (built first if needed).
+@dataclass(frozen=True)
+class RTLRequest:
+    """The subject of the ``rtl`` stage: a model, and whether to simulate the Verilog too."""
 
-    Writes ``hls_projects/<model>/rtl/`` atomically: the da4ml Verilog project (``src/``,
-    Vivado and Quartus build scripts, ``model/pipeline.json``), Yosys' script, log and
-    statistics, ``summary.json`` (bit-exactness, counts, timings), ``cost_section.json``
-    and ``stamp.json``; then stores the section in report.json (``cost.sources.rtl``,
-    ``cost.best``) and report.md. ``verilate=True`` also simulates the Verilog itself with
-    Verilator on the test set (slow for large networks). Cached: an ``rtl/`` whose stamp
-    matches the project's configuration and data hashes (and that was verilated, if asked)
-    is reused. Raises TriggerMLError when the RTL model, or the Verilator simulation,
-    differs from the C simulation on any test jet.
+    config: ModelConfig
+    verilate: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+class RTLStage(Stage[dict[str, Any]]):
+    """``rtl``: ``hls_projects/<model>/rtl/`` from the HLS project's traced adder graph; the
+    artefact is the ``rtl`` cost section, also stored in report.json (``cost.sources.rtl``)."""
+
+    name = "rtl"
+
+    def needs(self, subject: RTLRequest) -> dict[str, Need]:
+        check_rtl_supported(subject.config)
+        return {name: Need(name, subject.config) for name in ("hls", "train", "data")}
+
+    def output_dir(self, subject: RTLRequest, ws: Workspace) -> Path:
+        return ws.hls_dir(subject.name) / RTL_SUBDIR
+
+    def key(self, subject: RTLRequest, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        report = inputs["hls"]
+        key = {
+            "config_sha256": report["config_sha256"],
+            "training_sha256": report.get("training_sha256"),
+            "data_sha256": report["data"]["sha256"],
+            "da4ml_version": da4ml_version(),
+        }
+        # A verilated build also serves a request without the simulation (the runner matches
+        # the wanted items only).
+        return {**key, "verilated": True} if subject.verilate else key
+
+    def run(self, subject: RTLRequest, inputs: Inputs, out: Path) -> None:
+        project_dir = inputs.ws.hls_dir(subject.name)
+        write_rtl(
+            subject.config,
+            inputs["hls"],
+            inputs["train"],
+            inputs["data"].path,
+            project_dir,
+            out,
+            subject.verilate,
+        )
+
+    def load(self, subject: RTLRequest, inputs: Mapping[str, Any], out: Path) -> dict[str, Any]:
+        section = read_json(out / SECTION)
+        project_dir = out.parent
+        if ((read_json(project_dir / "report.json").get("cost") or {}).get("sources", {})).get(
+            "rtl"
+        ) != section:
+            _store_in_report(project_dir, section, read_json(out / SUMMARY))
+        return section
+
+
+def write_rtl(
+    config: ModelConfig,
+    report: dict[str, Any],
+    run: TrainedRun,
+    data_path: Path,
+    project_dir: Path,
+    out: Path,
+    verilate: bool,
+) -> None:
+    """Write the RTL of ``config``'s HLS project (``report``, at ``project_dir``) into ``out``: the da4ml Verilog
+    project (``src/``, Vivado and Quartus build scripts, ``model/pipeline.json``), Yosys'
+    script, log and statistics, ``summary.json`` (bit-exactness, counts, timings) and
+    ``cost_section.json``. ``verilate=True`` also simulates the Verilog itself with Verilator
+    on the test set (slow for large networks). Raises TriggerMLError, writing nothing, when
+    the RTL model, or the Verilator simulation, differs from the C simulation on any test jet.
     """
-    from trigger_ml.pipeline import ensure_data, ensure_hls, ensure_trained
-
-    check_rtl_supported(config)
     version = da4ml_version()
-    report = ensure_hls(config, workspace)
-    project_dir = workspace.hls_dir(config.name)
-    rtl_dir = project_dir / RTL_SUBDIR
-    stored = _stored_section(rtl_dir, report, verilate)
-    if stored is not None:
-        logger.info(f"{config.name}: {rtl_dir} is current; nothing to do")
-        if (report.get("cost") or {}).get("sources", {}).get("rtl") != stored:
-            _store_in_report(project_dir, stored, read_json(rtl_dir / SUMMARY))
-        return stored
 
     from da4ml.codegen import VerilogModel
 
@@ -196,11 +233,10 @@ def build_rtl(config: ModelConfig, workspace: Workspace, verilate: bool = False)
     family = xilinx_family(config.hls.part)
     timings: dict[str, float] = {}
     with timed(timings, "prepare_s"):
-        run = ensure_trained(config, workspace)
         with h5py.File(project_dir / "csim_predictions.h5", "r") as handle:
             test_index = handle["test_index"][()]
             logits_csim = handle["logits_csim"][()].astype(np.float64)
-        x_test = _test_inputs(config, run, ensure_data(config, workspace), test_index)
+        x_test = _test_inputs(config, run, data_path, test_index)
         pipeline = load_pipeline(pipeline_file)
         n_stages = len(pipeline.solutions)
         multipliers = sum(
@@ -218,74 +254,63 @@ def build_rtl(config: ModelConfig, workspace: Workspace, verilate: bool = False)
         "the RTL does not implement the network the C simulation runs; nothing was written",
     )
 
-    with atomic_path(rtl_dir) as tmp:
-        logger.info(f"{config.name}: writing Verilog ({n_stages} pipeline stages)")
-        rtl_model = VerilogModel(
-            pipeline, TOP, tmp, part_name=config.hls.part, clock_period=config.hls.clock_period_ns
+    logger.info(f"{config.name}: writing Verilog ({n_stages} pipeline stages)")
+    rtl_model = VerilogModel(
+        pipeline, TOP, out, part_name=config.hls.part, clock_period=config.hls.clock_period_ns
+    )
+    verilator_exact = None
+    if verilate:
+        logger.info(f"{config.name}: Verilator simulation of {len(x_test)} test jets")
+        with timed(timings, "verilator_s"):
+            logits_sim = verilator_predict(rtl_model, x_test)
+        verilated = _require_csim(
+            config.name,
+            "the Verilator simulation of the RTL",
+            logits_sim,
+            logits_csim,
+            "nothing was written; report this with the model name (da4ml's Verilog and its "
+            "software model disagree)",
         )
-        verilator_exact = None
-        if verilate:
-            logger.info(f"{config.name}: Verilator simulation of {len(x_test)} test jets")
-            with timed(timings, "verilator_s"):
-                logits_sim = verilator_predict(rtl_model, x_test)
-            verilated = _require_csim(
-                config.name,
-                "the Verilator simulation of the RTL",
-                logits_sim,
-                logits_csim,
-                "nothing was written; report this with the model name (da4ml's Verilog and its "
-                "software model disagree)",
-            )
-            verilator_exact = float(verilated.mean())
-        else:
-            rtl_model.write()
-        sources = sorted(str(p.relative_to(tmp)) for p in (tmp / "src" / "static").glob("*.v"))
-        sources += [f"src/{TOP}_stage{i}.v" for i in range(n_stages)] + [f"src/{TOP}.v"]
-        logger.info(f"{config.name}: Yosys synth_xilinx -family {family} (no place and route)")
-        counts = run_yosys(
-            tmp, sources, TOP, family, failed_log=project_dir / "rtl_yosys_failed.log", dsp=multipliers > 0
-        )
-        timings["yosys_s"] = counts["seconds"]
-        section = rtl_section(
-            counts,
-            part=config.hls.part,
-            clock_period_ns=config.hls.clock_period_ns,
-            da4ml_version=version,
-            verilog_dir=f"{RTL_SUBDIR}/src/",
-            n_stages=n_stages,
-            cutoff=cutoff,
-            multipliers=int(multipliers),
-            n_jets=len(same),
-            exact_fraction=float(same.mean()),
-            verilator_exact=verilator_exact,
-        )
-        summary = {
-            "da4ml_version": version,
-            "top": TOP,
-            "pipeline_stages": n_stages,
-            "latency_cutoff_adder_levels": cutoff,
-            "da4ml_estimated_cost_luts": float(pipeline.cost),
-            "register_bits": int(pipeline.reg_bits),
-            "multipliers": int(multipliers),
-            "n_test_jets": int(len(same)),
-            "rtl_vs_csim_exact_fraction": float(same.mean()),
-            "verilator_vs_csim_exact_fraction": verilator_exact,
-            "yosys": {key: counts[key] for key in counts if key != "seconds"},
-            "timings_s": {**timings, "yosys_s": counts["seconds"]},
-        }
-        write_json_atomic(tmp / SUMMARY, summary)
-        write_json_atomic(tmp / SECTION, section)
-        write_json_atomic(
-            tmp / STAMP,
-            {
-                "config_sha256": report["config_sha256"],
-                "data_sha256": report["data"]["sha256"],
-                "verilated": verilator_exact is not None,
-            },
-        )
-    _store_in_report(project_dir, section, summary)
+        verilator_exact = float(verilated.mean())
+    else:
+        rtl_model.write()
+    sources = sorted(str(p.relative_to(out)) for p in (out / "src" / "static").glob("*.v"))
+    sources += [f"src/{TOP}_stage{i}.v" for i in range(n_stages)] + [f"src/{TOP}.v"]
+    logger.info(f"{config.name}: Yosys synth_xilinx -family {family} (no place and route)")
+    counts = run_yosys(
+        out, sources, TOP, family, failed_log=project_dir / "rtl_yosys_failed.log", dsp=multipliers > 0
+    )
+    timings["yosys_s"] = counts["seconds"]
+    section = rtl_section(
+        counts,
+        part=config.hls.part,
+        clock_period_ns=config.hls.clock_period_ns,
+        da4ml_version=version,
+        verilog_dir=f"{RTL_SUBDIR}/src/",
+        n_stages=n_stages,
+        cutoff=cutoff,
+        multipliers=int(multipliers),
+        n_jets=len(same),
+        exact_fraction=float(same.mean()),
+        verilator_exact=verilator_exact,
+    )
+    summary = {
+        "da4ml_version": version,
+        "top": TOP,
+        "pipeline_stages": n_stages,
+        "latency_cutoff_adder_levels": cutoff,
+        "da4ml_estimated_cost_luts": float(pipeline.cost),
+        "register_bits": int(pipeline.reg_bits),
+        "multipliers": int(multipliers),
+        "n_test_jets": int(len(same)),
+        "rtl_vs_csim_exact_fraction": float(same.mean()),
+        "verilator_vs_csim_exact_fraction": verilator_exact,
+        "yosys": {key: counts[key] for key in counts if key != "seconds"},
+        "timings_s": {**timings, "yosys_s": counts["seconds"]},
+    }
+    write_json_atomic(out / SUMMARY, summary)
+    write_json_atomic(out / SECTION, section)
     logger.info(
         f"{config.name}: LUT {counts['LUT']}, FF {counts['FF']}, CARRY {counts['CARRY']}, "
         f"DSP {counts['DSP']}, latency {section['latency_cycles']['max']} cycles (Yosys {counts['seconds']:.0f} s)"
     )
-    return section

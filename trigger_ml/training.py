@@ -18,8 +18,10 @@ The same configuration, data and seed give the same weights (op determinism is e
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -29,14 +31,14 @@ from trigger_ml.config import ModelConfig
 from trigger_ml.data.dataset import FeatureScaling, PreparedData, model_inputs, prepare, read_sample
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
+from trigger_ml.kinds import QUANTIZED, kind_of
 from trigger_ml.logs import shows_progress, stage_logger, timed
-from trigger_ml.models import build_model, count_parameters
 from trigger_ml.numerics import numerics_record
 from trigger_ml.physics import tagging_metrics
+from trigger_ml.runner import Stage
+from trigger_ml.workspace import Workspace
 
 logger = stage_logger("train")
-
-MODEL_KINDS = ("qkeras", "float")
 
 
 @dataclass(frozen=True)
@@ -65,17 +67,17 @@ class TrainedRun:
     def weights_path(self, kind: str) -> Path:
         return self.path / f"{kind}.weights.h5"
 
-    def load_model(self, config: ModelConfig, kind: str = "qkeras") -> tf.keras.Model:
+    def load_model(self, config: ModelConfig, kind: str = QUANTIZED) -> tf.keras.Model:
+        """The trained ``qkeras`` (quantization-aware; for HGQ its proxy, what the firmware
+        computes) or ``float`` model."""
         path = self.weights_path(kind)
         if not path.is_file():
             raise TriggerMLError(f"{path} is missing", f"delete {self.path} and rerun `trigger-ml train`")
-        if kind == "qkeras" and config.quantization.is_hgq:  # the HGQ proxy: what the firmware computes
-            from trigger_ml.hgq_models import load_proxy
+        return kind_of(config).load(config, path, quantized=(kind == QUANTIZED))
 
-            return load_proxy(config, path)
-        model = build_model(config, quantized=(kind == "qkeras"))
-        model.load_weights(path)
-        return model
+    def load_reference(self, config: ModelConfig) -> tf.keras.Model:
+        """The trained model the firmware must reproduce (the model kind's reference)."""
+        return self.load_model(config, kind_of(config).reference(config))
 
     def test_predictions(self) -> dict[str, np.ndarray]:
         with h5py.File(self.path / "predictions.h5", "r") as handle:
@@ -210,14 +212,9 @@ def _pruning_metrics(config: ModelConfig, model: tf.keras.Model, n_train: int) -
 def _fit(config: ModelConfig, data: PreparedData, quantized: bool) -> tuple[tf.keras.Model, dict]:
     t = config.training
     seed_everything(t.seed)
-    hgq = quantized and config.quantization.is_hgq
-    if hgq:
-        from trigger_ml import hgq_models
-
-        model = hgq_models.build_hgq_model(config)
-    else:
-        model = build_model(config, quantized=quantized)
-    callbacks: list[tf.keras.callbacks.Callback] = hgq_models.hgq_callbacks() if hgq else []
+    kind = kind_of(config)
+    model = kind.build(config, quantized=quantized)
+    callbacks = kind.callbacks(config, quantized)
     first_stop_epoch = 0
     prune = quantized and t.pruning is not None
     if prune:
@@ -255,17 +252,43 @@ def _fit(config: ModelConfig, data: PreparedData, quantized: bool) -> tuple[tf.k
     )
     if prune:
         model = _strip_pruning(model)
-    if hgq:  # integer bits from the ranges on the training inputs
-        hgq_models.trace_ranges(model, config, x_train)
+    kind.after_fit(model, config, x_train, quantized)
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
 def train(config: ModelConfig, data_path: Path, run_dir: Path) -> TrainedRun:
-    """Train (or reuse) the run of ``config`` on ``data_path``; returns the finished run."""
-    if (run_dir / "metrics.json").is_file():
-        logger.debug(f"{config.name}: {run_dir} is current")
-        return TrainedRun(run_dir)
-    if not config.quantization.enabled and not config.training.float_twin:
+    """Train ``config`` on ``data_path`` into ``run_dir`` (written atomically, replacing what
+    was there); returns the finished run. The pipeline's ``train`` stage caches this."""
+    with atomic_path(run_dir) as tmp:
+        tmp.mkdir()
+        write_run(config, data_path, tmp)
+    return TrainedRun(run_dir)
+
+
+class TrainStage(Stage[TrainedRun]):
+    """``train``: ``runs/<model>/<training hash>/`` from the model's sample."""
+
+    name = "train"
+    requires = ("data",)
+
+    def output_dir(self, subject: ModelConfig, ws: Workspace) -> Path:
+        return ws.run_dir(subject.name, subject.training_digest())
+
+    def key(self, subject: ModelConfig, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"training_sha256": subject.training_digest(), "data_sha256": inputs["data"].sha256}
+
+    def run(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> None:
+        write_run(subject, inputs["data"].path, out)
+
+    def load(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> TrainedRun:
+        return TrainedRun(out)
+
+
+def write_run(config: ModelConfig, data_path: Path, out: Path) -> None:
+    """Fit the models of ``config`` on ``data_path`` and write the run's files into ``out``."""
+    kind = kind_of(config)
+    models = kind.trained_models(config)
+    if not models:
         raise TriggerMLError(f"{config.name}: nothing to train", "enable quantization or training.float_twin")
     timings: dict[str, float] = {}
     with timed(timings, "prepare_s"):
@@ -274,65 +297,53 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path) -> TrainedRun:
 
     trained: dict[str, tf.keras.Model] = {}
     histories: dict[str, dict] = {}
-    kinds = [
-        kind
-        for kind in MODEL_KINDS
-        if (kind == "qkeras" and config.quantization.enabled)
-        or (kind == "float" and config.training.float_twin)
-    ]
-    for kind in kinds:
-        logger.info(f"{config.name}: fitting the {kind} model")
-        with timed(timings, f"fit_{kind}_s"):
-            trained[kind], histories[kind] = _fit(config, data, quantized=(kind == "qkeras"))
+    for name in models:
+        logger.info(f"{config.name}: fitting the {name} model")
+        with timed(timings, f"fit_{name}_s"):
+            trained[name], histories[name] = _fit(config, data, quantized=(name == QUANTIZED))
 
     f_c = config.physics.f_c
     logits = {}
     x_test_quantized = model_inputs(data.inputs["test"], config)
-    for kind, model in trained.items():
-        x_test = x_test_quantized if kind == "qkeras" else data.inputs["test"]
-        predictor = model
-        if kind == "qkeras" and config.quantization.is_hgq:
-            from trigger_ml.hgq_models import to_proxy
-
-            predictor = to_proxy(model, config)  # what the firmware computes
-        logits[kind] = predictor.predict(x_test, batch_size=4096, verbose=0)
+    for name, model in trained.items():
+        quantized = name == QUANTIZED
+        x_test = x_test_quantized if quantized else data.inputs["test"]
+        predictor = kind.predictor(model, config, quantized)  # what the firmware computes
+        logits[name] = predictor.predict(x_test, batch_size=4096, verbose=0)
     metrics = {
         "numerics": numerics_record(),
-        "models": {kind: tagging_metrics(logits[kind], data.classes["test"], f_c) for kind in logits},
-        "n_params": {kind: count_parameters(model) for kind, model in trained.items()},
-        "epochs_run": {kind: len(histories[kind]["loss"]) for kind in histories},
+        "models": {name: tagging_metrics(logits[name], data.classes["test"], f_c) for name in logits},
+        "n_params": {
+            name: kind.count_parameters(model, quantized=(name == QUANTIZED))
+            for name, model in trained.items()
+        },
+        "epochs_run": {name: len(histories[name]["loss"]) for name in histories},
         "n_jets": {split: int(len(idx)) for split, idx in data.indices.items()},
         "n_truncated_jets": data.n_truncated_jets,
         "timings_s": timings,
     }
-    if config.quantization.is_hgq and "qkeras" in trained:
-        from trigger_ml.hgq_models import count_hgq_parameters, hgq_metrics
-
-        metrics["hgq"] = hgq_metrics(trained["qkeras"], x_test_quantized, logits["qkeras"])
-        metrics["n_params"]["qkeras"] = count_hgq_parameters(trained["qkeras"])
+    if QUANTIZED in trained:
+        metrics.update(kind.training_metrics(trained[QUANTIZED], x_test_quantized, logits[QUANTIZED]))
     if config.training.pruning is not None and "qkeras" in trained:
         metrics["pruning"] = _pruning_metrics(config, trained["qkeras"], len(data.classes["train"]))
-    with atomic_path(run_dir) as tmp:
-        tmp.mkdir()
-        write_json_atomic(
-            tmp / "config.json",
-            {
-                "config": config.model_dump(mode="json"),
-                "config_sha256": config.digest(),
-                "training_sha256": config.training_digest(),
-                "data": {"path": str(data_path), "sha256": sha256_of_file(data_path)},
-            },
-        )
-        data.scaling.save(tmp / "scaling.json")
-        if data.jet_scaling is not None:
-            data.jet_scaling.save(tmp / "jet_scaling.json")
-        for kind, model in trained.items():
-            model.save_weights(tmp / f"{kind}.weights.h5")
-        write_json_atomic(tmp / "history.json", histories)
-        with h5py.File(tmp / "predictions.h5", "w") as handle:
-            handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
-            handle.create_dataset("classes", data=data.classes["test"], track_times=False)
-            for kind, values in logits.items():
-                handle.create_dataset(f"logits_{kind}", data=values, track_times=False)
-        write_json_atomic(tmp / "metrics.json", metrics)
-    return TrainedRun(run_dir)
+    write_json_atomic(
+        out / "config.json",
+        {
+            "config": config.model_dump(mode="json"),
+            "config_sha256": config.digest(),
+            "training_sha256": config.training_digest(),
+            "data": {"path": str(data_path), "sha256": sha256_of_file(data_path)},
+        },
+    )
+    data.scaling.save(out / "scaling.json")
+    if data.jet_scaling is not None:
+        data.jet_scaling.save(out / "jet_scaling.json")
+    for name, model in trained.items():
+        model.save_weights(out / f"{name}.weights.h5")
+    write_json_atomic(out / "history.json", histories)
+    with h5py.File(out / "predictions.h5", "w") as handle:
+        handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
+        handle.create_dataset("classes", data=data.classes["test"], track_times=False)
+        for name, values in logits.items():
+            handle.create_dataset(f"logits_{name}", data=values, track_times=False)
+    write_json_atomic(out / "metrics.json", metrics)

@@ -104,7 +104,7 @@ def bundle_name(config: ModelConfig, firmware_id: str) -> str:
 def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
     """The finished HLS project, run and data of ``config``, checked to belong together."""
     from trigger_ml.data.generate import sample_dir
-    from trigger_ml.pipeline import generator_settings
+    from trigger_ml.data.stage import generator_settings
 
     fix = f"run `trigger-ml hls '{config.name}'`"
     fix_force = f"run `trigger-ml hls '{config.name}' --force`"

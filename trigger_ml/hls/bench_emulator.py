@@ -53,7 +53,7 @@ def _bench(spec: str, n_jets: int | None) -> int:
             raise UsageError(f"--jets must be at least 1 (got {n_jets})", "omit it for the whole sample")
         x = np.concatenate([x] * (n_jets // len(x) + 1))[:n_jets]
     n_jets = len(x)
-    model = run.load_model(config, "qkeras" if config.quantization.enabled else "float")
+    model = run.load_reference(config)
     with tempfile.TemporaryDirectory() as tmp:
         hls_model = convert(model, config, os.path.join(tmp, "prj"))
         compile_csim(hls_model)

@@ -18,50 +18,40 @@ break exactness when left out):
 4. Accumulators and Dense outputs are left to hls4ml's precision inference (``auto``),
    which sizes them to hold the exact sums.
 
-For HGQ models (``quantization.kind: hgq``) the model converted is HGQ's proxy model
-(:func:`trigger_ml.hgq_models.to_proxy`): its quantized weights and learned types go through
-hls4ml's bit-exact flow, so rules 2 and 3 do not apply; rule 1 does.
+Which rules apply is the model kind's decision (trigger_ml.kinds: ``prepare_for_conversion``
+and ``configure_hls``): QKeras kinds apply 1-3; HGQ models are converted as HGQ's proxy model
+(:func:`trigger_ml.hgq_models.to_proxy`), whose quantized weights and learned types go
+through hls4ml's bit-exact flow, so rules 2 and 3 do not apply; rule 1 does. A
+post-training-quantized float model gets hls4ml's types and no rule.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
 from pathlib import Path
 from typing import Any
 
 import hls4ml
 import tensorflow as tf
 
-from trigger_ml.config import FixedPoint, ModelConfig
+from trigger_ml.config import ModelConfig
 from trigger_ml.errors import UsageError
-from trigger_ml.models import INPUT_NAMES, POOL_NAME, bake_quantized_weights
+from trigger_ml.hls.precision import fixed_type, pooling_types
+from trigger_ml.kinds import kind_of
+
+__all__ = [
+    "PROJECT_NAME",
+    "compile_csim",
+    "convert",
+    "fixed_type",
+    "hls_config_for",
+    "layer_types",
+    "make_relocatable",
+    "pooling_types",
+]
 
 PROJECT_NAME = "myproject"
-
-
-def fixed_type(fp: FixedPoint, signed: bool = True, quantizer_modes: bool = True) -> str:
-    """hls4ml precision string of a QKeras-convention fixed-point type."""
-    modes = ",RND_CONV,SAT" if quantizer_modes else ""
-    if signed:
-        return f"fixed<{fp.bits},{fp.integer + 1}{modes}>"
-    return f"ufixed<{fp.bits},{fp.integer}{modes}>"
-
-
-def pooling_types(config: ModelConfig) -> dict[str, str]:
-    """Exact accumulator and result types of the track average (see module docstring, 3)."""
-    k = int(math.log2(config.inputs.max_tracks))
-    q = config.quantization
-    if config.architecture.phi_widths:  # pooled values come out of the last Φ layer's quantized ReLU
-        last = q.activation_for(f"phi_{len(config.architecture.phi_widths)}")
-        width, integer, kind = last.bits, last.integer, "ufixed"
-    else:
-        width, integer, kind = q.input.bits, q.input.integer + 1, "fixed"
-    return {
-        "accum": f"{kind}<{width + 2 * k},{integer + k}>",
-        "result": f"{kind}<{width + k},{integer}>",
-    }
 
 
 def hls_config_for(model: tf.keras.Model, config: ModelConfig) -> dict[str, Any]:
@@ -78,13 +68,7 @@ def hls_config_for(model: tf.keras.Model, config: ModelConfig) -> dict[str, Any]
     hls_cfg["Model"]["Strategy"] = h.strategy
     hls_cfg["Model"]["ReuseFactor"] = h.reuse_factor
     layers = hls_cfg["LayerName"]
-    if config.quantization.enabled:
-        layers[INPUT_NAMES[config.architecture.kind]]["Precision"]["result"] = fixed_type(
-            config.quantization.input
-        )
-        # HGQ proxy models: hls4ml's bit-exact flow derives exact pooling types itself.
-        if config.architecture.kind == "deepsets" and POOL_NAME in layers and not config.quantization.is_hgq:
-            layers[POOL_NAME]["Precision"] = pooling_types(config)
+    kind_of(config).configure_hls(layers, config)
     track_pf = h.track_parallelization or config.inputs.max_tracks
     for name in layers:
         if name.startswith("phi_") and not name.endswith("_relu"):
@@ -105,8 +89,7 @@ def convert(model: tf.keras.Model, config: ModelConfig, output_dir: str, trace: 
     The model's weights are baked to their quantized values in place (outputs unchanged).
     ``trace=True`` records every layer's output in the C simulation (for blame).
     """
-    if config.quantization.enabled and not config.quantization.is_hgq:  # an HGQ proxy holds quantized weights
-        bake_quantized_weights(model)
+    kind_of(config).prepare_for_conversion(model, config)
     hls_cfg = hls_config_for(model, config)
     if trace:
         for layer in hls_cfg["LayerName"].values():

@@ -16,6 +16,7 @@ the conversion, the C simulation, the fidelity checks and the report all succeed
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ from trigger_ml.cost import estimate_cost
 from trigger_ml.cost.da4ml_cost import da4ml_cost_of
 from trigger_ml.cost.sections import best_cost
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
+from trigger_ml.errors import UsageError
 from trigger_ml.evaluation import evaluate_firmware
-from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
+from trigger_ml.fileio import read_json, sha256_of_file, write_json_atomic
 from trigger_ml.hls.convert import compile_csim, convert, fixed_type, layer_types, make_relocatable
 from trigger_ml.hls.emulator import check_program
 from trigger_ml.hls.fidelity import (
@@ -38,10 +40,13 @@ from trigger_ml.hls.fidelity import (
     permutation_invariance,
 )
 from trigger_ml.hls.program import PROGRAM_FILE, program_document
+from trigger_ml.kinds import kind_of
 from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import tagging_metrics
 from trigger_ml.report import write_report
+from trigger_ml.runner import Need, Stage
 from trigger_ml.training import TrainedRun
+from trigger_ml.workspace import Workspace
 
 PROJECT_SUBDIR = "hls4ml_prj"
 
@@ -52,33 +57,6 @@ REPORT_FORMAT = 3
 """Version of what a network project's report holds; a project written by an older version
 is rebuilt once (2: the firmware program, its emulator check, the da4ml cost source;
 3: physics of record on the evaluation sample)."""
-
-
-def is_current(
-    project_dir: Path,
-    config_key: str,
-    data_sha256: str,
-    report_format: int | None = None,
-    evaluation_sha256: str | None = None,
-    training_sha256: str | None = None,
-) -> bool:
-    """Does ``project_dir`` hold a finished project of exactly this configuration hash and data
-    (and, if given, this ``report_format``, evaluation sample and training hash — the last
-    covers what changes the weights outside the configuration, trigger_ml.numerics)?"""
-    path = project_dir / "report.json"
-    if not path.is_file():
-        return False
-    try:
-        report = read_json(path)
-    except ValueError:
-        return False
-    if report_format is not None and report.get("report_format") != report_format:
-        return False
-    if evaluation_sha256 is not None and report.get("evaluation", {}).get("sha256") != evaluation_sha256:
-        return False
-    if training_sha256 is not None and report.get("training_sha256") != training_sha256:
-        return False
-    return report.get("config_sha256") == config_key and report.get("data", {}).get("sha256") == data_sha256
 
 
 def _output_diff_summary(diff: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
@@ -96,22 +74,57 @@ def _output_diff_summary(diff: np.ndarray, classes: tuple[str, ...]) -> dict[str
     return summary
 
 
+class HLSStage(Stage[dict[str, Any]]):
+    """``hls``: ``hls_projects/<model>/`` from the trained run, its sample and the evaluation
+    sample; the artefact is report.json's content."""
+
+    name = "hls"
+    version = REPORT_FORMAT
+    requires = ("train", "data", "evaluation-data")
+
+    def needs(self, subject: ModelConfig) -> dict[str, Need]:
+        if not subject.hls.enabled:
+            raise UsageError(
+                f"{subject.name} is a physics-only reference (hls.enabled: false): it has no firmware",
+                f"use `trigger-ml train {subject.name}`",
+            )
+        return super().needs(subject)
+
+    def output_dir(self, subject: ModelConfig, ws: Workspace) -> Path:
+        return ws.hls_dir(subject.name)
+
+    def key(self, subject: ModelConfig, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "config_sha256": subject.digest(),
+            "training_sha256": subject.training_digest(),
+            "data_sha256": inputs["data"].sha256,
+            "evaluation_sha256": inputs["evaluation-data"].sha256,
+        }
+
+    def run(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> None:
+        build_hls_project(subject, inputs["train"], inputs["data"].path, out, inputs["evaluation-data"].path)
+
+    def load(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> dict[str, Any]:
+        return read_json(out / "report.json")
+
+
 def build_hls_project(
     config: ModelConfig,
     run: TrainedRun,
     data_path: Path,
-    project_dir: Path,
+    out: Path,
     evaluation_path: Path,
-) -> dict[str, Any]:
-    """Convert, compile, simulate and check the model of ``run``, then evaluate its firmware on
-    the evaluation sample at ``evaluation_path``; returns report.json's content."""
+) -> None:
+    """Convert, compile, simulate and check the model of ``run``, evaluate its firmware on the
+    evaluation sample at ``evaluation_path``, and write the project into the directory ``out``."""
     timings: dict[str, float] = {}
     with timed(timings, "prepare_s"):
         sample = read_sample(data_path)
         data = prepare(sample, config, scaling=run.scaling, jet_scaling=run.jet_scaling)
-        # The firmware must reproduce the QKeras model; a float model converted post-training
-        # (quantization disabled) is compared with itself in float.
-        reference = "qkeras" if config.quantization.enabled else "float"
+        # The firmware must reproduce the model kind's reference: the quantization-aware model,
+        # or the float model for post-training quantization (trigger_ml.kinds).
+        kind = kind_of(config)
+        reference = kind.reference(config)
         x_test = model_inputs(data.inputs["test"], config)
         classes = data.classes["test"]
         valid = sample.tracks["valid"][data.indices["test"], : config.inputs.max_tracks].astype(bool)
@@ -119,118 +132,113 @@ def build_hls_project(
         logits_reference = model.predict(x_test, batch_size=4096, verbose=0).astype(np.float64)
         stored = run.test_predictions()
 
-    with atomic_path(project_dir) as tmp:
-        tmp.mkdir()
-        logger.info(f"{config.name}: converting with hls4ml ({config.hls.backend}, {config.hls.io_type})")
-        with timed(timings, "convert_s"):
-            hls_model = convert(model, config, str(tmp / PROJECT_SUBDIR))
-        logger.info(f"{config.name}: compiling the C simulation with g++")
-        with timed(timings, "compile_s"):
-            compile_csim(hls_model)
+    logger.info(f"{config.name}: converting with hls4ml ({config.hls.backend}, {config.hls.io_type})")
+    with timed(timings, "convert_s"):
+        hls_model = convert(model, config, str(out / PROJECT_SUBDIR))
+    logger.info(f"{config.name}: compiling the C simulation with g++")
+    with timed(timings, "compile_s"):
+        compile_csim(hls_model)
 
-        logger.info(f"{config.name}: C simulation of {len(x_test)} test jets")
-        with timed(timings, "csim_s"):
-            logits_csim = csim_predict(hls_model, x_test)
-        same = exact_match(logits_csim, logits_reference)
-        fidelity: dict[str, Any] = {
-            "reference": reference,
-            "n_jets": int(len(same)),
-            "csim_vs_qkeras_exact_fraction": float(same.mean()) if reference == "qkeras" else None,
-            "csim_vs_reference_exact_fraction": float(same.mean()),
-            "max_abs_logit_diff": float(np.abs(logits_csim - logits_reference).max()),
-            "first_divergent_layer": None,
-            "permutation_invariant_fraction": None,
-        }
-        if config.architecture.kind == "deepsets":
-            with timed(timings, "permutation_s"):
-                fidelity.update(
-                    permutation_invariance(hls_model, x_test, valid, logits_csim, seed=config.split.seed)
-                )
-        if not same.all():
-            logger.info(f"{config.name}: {int((~same).sum())} jets differ; tracing layers")
-            with timed(timings, "blame_s"):
-                traced = convert(
-                    run.load_model(config, reference), config, str(tmp / "trace_prj"), trace=True
-                )
-                compile_csim(traced)
-                fidelity["first_divergent_layer"] = blame_first_divergence(traced, model, x_test[~same])
-                shutil.rmtree(tmp / "trace_prj", ignore_errors=True)
-        make_relocatable(tmp / PROJECT_SUBDIR)
-
-        f_c = config.physics.f_c
-        all_logits = {
-            kind: stored[f"logits_{kind}"].astype(np.float64)
-            for kind in ("float", "qkeras")
-            if f"logits_{kind}" in stored
-        }
-        all_logits[reference] = logits_reference
-        all_logits["csim"] = logits_csim
-        metrics = {kind: tagging_metrics(values, classes, f_c) for kind, values in all_logits.items()}
-        with h5py.File(tmp / "csim_predictions.h5", "w") as handle:
-            handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
-            handle.create_dataset("classes", data=classes, track_times=False)
-            for kind, values in all_logits.items():
-                handle.create_dataset(f"logits_{kind}", data=values, track_times=False)
-
-        steps, fidelity["emulator"] = check_program(hls_model, np.asarray(x_test), logits_csim)
-        if steps is not None:
-            write_json_atomic(tmp / PROGRAM_FILE, program_document(steps))
-        with timed(timings, "evaluation_s"):
-            evaluation = evaluate_firmware(config, run, hls_model, steps, evaluation_path, tmp)
-        cost = da4ml_cost_of(steps, config, np.asarray(x_test), logits_csim, tmp)
-        if config.hls.strategy == "distributed_arithmetic":
-            cost["unavailable"]["estimate"] = (
-                "the analytic estimate models hls4ml's Latency/Resource templates; "
-                "distributed-arithmetic code is costed by da4ml"
+    logger.info(f"{config.name}: C simulation of {len(x_test)} test jets")
+    with timed(timings, "csim_s"):
+        logits_csim = csim_predict(hls_model, x_test)
+    same = exact_match(logits_csim, logits_reference)
+    fidelity: dict[str, Any] = {
+        "reference": reference,
+        "n_jets": int(len(same)),
+        "csim_vs_qkeras_exact_fraction": float(same.mean()) if reference == "qkeras" else None,
+        "csim_vs_reference_exact_fraction": float(same.mean()),
+        "max_abs_logit_diff": float(np.abs(logits_csim - logits_reference).max()),
+        "first_divergent_layer": None,
+        "permutation_invariant_fraction": None,
+    }
+    if config.architecture.kind == "deepsets":
+        with timed(timings, "permutation_s"):
+            fidelity.update(
+                permutation_invariance(hls_model, x_test, valid, logits_csim, seed=config.split.seed)
             )
-        else:
-            with timed(timings, "cost_estimate_s"):
-                cost["sources"]["estimate"] = estimate_cost(hls_model, config.hls.clock_period_ns)
-        cost["best"] = best_cost(list(cost["sources"].values()))
-        timings.update(cost.pop("timings_s"))
+    if not same.all():
+        logger.info(f"{config.name}: {int((~same).sum())} jets differ; tracing layers")
+        with timed(timings, "blame_s"):
+            traced = convert(run.load_model(config, reference), config, str(out / "trace_prj"), trace=True)
+            compile_csim(traced)
+            fidelity["first_divergent_layer"] = blame_first_divergence(traced, model, x_test[~same])
+            shutil.rmtree(out / "trace_prj", ignore_errors=True)
+    make_relocatable(out / PROJECT_SUBDIR)
 
-        run_metrics = run.metrics
-        output_type = str(hls_model.get_output_variables()[0].type.precision)
-        report: dict[str, Any] = {
-            "model": config.name,
-            "report_format": REPORT_FORMAT,
-            "description": config.description,
-            "quantization_kind": "hgq"
-            if config.quantization.is_hgq
-            else ("qkeras" if config.quantization.enabled else None),
-            "config_sha256": config.digest(),
-            "training_sha256": config.training_digest(),
-            "run_dir": str(run.path),
-            "data": {
-                "path": str(data_path),
-                "sha256": sha256_of_file(data_path),
-                "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
-                "n_truncated_jets": data.n_truncated_jets,
-            },
-            "n_params": run_metrics["n_params"],
-            "evaluation": evaluation,
-            "metrics": metrics,
-            "fidelity": fidelity,
-            "output_diff_csim_minus_float": (
-                _output_diff_summary(logits_csim - all_logits["float"], config.architecture.classes)
-                if "float" in all_logits
-                else None
-            ),
-            "hls": {
-                "backend": config.hls.backend,
-                "part": config.hls.part,
-                "clock_period_ns": config.hls.clock_period_ns,
-                "io_type": config.hls.io_type,
-                "strategy": config.hls.strategy,
-                "reuse_factor": config.hls.reuse_factor,
-                "project": PROJECT_SUBDIR,
-                "input_type": fixed_type(config.quantization.input),
-                "output_type": output_type,
-                "layers": layer_types(hls_model),
-            },
-            # Latency and resources; `trigger-ml cost` adds vendor figures read from the project.
-            "cost": cost,
-            "timings_s": {"train": run_metrics["timings_s"], "hls": timings},
-        }
-        write_report(tmp, report, config)
-    return read_json(project_dir / "report.json")
+    f_c = config.physics.f_c
+    all_logits = {
+        kind: stored[f"logits_{kind}"].astype(np.float64)
+        for kind in ("float", "qkeras")
+        if f"logits_{kind}" in stored
+    }
+    all_logits[reference] = logits_reference
+    all_logits["csim"] = logits_csim
+    metrics = {kind: tagging_metrics(values, classes, f_c) for kind, values in all_logits.items()}
+    with h5py.File(out / "csim_predictions.h5", "w") as handle:
+        handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
+        handle.create_dataset("classes", data=classes, track_times=False)
+        for kind, values in all_logits.items():
+            handle.create_dataset(f"logits_{kind}", data=values, track_times=False)
+
+    steps, fidelity["emulator"] = check_program(hls_model, np.asarray(x_test), logits_csim)
+    if steps is not None:
+        write_json_atomic(out / PROGRAM_FILE, program_document(steps))
+    with timed(timings, "evaluation_s"):
+        evaluation = evaluate_firmware(config, run, hls_model, steps, evaluation_path, out)
+    cost = da4ml_cost_of(steps, config, np.asarray(x_test), logits_csim, out)
+    if config.hls.strategy == "distributed_arithmetic":
+        cost["unavailable"]["estimate"] = (
+            "the analytic estimate models hls4ml's Latency/Resource templates; "
+            "distributed-arithmetic code is costed by da4ml"
+        )
+    else:
+        with timed(timings, "cost_estimate_s"):
+            cost["sources"]["estimate"] = estimate_cost(hls_model, config.hls.clock_period_ns)
+    cost["best"] = best_cost(list(cost["sources"].values()))
+    timings.update(cost.pop("timings_s"))
+
+    run_metrics = run.metrics
+    output_type = str(hls_model.get_output_variables()[0].type.precision)
+    report: dict[str, Any] = {
+        "model": config.name,
+        "report_format": REPORT_FORMAT,
+        "description": config.description,
+        "quantization_kind": "hgq"
+        if config.quantization.is_hgq
+        else ("qkeras" if config.quantization.enabled else None),
+        "config_sha256": config.digest(),
+        "training_sha256": config.training_digest(),
+        "run_dir": str(run.path),
+        "data": {
+            "path": str(data_path),
+            "sha256": sha256_of_file(data_path),
+            "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
+            "n_truncated_jets": data.n_truncated_jets,
+        },
+        "n_params": run_metrics["n_params"],
+        "evaluation": evaluation,
+        "metrics": metrics,
+        "fidelity": fidelity,
+        "output_diff_csim_minus_float": (
+            _output_diff_summary(logits_csim - all_logits["float"], config.architecture.classes)
+            if "float" in all_logits
+            else None
+        ),
+        "hls": {
+            "backend": config.hls.backend,
+            "part": config.hls.part,
+            "clock_period_ns": config.hls.clock_period_ns,
+            "io_type": config.hls.io_type,
+            "strategy": config.hls.strategy,
+            "reuse_factor": config.hls.reuse_factor,
+            "project": PROJECT_SUBDIR,
+            "input_type": fixed_type(config.quantization.input),
+            "output_type": output_type,
+            "layers": layer_types(hls_model),
+        },
+        # Latency and resources; `trigger-ml cost` adds vendor figures read from the project.
+        "cost": cost,
+        "timings_s": {"train": run_metrics["timings_s"], "hls": timings},
+    }
+    write_report(out, report, config)

@@ -1,6 +1,6 @@
 """Symbolic distillation: a teacher's outputs as closed-form expressions, and their firmware.
 
-``distill(teacher, settings, ws)`` fits expressions of the flat jet-level inputs to the
+The ``distill`` stage (:mod:`trigger_ml.symbolic.stage`; ``trigger_ml.pipeline.ensure_distilled``) fits expressions of the flat jet-level inputs to the
 teacher's discriminant (and/or logits) with PySR or Operon, sweeps their complexity into a
 Pareto front of complexity vs AUC, chooses one, converts it with hls4ml's symbolic backend
 into ``hls_projects/<teacher>-sr/`` and compares its g++ C simulation with the expression
@@ -9,7 +9,7 @@ in float. ``compare_row`` gives its row of ``trigger-ml compare``. See docs/symb
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -17,16 +17,12 @@ from trigger_ml.compare import DEFAULT_COST_SOURCE
 from trigger_ml.symbolic.settings import SymbolicConfig, load_symbolic_config
 from trigger_ml.workspace import Workspace
 
-if TYPE_CHECKING:
-    from trigger_ml.config import ModelConfig
-
 __all__ = [
     "SR_SUFFIX",
     "SRDS_SUFFIX",
     "DEFAULT_COMPARE_MODELS",
     "SymbolicConfig",
     "compare_row",
-    "distill",
     "is_symbolic_name",
     "load_symbolic_config",
     "teacher_spec",
@@ -63,22 +59,6 @@ def structure_of(spec: str) -> str:
     return "deepsets" if _suffix(spec) == SRDS_SUFFIX else "flat"
 
 
-def distill(
-    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, force: bool = False
-) -> dict[str, Any]:
-    """Run (or reuse) the distillation of ``teacher`` (a ModelConfig); returns report.json.
-
-    ``settings.structure`` picks the flat stage (``<teacher>-sr``) or the symbolic Deep Set
-    (``<teacher>-srds``)."""
-    if settings.structure == "deepsets":
-        from trigger_ml.symbolic.deepsets_stage import distill_deepsets
-
-        return distill_deepsets(teacher, settings, ws, force=force)
-    from trigger_ml.symbolic.stage import distill as run
-
-    return run(teacher, settings, ws, force=force)
-
-
 def compare_row(
     spec: str,
     ws: Workspace,
@@ -98,7 +78,9 @@ def compare_row(
 
     teacher = load_model_config(teacher_spec(spec))
     settings = (settings or SymbolicConfig()).model_copy(update={"structure": structure_of(spec)})
-    report = distill(teacher, settings, ws)
+    from trigger_ml.pipeline import ensure_distilled
+
+    report = ensure_distilled(teacher, settings, ws)
     project = ws.hls_dir(report["model"])
     metrics = report["metrics"]["csim"]
     n_params = report["n_params"]["expression"]

@@ -5,7 +5,7 @@ Graph-Based Tracking with Symbolic Regression", IML workshop, January 2024), eac
 of the teacher's per-track latent vector, ``φ_k`` (the output of Φ's last ReLU), is replaced
 by an expression of the track's features, and F by an expression of the pooled latents;
 the pooling over the track slots is kept. This module fits them (``run_fit``) and composes
-the deployed expression; ``trigger_ml.symbolic.deepsets_stage.distill_deepsets`` is the
+the deployed expression; ``trigger_ml.symbolic.deepsets_stage.build_deepsets`` is the
 stage that caches the fit and builds the firmware.
 
 **φ_k** (one per latent component; a component the teacher never fires is dropped): a sum
@@ -150,8 +150,7 @@ def load_deepset_data(
     """Inputs, latents and logits of the teacher on the fit subsample, validation and test."""
     sample = read_sample(data_path)
     data = prepare(sample, teacher, scaling=run.scaling)
-    kind = "qkeras" if teacher.quantization.enabled else "float"
-    model = run.load_model(teacher, kind)
+    model = run.load_reference(teacher)
     phi = latent_model(model, teacher)
     n_train = len(data.indices["train"])
     pick = np.sort(

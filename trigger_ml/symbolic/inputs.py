@@ -21,7 +21,7 @@ import numpy as np
 from trigger_ml.config import FixedPoint, ModelConfig, load_model_config, parse_model_config
 from trigger_ml.data.dataset import PreparedData, model_inputs, prepare, quantize_to_fixed, read_sample
 from trigger_ml.errors import TriggerMLError, UsageError
-from trigger_ml.fileio import sha256_of_file, sha256_of_obj
+from trigger_ml.kinds import kind_of
 from trigger_ml.physics import tagging_metrics
 from trigger_ml.symbolic import SR_SUFFIX
 from trigger_ml.symbolic.backends import BackendChoice
@@ -80,7 +80,7 @@ class DistillData:
 
 
 def _teacher_model(teacher: ModelConfig, run: Any) -> tuple[Any, str]:
-    kind = "qkeras" if teacher.quantization.enabled else "float"
+    kind = kind_of(teacher).reference(teacher)
     return run.load_model(teacher, kind), kind
 
 
@@ -112,14 +112,6 @@ def load_distill_data(
         classes[key] = teacher_data.classes[split][rows]
         indices[key] = teacher_data.indices[split][rows]
     return DistillData(x, logits, classes, indices, flat_feature_names(flat_config), flat)
-
-
-def teacher_reference(teacher: ModelConfig, ws: Workspace) -> tuple[dict[str, Any] | None, Any]:
-    """The teacher's HLS report (None for a float reference without firmware) and its run."""
-    from trigger_ml.pipeline import ensure_hls, ensure_trained
-
-    report = ensure_hls(teacher, ws) if teacher.hls.enabled else None
-    return report, ensure_trained(teacher, ws)
 
 
 def teacher_test(
@@ -191,31 +183,22 @@ class Job:
         return self.ws.hls_dir(self.name)
 
 
-def distill_inputs(
+def distill_key_material(
     teacher: ModelConfig,
     settings: SymbolicConfig,
     choice: BackendChoice,
-    ws: Workspace,
+    data_sha256: str,
+    teacher_cost: dict[str, Any] | None,
     **key_extra: Any,
-) -> DistillInputs:
-    """Train (and build the firmware of) the teacher if needed, generate its sample, and hash
-    what determines the distillation; ``key_extra`` (format version, structure) joins the key."""
-    from trigger_ml.cost import cost_for_project
-    from trigger_ml.pipeline import ensure_data
-
-    teacher_report, run = teacher_reference(teacher, ws)
-    teacher_cost = cost_for_project(ws.hls_dir(teacher.name))["best"] if teacher_report else None
-    data_path = ensure_data(teacher, ws)
-    data_sha = sha256_of_file(data_path)
-    key = sha256_of_obj(
-        {
-            **key_extra,
-            "teacher": teacher.digest(),
-            "teacher_training": teacher.training_digest(),  # weights also depend on trigger_ml.numerics
-            "data": data_sha,
-            "settings": settings.key_dump(),
-            "backend": [choice.backend.name, choice.backend.version()],
-            "teacher_latency": teacher_cost["latency_cycles"] if teacher_cost else None,
-        }
-    )
-    return DistillInputs(teacher_report, run, teacher_cost, data_path, data_sha, key)
+) -> dict[str, Any]:
+    """What determines a distillation (its hash names the fit and keys the project):
+    ``key_extra`` (format version, structure), the teacher, its sample, settings, backend."""
+    return {
+        **key_extra,
+        "teacher": teacher.digest(),
+        "teacher_training": teacher.training_digest(),  # weights also depend on trigger_ml.numerics
+        "data": data_sha256,
+        "settings": settings.key_dump(),
+        "backend": [choice.backend.name, choice.backend.version()],
+        "teacher_latency": teacher_cost["latency_cycles"] if teacher_cost else None,
+    }

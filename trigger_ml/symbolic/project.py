@@ -19,7 +19,6 @@ import numpy as np
 import sympy
 
 from trigger_ml.config import FixedPoint, ModelConfig
-from trigger_ml.fileio import atomic_path, read_json
 from trigger_ml.hls.stage import PROJECT_SUBDIR
 from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import discriminant_from_logits
@@ -236,42 +235,40 @@ def build_symbolic_project(
     result: dict[str, Any],
     chosen: list[sympy.Expr],
     timings: dict[str, float],
-) -> dict[str, Any]:
-    """Convert the chosen expression(s), C-simulate the test split, compare, report."""
+    out: Path,
+) -> None:
+    """Convert the chosen expression(s), C-simulate the test split, compare and report into ``out``."""
     kind, fp = result["output"], job.settings.precision
     deployed = [snap_constants(e, fp) for e in chosen]
     luts = lut_specs(deployed, data.x["fit"], job.settings.lut)
     classes = data.classes["test"]
-    with atomic_path(job.project_dir) as tmp:
-        tmp.mkdir()
-        measured = simulate_and_compare(
-            job,
-            tmp,
-            deployed,
-            luts,
-            kind,
-            data.x["test"],
-            data.indices["test"],
-            classes,
-            data.logits["test"],
-            timings,
-        )
-        report = project_report(
-            job,
-            f"symbolic distillation of {job.teacher.name} ({result['output']})",
-            result,
-            {
-                "expressions": [str(e) for e in chosen],
-                "deployed": [str(e) for e in deployed],
-                "readable": [readable(e, data.feature_names) for e in deployed],
-            },
-            {
-                "jets_per_split": {k: int(len(v)) for k, v in data.x.items()},
-                "n_truncated_jets": data.flat.n_truncated_jets,
-            },
-            sum(count_constants(e) for e in deployed),
-            measured,
-            timings,
-        )
-        write_symbolic_report(tmp, report, measured.disc, classes)
-    return read_json(job.project_dir / "report.json")
+    measured = simulate_and_compare(
+        job,
+        out,
+        deployed,
+        luts,
+        kind,
+        data.x["test"],
+        data.indices["test"],
+        classes,
+        data.logits["test"],
+        timings,
+    )
+    report = project_report(
+        job,
+        f"symbolic distillation of {job.teacher.name} ({result['output']})",
+        result,
+        {
+            "expressions": [str(e) for e in chosen],
+            "deployed": [str(e) for e in deployed],
+            "readable": [readable(e, data.feature_names) for e in deployed],
+        },
+        {
+            "jets_per_split": {k: int(len(v)) for k, v in data.x.items()},
+            "n_truncated_jets": data.flat.n_truncated_jets,
+        },
+        sum(count_constants(e) for e in deployed),
+        measured,
+        timings,
+    )
+    write_symbolic_report(out, report, measured.disc, classes)

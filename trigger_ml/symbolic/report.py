@@ -11,7 +11,7 @@ import numpy as np
 import sympy
 
 from trigger_ml.cost import format_cost_table
-from trigger_ml.fileio import atomic_path, write_json_atomic, write_text_atomic
+from trigger_ml.fileio import write_json_atomic, write_text_atomic
 from trigger_ml.report import METRIC_ROWS, plot_roc
 from trigger_ml.symbolic.inputs import Job
 from trigger_ml.symbolic.metrics import STORED_REJECTIONS, as_logits
@@ -242,6 +242,7 @@ def fit_markdown(name: str, result: dict[str, Any]) -> str:
 
 
 def write_fit(
+    out: Path,
     job: Job,
     inputs: dict[str, Any],
     result: dict[str, Any],
@@ -249,23 +250,21 @@ def write_fit(
     chosen_text: str,
     markdown_tail: str = "",
 ) -> None:
-    """``job.fit_dir``, atomically: settings.json (settings, backend, teacher and the
+    """The fit into the directory ``out``: settings.json (settings, backend, teacher and the
     ``inputs`` entries), expressions.json (``result``), chosen.sympy (``chosen``), chosen.txt
     (``chosen_text``), front.png and report.md (:func:`fit_markdown`, then ``markdown_tail``)."""
     teacher = job.teacher
-    with atomic_path(job.fit_dir) as tmp:
-        tmp.mkdir()
-        write_json_atomic(
-            tmp / "settings.json",
-            {
-                "settings": job.settings.model_dump(mode="json"),
-                "backend": job.choice.as_dict(),
-                "teacher": {"name": teacher.name, "config_sha256": teacher.digest()},
-                **inputs,
-            },
-        )
-        write_json_atomic(tmp / "expressions.json", result)
-        write_text_atomic(tmp / "chosen.sympy", sympy.srepr(sympy.Tuple(*chosen)) + "\n")
-        write_text_atomic(tmp / "chosen.txt", chosen_text)
-        plot_front(tmp / "front.png", result, job.name)
-        write_text_atomic(tmp / "report.md", fit_markdown(job.name, result) + markdown_tail)
+    write_json_atomic(
+        out / "settings.json",
+        {
+            "settings": job.settings.model_dump(mode="json"),
+            "backend": job.choice.as_dict(),
+            "teacher": {"name": teacher.name, "config_sha256": teacher.digest()},
+            **inputs,
+        },
+    )
+    write_json_atomic(out / "expressions.json", result)
+    write_text_atomic(out / "chosen.sympy", sympy.srepr(sympy.Tuple(*chosen)) + "\n")
+    write_text_atomic(out / "chosen.txt", chosen_text)
+    plot_front(out / "front.png", result, job.name)
+    write_text_atomic(out / "report.md", fit_markdown(job.name, result) + markdown_tail)

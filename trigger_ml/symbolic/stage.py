@@ -1,6 +1,6 @@
 """The distillation stage: symbolic regression of a teacher's outputs, then firmware.
 
-``distill(teacher, settings, ws)`` builds, each cached and written atomically::
+``distill`` (a :class:`trigger_ml.runner.Stage`, subject :class:`DistillRequest`) builds::
 
     runs/<teacher>-sr/<key>/          the fit (key: teacher, data, settings, backend)
         settings.json                 settings, backend choice and why, teacher, flat inputs
@@ -13,6 +13,10 @@
         hls4ml_prj/                   hls4ml symbolic project (firmware/, build_prj.tcl, ...)
         csim_predictions.h5           test-split discriminants of teacher, expression, C sim
         report.json, report.md, roc.png
+
+The symbolic Deep Set (``structure: deepsets``, ``<teacher>-srds``) has the same layout
+(trigger_ml.symbolic.deepsets_stage). Both are stamped by the runner with the same key; the
+fit is reused while only the firmware changes.
 
 Inputs are the *flat* jet-level inputs: a dense teacher's own inputs; for a Deep Set
 teacher those of ``dense-small`` (leading tracks' features flattened, plus jet features) on
@@ -31,21 +35,26 @@ scores, front, choice), ``project`` (hls4ml project, C simulation, report.json) 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sympy
 
 from trigger_ml.config import ModelConfig
-from trigger_ml.fileio import read_json
-from trigger_ml.hls.stage import is_current
+from trigger_ml.cost import cost_for_project
+from trigger_ml.fileio import read_json, sha256_of_obj
 from trigger_ml.logs import stage_logger, timed
-from trigger_ml.symbolic.backends import choose_backend
+from trigger_ml.runner import Inputs, Need, Stage, cached_dir
+from trigger_ml.symbolic import deepsets as symbolic_deepsets
+from trigger_ml.symbolic.backends import BackendChoice, choose_backend
 from trigger_ml.symbolic.fit import FORMAT_VERSION, readable, run_fit
 from trigger_ml.symbolic.inputs import (
     DistillData,
+    DistillInputs,
     Job,
     check_precision_holds,
-    distill_inputs,
+    distill_key_material,
     flat_input_config,
     load_distill_data,
     symbolic_name,
@@ -53,47 +62,129 @@ from trigger_ml.symbolic.inputs import (
 from trigger_ml.symbolic.project import build_symbolic_project
 from trigger_ml.symbolic.report import write_fit
 from trigger_ml.symbolic.settings import SymbolicConfig
-from trigger_ml.workspace import Workspace
 
 logger = stage_logger("distill")
 
 
-def ensure_fit(job: Job, data: DistillData) -> tuple[dict[str, Any], list[sympy.Expr]]:
-    """The fit of ``job.fit_dir`` (run now unless stored): expressions.json and the chosen expressions."""
-    fit_dir, teacher, settings, choice = job.fit_dir, job.teacher, job.settings, job.choice
-    if (fit_dir / "expressions.json").is_file() and (fit_dir / "chosen.sympy").is_file():
-        result = read_json(fit_dir / "expressions.json")
-        chosen = list(sympy.sympify((fit_dir / "chosen.sympy").read_text()))
-        return result, chosen
-    result = run_fit(teacher, data, settings, choice, job.inputs.teacher_cost)
-    chosen = result.pop("_chosen_expressions")
-    write_fit(
-        job,
-        {"flat_inputs": data.feature_names, "n_jets": {k: int(len(v)) for k, v in data.x.items()}},
-        result,
-        chosen,
-        "\n".join(f"{str(e)}\n# {readable(e, data.feature_names)}" for e in chosen) + "\n",
+@dataclass(frozen=True)
+class DistillRequest:
+    """The subject of the ``distill`` stage: a teacher and the symbolic settings
+    (``settings.structure``: ``flat`` for ``<teacher>-sr``, ``deepsets`` for ``<teacher>-srds``)."""
+
+    teacher: ModelConfig
+    settings: SymbolicConfig
+
+    @property
+    def deepsets(self) -> bool:
+        return self.settings.structure == "deepsets"
+
+    @property
+    def name(self) -> str:
+        return symbolic_deepsets.deepsets_name(self.teacher) if self.deepsets else symbolic_name(self.teacher)
+
+
+class DistillStage(Stage[dict[str, Any]]):
+    """``distill``: the fit (runs/<name>/<key>/) and the firmware (hls_projects/<name>/) of a
+    symbolic model; the artefact is report.json's content."""
+
+    name = "distill"
+
+    def needs(self, subject: DistillRequest) -> dict[str, Need]:
+        teacher, settings = subject.teacher, subject.settings
+        if subject.deepsets:
+            symbolic_deepsets.check_teacher(teacher, settings)
+        else:
+            check_precision_holds(settings.precision, flat_input_config(teacher).quantization.input)
+        needs = {"train": Need("train", teacher), "data": Need("data", teacher)}
+        if teacher.hls.enabled:  # the teacher's firmware: its latency and its C simulation
+            needs["hls"] = Need("hls", teacher)
+        return needs
+
+    def output_dir(self, subject: DistillRequest, ws: Any) -> Path:
+        return ws.hls_dir(subject.name)
+
+    def key(self, subject: DistillRequest, inputs: Inputs) -> dict[str, Any]:
+        extra = (
+            {"format_version": symbolic_deepsets.FORMAT_VERSION, "structure": "deepsets"}
+            if subject.deepsets
+            else {"format_version": FORMAT_VERSION}
+        )
+        return distill_key_material(
+            subject.teacher,
+            subject.settings,
+            choose_backend(subject.settings),
+            inputs["data"].sha256,
+            _teacher_cost(subject, inputs),
+            **extra,
+        )
+
+    def run(self, subject: DistillRequest, inputs: Inputs, out: Path) -> None:
+        choice = choose_backend(subject.settings)
+        what = "symbolic Deep Set, backend" if subject.deepsets else "backend"
+        logger.info(f"{subject.name}: {what} {choice.backend.name} ({choice.reason})")
+        job = _job(subject, inputs, choice, self.key(subject, inputs))
+        if subject.deepsets:
+            from trigger_ml.symbolic.deepsets_stage import build_deepsets
+
+            build_deepsets(job, out)
+        else:
+            _build_flat(job, out)
+
+    def load(self, subject: DistillRequest, inputs: Inputs, out: Path) -> dict[str, Any]:
+        return read_json(out / "report.json")
+
+
+def _teacher_cost(subject: DistillRequest, inputs: Inputs) -> dict[str, Any] | None:
+    """The teacher firmware's best cost section (None for a float reference without firmware)."""
+    return cost_for_project(inputs.ws.hls_dir(subject.teacher.name))["best"] if "hls" in inputs else None
+
+
+def _job(subject: DistillRequest, inputs: Inputs, choice: BackendChoice, material: dict[str, Any]) -> Job:
+    data = inputs["data"]
+    distill_inputs = DistillInputs(
+        inputs.get("hls"),
+        inputs["train"],
+        _teacher_cost(subject, inputs),
+        data.path,
+        data.sha256,
+        sha256_of_obj(material),
     )
-    return result, chosen
+    return Job(subject.name, subject.teacher, subject.settings, choice, inputs.ws, distill_inputs)
 
 
-def distill(
-    teacher: ModelConfig, settings: SymbolicConfig, ws: Workspace, force: bool = False
-) -> dict[str, Any]:
-    """Distil ``teacher`` into expressions and their firmware; returns report.json's content."""
-    name = symbolic_name(teacher)
-    check_precision_holds(settings.precision, flat_input_config(teacher).quantization.input)
-    choice = choose_backend(settings)
-    logger.info(f"{name}: backend {choice.backend.name} ({choice.reason})")
-    inputs = distill_inputs(teacher, settings, choice, ws, format_version=FORMAT_VERSION)
-    job = Job(name, teacher, settings, choice, ws, inputs)
-    if not force and is_current(job.project_dir, inputs.key, inputs.data_sha256):
-        logger.info(f"{name}: {job.project_dir} is current; nothing to do")
-        return read_json(job.project_dir / "report.json")
+def fit_material(job: Job) -> dict[str, Any]:
+    """The stamp of a fit directory: the distillation's key (its hash is also the directory's name)."""
+    return {"stage": "symbolic-fit", "key": job.key}
 
+
+def _build_flat(job: Job, out: Path) -> None:
+    teacher, settings = job.teacher, job.settings
     timings: dict[str, float] = {}
     with timed(timings, "prepare_s"):
-        data = load_distill_data(teacher, inputs.run, inputs.data_path, settings)
+        data = load_distill_data(teacher, job.inputs.run, job.inputs.data_path, settings)
     with timed(timings, "fit_s"):
-        result, chosen = ensure_fit(job, data)
-    return build_symbolic_project(job, data, result, chosen, timings)
+        result, chosen = _ensure_fit(job, data)
+    build_symbolic_project(job, data, result, chosen, timings, out)
+
+
+def _ensure_fit(job: Job, data: DistillData) -> tuple[dict[str, Any], list[sympy.Expr]]:
+    """The fit of ``job.fit_dir``, run now unless its stamp matches: its result and the chosen expressions."""
+    fitted: dict[str, Any] = {}
+
+    def fit(out: Path) -> None:
+        result = run_fit(job.teacher, data, job.settings, job.choice, job.inputs.teacher_cost)
+        chosen = result.pop("_chosen_expressions")
+        write_fit(
+            out,
+            job,
+            {"flat_inputs": data.feature_names, "n_jets": {k: int(len(v)) for k, v in data.x.items()}},
+            result,
+            chosen,
+            "\n".join(f"{str(e)}\n# {readable(e, data.feature_names)}" for e in chosen) + "\n",
+        )
+        fitted.update(result=result, chosen=chosen)
+
+    if cached_dir(job.fit_dir, fit_material(job), fit):
+        return fitted["result"], fitted["chosen"]
+    result = read_json(job.fit_dir / "expressions.json")
+    return result, list(sympy.sympify((job.fit_dir / "chosen.sympy").read_text()))

@@ -1,0 +1,106 @@
+"""What a model kind is: the decisions that differ between kinds of model, in one object.
+
+A *network* kind (:class:`NetworkKind`) is trained by the ``train`` stage and converted by the
+``hls`` stage; it says which of the trained models the firmware must reproduce bit for bit,
+how that model is built, trained, loaded and prepared for hls4ml, and which hls4ml settings
+make the C simulation exact. A *symbolic* kind is fitted by the ``distill`` stage. Every kind
+names the stage whose artefact is its firmware (None: a physics-only reference).
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from trigger_ml.config import ModelConfig
+
+QUANTIZED, FLOAT = "qkeras", "float"
+"""The two trained models of a run (weights ``qkeras.weights.h5`` and ``float.weights.h5``;
+the quantization-aware one keeps the name ``qkeras`` for HGQ too)."""
+
+
+class ModelKind(ABC):
+    """One kind of model; registered in :data:`trigger_ml.kinds.KINDS`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    firmware_stage: ClassVar[str | None]
+    """The stage whose artefact is the firmware (``hls``, ``distill``; None: no firmware)."""
+    exactness: ClassVar[str]
+    """What the fidelity check requires of the C simulation against the reference."""
+
+    def claims(self, config: ModelConfig) -> bool:
+        """Is ``config`` a model of this kind? (Network kinds; symbolic kinds go by name.)"""
+        return False
+
+    def label(self, config: ModelConfig) -> str:
+        """The ``kind`` column of a comparison."""
+        return self.summary
+
+
+class NetworkKind(ModelKind):
+    """A Keras network trained by the ``train`` stage (QKeras by default)."""
+
+    firmware_stage = "hls"
+    exactness = "bit-exact: C simulation == reference model on every test jet"
+
+    def reference(self, config: ModelConfig) -> str:
+        """The trained model the firmware must reproduce: the quantization-aware one when
+        quantization is on, else the float model (post-training quantization)."""
+        return QUANTIZED if config.quantization.enabled else FLOAT
+
+    def trained_models(self, config: ModelConfig) -> tuple[str, ...]:
+        """Which models a run trains: the quantization-aware one when quantization is on,
+        and the float twin when asked for."""
+        wanted = {QUANTIZED: config.quantization.enabled, FLOAT: config.training.float_twin}
+        return tuple(model for model in (QUANTIZED, FLOAT) if wanted[model])
+
+    def build(self, config: ModelConfig, quantized: bool) -> tf.keras.Model:
+        """An untrained model (``quantized=False``: the float twin)."""
+        from trigger_ml.models import build_model
+
+        return build_model(config, quantized=quantized)
+
+    def callbacks(self, config: ModelConfig, quantized: bool) -> list[tf.keras.callbacks.Callback]:
+        """Keras callbacks the kind's training needs."""
+        return []
+
+    def after_fit(
+        self, model: tf.keras.Model, config: ModelConfig, x_train: np.ndarray, quantized: bool
+    ) -> None:
+        """Finish a fitted model in place (e.g. trace ranges)."""
+
+    def predictor(self, model: tf.keras.Model, config: ModelConfig, quantized: bool) -> tf.keras.Model:
+        """The model whose outputs the run records for a fitted ``model``: what the firmware computes."""
+        return model
+
+    def load(self, config: ModelConfig, weights: Path, quantized: bool) -> tf.keras.Model:
+        """A trained model from its weights file (the one the firmware computes, for the quantized one)."""
+        model = self.build(config, quantized)
+        model.load_weights(weights)
+        return model
+
+    def training_metrics(
+        self, model: tf.keras.Model, x_test: np.ndarray, logits: np.ndarray
+    ) -> dict[str, Any]:
+        """Kind-specific entries of the run's metrics.json (for the quantized model)."""
+        return {}
+
+    def count_parameters(self, model: tf.keras.Model, quantized: bool) -> int:
+        from trigger_ml.models import count_parameters
+
+        return count_parameters(model)
+
+    def prepare_for_conversion(self, model: tf.keras.Model, config: ModelConfig) -> None:
+        """Change ``model`` in place, outputs unchanged, so hls4ml converts it exactly."""
+
+    def configure_hls(self, layers: dict[str, Any], config: ModelConfig) -> None:
+        """Set the per-layer hls4ml precisions the kind's exactness needs (``layers``: the
+        ``LayerName`` section of the hls4ml configuration)."""
+
+    def label(self, config: ModelConfig) -> str:
+        return f"{config.architecture.kind}, {self.summary}"
