@@ -1,0 +1,93 @@
+"""The contract every model kind meets, as a test base: a kind gets its tests by declaring
+fixtures in a subclass (``tests/test_kinds.py``), the way HGQ2's ``LayerTestBase`` works.
+
+Each kind runs on tiny real inputs (a few hundred Pythia jets, a few epochs) through its whole
+chain: train (or fit) -> convert with hls4ml -> C simulation checked against the kind's
+reference under the kind's exactness rule -> the stage's cache -> firmware bundle -> the
+bundle's own verification (g++ C simulation of every test vector). The specs are those the
+stage tests already build in the session workspace, so the chain is mostly cached.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from trigger_ml.config import ModelConfig, load_model_config
+from trigger_ml.kinds import KINDS, NetworkKind, kind_of
+from trigger_ml.pipeline import ensure, ensure_trained, runner
+from trigger_ml.workspace import Workspace
+
+
+@pytest.mark.slow
+class KindContract:
+    """Subclasses set ``kind`` (a name registered in ``trigger_ml.kinds.KINDS``) and ``spec``
+    (a tiny model of that kind: for symbolic kinds, the teacher), and may set ``no_bundle``
+    (why the kind has no firmware bundle yet)."""
+
+    kind: ClassVar[str]
+    spec: ClassVar[str]
+    no_bundle: ClassVar[str | None] = None
+
+    # --- what a subclass may override ------------------------------------------------------
+
+    def subject(self, config: ModelConfig) -> Any:
+        """What the kind's firmware stage takes (the model configuration for networks)."""
+        return config
+
+    def exact_fraction(self, report: dict[str, Any]) -> float:
+        """The fraction of test jets on which the C simulation meets the kind's exactness rule."""
+        return report["fidelity"]["csim_vs_reference_exact_fraction"]
+
+    # --- fixtures ----------------------------------------------------------------------------
+
+    @pytest.fixture(scope="class")
+    def config(self) -> ModelConfig:
+        return load_model_config(self.spec)
+
+    @pytest.fixture(scope="class")
+    def firmware(self, workspace: Workspace, config: ModelConfig) -> dict[str, Any]:
+        return ensure(KINDS[self.kind].firmware_stage, self.subject(config), workspace)
+
+    # --- the contract ------------------------------------------------------------------------
+
+    def test_kind_is_registered_with_a_firmware_stage(self):
+        assert KINDS[self.kind].firmware_stage in runner(Workspace(".")).stages
+
+    def test_trains(self, workspace: Workspace, config: ModelConfig):
+        kind = KINDS[self.kind]
+        run = ensure_trained(config, workspace)
+        expected = (
+            kind.trained_models(config)
+            if isinstance(kind, NetworkKind)
+            else kind_of(config).trained_models(config)
+        )
+        assert expected and all(run.weights_path(name).is_file() for name in expected)
+        assert set(run.metrics["models"]) == set(expected)
+
+    def test_c_simulation_meets_the_exactness_rule(self, firmware: dict[str, Any]):
+        assert firmware["fidelity"]["n_jets"] > 100
+        assert self.exact_fraction(firmware) == 1.0
+
+    def test_firmware_stage_is_cached(
+        self, workspace: Workspace, config: ModelConfig, firmware: dict[str, Any]
+    ):
+        assert runner(workspace).is_current(KINDS[self.kind].firmware_stage, self.subject(config))
+        assert ensure(KINDS[self.kind].firmware_stage, self.subject(config), workspace) == firmware
+
+    def test_bundle_verifies(self, workspace: Workspace, config: ModelConfig, firmware: dict[str, Any]):
+        if self.no_bundle:
+            pytest.skip(f"{self.kind}: no firmware bundle: {self.no_bundle}")
+        from trigger_ml.firmware import build_bundle, verify_bundle
+
+        bundle = build_bundle(config, workspace, n_vectors=200, verify=False)
+        result = verify_bundle(bundle)
+        assert result.n_vectors == 200
+
+
+class NetworkKindContract(KindContract):
+    """Network kinds: the configuration is claimed by exactly this kind."""
+
+    def test_configuration_is_claimed_by_the_kind(self, config: ModelConfig):
+        assert kind_of(config).name == self.kind
