@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from trigger_ml import scan as scan_module
 from trigger_ml.errors import UsageError
 from trigger_ml.scan import ScanSpec, expand_points, load_scan_spec, resolve_point, run_scan, scan_dir
+from trigger_ml.scan import run as scan_module
 from trigger_ml.workspace import Workspace
 
 # The Latency strategy: the grid folds the network (reuse 2), which distributed arithmetic cannot.

@@ -1,28 +1,9 @@
-"""Design-space scans on Dask: a grid (or list) of overrides over a base model.
-
-``trigger-ml scan SPEC.yaml`` resolves every point of the spec to a model spec
-``base@key=value,...`` through :mod:`trigger_ml.config` (so the schema validates it), runs
-the pipeline of each valid point as one ``dask.distributed`` task, and writes::
-
-    scans/<name>/points/<config sha256[:16]>.json   one per point, as soon as it finishes
-    scans/<name>/points/invalid-<sha256[:16]>.json  points the schema rejected, with the error
-    scans/<name>/comparison/                         table.md/csv/json, Pareto plots, roc.png, front.json
-    scans/<name>/scan_summary.md, summary.json       ok / skipped / failed points with errors
-
-Each task runs the ordinary cached stages (``runs/``, ``hls_projects/<model>/``). A point
-whose result file says ``ok`` for the same configuration hash and stages is skipped on a
-rerun; failed points are retried. Result files are written by the client the moment their
-task finishes, atomically, so an interrupted scan keeps every finished point.
-
-The engine is a ``LocalCluster`` with one single-threaded worker process per core, or an
-existing cluster given by its scheduler address (``--scheduler tcp://host:port``).
-"""
+"""Running the points of a scan on Dask: the worker-side task and the client that submits
+the points, skips finished ones and writes each result file as its task finishes."""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
 import os
 import shutil
 import signal
@@ -32,85 +13,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-
-from trigger_ml.compare import DEFAULT_COST_SOURCE, CostSource
-from trigger_ml.config import (
-    ModelConfig,
-    format_validation_error,
-    load_model_config,
-    read_yaml_mapping,
-    split_model_spec,
-)
+from trigger_ml.compare import DEFAULT_COST_SOURCE
+from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError, UsageError
-from trigger_ml.fileio import read_json, sha256_of_obj, write_json_atomic, write_text_atomic
+from trigger_ml.fileio import read_json, write_json_atomic, write_text_atomic
 from trigger_ml.logs import Stopwatch, progress_bar, shows_progress, stage_logger
-from trigger_ml.schema import StrictModel
+from trigger_ml.scan.spec import ScanPoint, ScanSpec, Stages, expand_points
+from trigger_ml.scan.summary import _curves, summary_markdown, write_comparison
 from trigger_ml.workspace import Workspace
 
 logger = stage_logger("scan")
 
-Stages = Literal["hls", "train"]
-
 NOT_BUILT = "not built (stages: train)"
 """Cost and fidelity cells of a point scanned with ``stages: train`` (no firmware built)."""
-
-_SPECIAL = set(",=[]{}:#'\"& *!|>%@`")
-
-
-class ScanSpec(StrictModel):
-    """A scan: ``base`` model spec, a ``grid`` (cartesian product) and/or explicit ``points``."""
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    description: str = ""
-    base: str = Field(min_length=1)
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    points: list[dict[str, Any]] = Field(default_factory=list)
-    stages: Stages = "hls"
-    # Where every point's latency and resources come from (trigger-ml compare --cost-source):
-    # da4ml costs fully unrolled designs only; a scan over the reuse factor needs `estimate`.
-    cost_source: CostSource = DEFAULT_COST_SOURCE
-
-    @field_validator("grid")
-    @classmethod
-    def _grid_values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        empty = [key for key, values in value.items() if not values]
-        if empty:
-            raise ValueError(f"grid key '{empty[0]}' lists no values")
-        return value
-
-    @model_validator(mode="after")
-    def _something_to_scan(self) -> ScanSpec:
-        if not self.grid and not self.points:
-            raise ValueError("nothing to scan: give 'grid' and/or 'points'")
-        return self
-
-
-@dataclass(frozen=True)
-class ScanPoint:
-    """One point of a scan: its overrides, resolved configuration or the schema's error."""
-
-    source: Literal["grid", "points", "with"]
-    overrides: dict[str, Any]
-    model_spec: str
-    config: ModelConfig | None
-    error: str | None
-
-    @property
-    def key(self) -> str:
-        """Name of the point's result file: the configuration hash (``invalid-...`` if none)."""
-        if self.config is not None:
-            return self.config.digest()[:16]
-        return "invalid-" + sha256_of_obj(self.model_spec)[:16]
-
-    @property
-    def label(self) -> str:
-        """Short description for tables: the point's own overrides, or the model spec."""
-        if self.source == "with":
-            return self.model_spec
-        return ", ".join(f"{key}={_spec_value(value)}" for key, value in self.overrides.items()) or "(base)"
 
 
 @dataclass(frozen=True)
@@ -131,88 +48,6 @@ class ScanResult:
     @property
     def failed(self) -> int:
         return self.count("failed")
-
-
-def load_scan_spec(path: Path) -> ScanSpec:
-    """Read and validate a scan spec; one-line :class:`UsageError` naming the key."""
-    path = Path(path)
-    data = read_yaml_mapping(path, "scan spec", "scans/example-bits-reuse.yaml")
-    try:
-        spec = ScanSpec.model_validate(data)
-    except ValidationError as error:
-        raise UsageError(format_validation_error(str(path), error), "fix the key or value") from None
-    load_model_config(spec.base)  # an unknown or invalid base model is an error of the whole spec
-    return spec
-
-
-def _spec_value(value: Any) -> str:
-    """A value as it is written after ``key=`` in a model spec (YAML flow syntax)."""
-    if isinstance(value, str):
-        return json.dumps(value) if not value or _SPECIAL & set(value) else value
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_spec_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_spec_value(k)}: {_spec_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, float) and "e" in repr(value) and "." not in repr(value):
-        return repr(value).replace("e", ".0e")  # YAML 1.1 reads 1e-05 as text, 1.0e-05 as a number
-    return json.dumps(value)
-
-
-def _round_trips(item: str, key: str, value: Any) -> bool:
-    """Does ``key=value`` written as ``item`` read back as the same value in a model spec?"""
-    try:
-        return split_model_spec(f"x@{item}")[1] == {key: value}
-    except UsageError:
-        return False
-
-
-def resolve_point(
-    base: str, overrides: dict[str, Any], source: Literal["grid", "points", "with"] = "points"
-) -> ScanPoint:
-    """Merge ``overrides`` over the base spec's and validate the result with the schema.
-
-    An invalid point is returned with its one-line error (the key named) instead of
-    raising, so that a scan records it and runs the others.
-    """
-    name, merged = split_model_spec(base)
-    merged.update(overrides)
-    items = [f"{key}={_spec_value(value)}" for key, value in merged.items()]
-    spec = name + ("@" + ",".join(items) if items else "")
-    for (key, value), item in zip(merged.items(), items, strict=True):
-        if not _round_trips(item, key, value):
-            error = (
-                f"key '{key}': the value {value!r} cannot be written in a model spec "
-                "-> a string with a top-level comma cannot be an override"
-            )
-            return ScanPoint(source, dict(overrides), spec, None, error)
-    try:
-        config = load_model_config(spec)
-    except TriggerMLError as error:
-        message = error.one_line().removeprefix("error: ")
-        message = message.removeprefix(f"model '{spec}': ").removeprefix(f"{spec}: ")
-        return ScanPoint(source, dict(overrides), spec, None, message)
-    return ScanPoint(source, dict(overrides), config.name, config, None)
-
-
-def expand_points(spec: ScanSpec, with_models: Sequence[str] = ()) -> list[ScanPoint]:
-    """The grid's cartesian product, then the explicit points, then ``with_models``.
-
-    Points resolving to the same configuration are kept once. ``with_models`` (zoo models
-    to compare against, e.g. ``dips-tiny``) must be valid: a bad one raises UsageError.
-    """
-    keys = list(spec.grid)
-    candidates = []
-    if keys:
-        for values in itertools.product(*spec.grid.values()):
-            candidates.append(resolve_point(spec.base, dict(zip(keys, values, strict=True)), "grid"))
-    candidates += [resolve_point(spec.base, point, "points") for point in spec.points]
-    for model in with_models:
-        config = load_model_config(model)
-        candidates.append(ScanPoint("with", {}, config.name, config, None))
-    unique: dict[str, ScanPoint] = {}
-    for point in candidates:
-        unique.setdefault(point.key, point)
-    return list(unique.values())
 
 
 # --------------------------------------------------------------------------- worker side
@@ -500,108 +335,6 @@ def _run_points(
                 took = f"{duration:.1f} s" if duration is not None else "-"
                 logger.info(f"{record['status']:<6} {took:>8}  {point.label}  {detail}".rstrip())
     return done
-
-
-def _curves(records: list[dict[str, Any]], ws: Workspace) -> dict[str, tuple[Any, Any]]:
-    import h5py
-
-    curves = {}
-    for record in records:
-        with h5py.File(ws.root / record["curve"]["path"], "r") as handle:
-            curves[record["model"]] = (handle[record["curve"]["logits"]][()], handle["classes"][()])
-    return curves
-
-
-def pareto_fronts(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Models on the front of light rejection at 70 % vs latency (ns) and vs LUTs."""
-    import numpy as np
-
-    from trigger_ml.compare import pareto_front
-
-    fronts = {}
-    for x_key in ("latency_ns", "LUT"):
-        points = [r for r in rows if isinstance(r.get(x_key), int | float) and r.get("rej_light_at_70")]
-        if not points:
-            fronts[x_key] = []
-            continue
-        x = np.array([float(r[x_key]) for r in points])
-        y = np.array([float(r["rej_light_at_70"]) for r in points])
-        fronts[x_key] = [points[i]["model"] for i in pareto_front(x, y)]
-    return fronts
-
-
-def write_comparison(
-    rows: list[dict[str, Any]],
-    curves: dict[str, tuple[Any, Any]],
-    f_c: float,
-    out_dir: Path,
-    labels: dict[str, str] | None = None,
-    cost_source: str = DEFAULT_COST_SOURCE,
-) -> dict[str, list[str]]:
-    """The ``trigger-ml compare`` outputs for these rows, plus ``front.json``; returns the fronts.
-
-    ``labels`` (model name -> short label, e.g. ``bits=6, reuse=2``) names the points in the
-    plots, where full model names of a scan would not fit; the tables keep the model names.
-    """
-    from trigger_ml.compare import COLUMNS, csv_table, markdown_table, plot_front, plot_rocs
-    from trigger_ml.fileio import atomic_path
-
-    labels = labels or {}
-    fronts = pareto_fronts(rows)
-    plot_rows = [{**row, "model": labels.get(row["model"], row["model"])} for row in rows]
-    plot_curves = {labels.get(model, model): curve for model, curve in curves.items()}
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        write_text_atomic(tmp / "table.md", markdown_table(rows, cost_source))
-        write_text_atomic(tmp / "table.csv", csv_table(rows))
-        write_json_atomic(tmp / "table.json", {"columns": [k for k, _ in COLUMNS], "rows": rows})
-        write_json_atomic(tmp / "front.json", fronts)
-        plot_front(tmp / "rej70_vs_latency.png", plot_rows, "latency_ns", "latency (ns)")
-        plot_front(tmp / "rej70_vs_lut.png", plot_rows, "LUT", "LUT")
-        plot_rocs(tmp / "roc.png", plot_curves, f_c)
-    return fronts
-
-
-def _fmt(value: Any, digits: str = ".1f") -> str:
-    return format(value, digits) if isinstance(value, int | float) else "-"
-
-
-def summary_markdown(
-    spec: ScanSpec, records: list[dict[str, Any]], fronts: dict[str, list[str]], wall_s: float
-) -> str:
-    """``scan_summary.md``: every point with its status, key figures and error."""
-    counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "skipped", "failed")}
-    lines = [
-        f"# Scan `{spec.name}`",
-        "",
-        f"Base `{spec.base}`, stages `{spec.stages}`, {len(records)} point(s): "
-        f"{counts['ok']} ok, {counts['skipped']} skipped (done in an earlier run), "
-        f"{counts['failed']} failed; {wall_s:.1f} s.",
-        "Failed points are retried on the next run; skipped ones are not rerun.",
-        "",
-        "| status | point | key | time (s) | light rej @70% | latency (ns) | LUT | error |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in records:
-        row = r.get("row") or {}
-        took = _fmt(r.get("duration_s")) + (" (cached)" if r.get("pipeline_cached") else "")
-        error = (r.get("error") or "").replace("|", "\\|")
-        lines.append(
-            f"| {r['status']} | `{r['label']}` | `{r['key']}` | {took} | {_fmt(row.get('rej_light_at_70'))} "
-            f"| {_fmt(row.get('latency_ns'))} | {_fmt(row.get('LUT'), '.0f')} | {error} |"
-        )
-    labels = {r["model"]: r["label"] for r in records}
-    lines += ["", "## Pareto front (light rejection at 70 % b-efficiency)", ""]
-    for x_key, label in (("latency_ns", "vs latency"), ("LUT", "vs LUTs")):
-        members = ", ".join(f"`{labels[m]}`" for m in fronts.get(x_key, [])) or "none (no firmware figures)"
-        lines.append(f"- {label}: {members}")
-    lines += [
-        "",
-        "Table and plots: `comparison/` (table.md, rej70_vs_latency.png, rej70_vs_lut.png, roc.png)."
-        if counts["ok"] + counts["skipped"]
-        else "No point finished: no comparison.",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def run_scan(
