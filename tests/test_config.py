@@ -95,7 +95,7 @@ def test_sample_detector_section_reaches_the_generator_and_the_digests():
     from trigger_ml.pipeline import generator_settings
 
     base = load_model_config("dips-small")
-    assert base.sample.detector is None
+    assert base.sample.detector == DetectorModel() and "detector" not in base.sample.model_fields_set
     assert generator_settings(base).digest() == GeneratorSettings().digest()  # default sample kept
 
     run1 = load_model_config(
@@ -116,11 +116,44 @@ def test_sample_detector_section_reaches_the_generator_and_the_digests():
 
 
 def test_sample_detector_section_in_a_config_file(tmp_path: Path):
+    from trigger_ml.data.detector import DetectorModel
+
     path = tmp_path / "run1.yaml"
     path.write_text(
         "name: run1-resolution\n"
         "sample: {process: ttbar, n_jets: 1000, detector: {d0_ms_um_gev: 140, fake_rate: 0}}\n"
     )
     config = load_config_file(path)
-    assert config.sample.detector == {"d0_ms_um_gev": 140.0, "fake_rate": 0.0}
-    assert config.sample.detector_model().fake_rate == 0.0
+    assert config.sample.detector == DetectorModel(d0_ms_um_gev=140.0, fake_rate=0.0)
+    # the hashes see the parameters the file sets, not the defaults of the others
+    assert config.model_dump(mode="json")["sample"]["detector"] == {"d0_ms_um_gev": 140.0, "fake_rate": 0.0}
+
+
+def test_sample_settings_are_defined_once_and_dump_only_when_set():
+    from trigger_ml.config import ModelConfig, SampleConfig
+    from trigger_ml.data.settings import GeneratorSettings, SampleSettings
+    from trigger_ml.pipeline import generator_settings
+
+    # the sample section is the generator's schema plus the sample's size and seed
+    assert issubclass(SampleConfig, SampleSettings) and issubclass(GeneratorSettings, SampleSettings)
+    assert set(SampleConfig.model_fields) - set(SampleSettings.model_fields) == {
+        "n_jets",
+        "seed",
+        "jets_per_shard",
+    }
+    base = load_model_config("dips-small")
+    dumped = base.model_dump(mode="json")["sample"]
+    assert dumped["pileup_mu"] is None and dumped["detector"] is None  # unset: the generator's default
+    assert "pileup_mu" not in base.model_dump(mode="json", exclude_none=True)["sample"]
+    taus = load_model_config("dips-small@sample.label_taus=true,sample.detector.fake_rate=0")
+    assert taus.model_dump(mode="json", exclude_none=True)["sample"] == {
+        "process": "ttbar",
+        "n_jets": 100_000,
+        "seed": 1,
+        "jets_per_shard": 5000,
+        "label_taus": True,
+        "detector": {"fake_rate": 0.0},
+    }
+    again = ModelConfig.model_validate(taus.model_dump(mode="json"))  # a dumped config loads back
+    assert again.digest() == taus.digest() and again.training_digest() == taus.training_digest()
+    assert generator_settings(taus) == GeneratorSettings(label_taus=True, detector={"fake_rate": 0.0})

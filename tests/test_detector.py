@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import h5py
 import numpy as np
 import pytest
@@ -84,5 +82,5 @@ def test_sample_with_material_has_material_tracks(tmp_path) -> None:
     assert np.all(real["pt"] > settings.track_pt_min)
     again = generate_sample(settings, tmp_path / "again", n_workers=1)
     assert sha256_of_file(again) == sha256_of_file(path)
-    without = dataclasses.replace(settings, detector=DetectorModel())
+    without = settings.replace(detector=DetectorModel())
     assert without.digest() != settings.digest()

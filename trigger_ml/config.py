@@ -9,18 +9,25 @@ rejected with the offending key named. Stages never read raw dicts: they get a
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from trigger_ml.data.detector import DetectorModel
-from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.data.settings import SampleSettings
+from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_obj
 from trigger_ml.numerics import effective_isa
 from trigger_ml.schema import StrictModel, fields_outside, outside
@@ -34,55 +41,50 @@ JET_FEATURES = ("log_pt", "eta", "n_tracks")
 CLASSES = ("b", "c", "light")
 
 
-class SampleConfig(StrictModel):
-    """Which generated sample a model trains on (see trigger_ml.data.generate)."""
+class SampleConfig(SampleSettings):
+    """Which generated sample a model trains on: its size and seed here, its physics
+    (``process``, the pile-up, dijet and labelling settings, ``detector``) as defined once in
+    :class:`trigger_ml.data.settings.SampleSettings`, with the generator's defaults.
 
-    process: Literal["ttbar", "dijet", "mixed"] = "ttbar"
+    A setting the file leaves out (or sets to null) keeps the generator's default and dumps
+    as null, so that the configuration hashes of models that do not use a setting never
+    change; ``detector`` dumps only the parameters the file sets. ``process``, ``n_jets``,
+    ``seed`` and ``jets_per_shard`` are always dumped.
+    """
+
+    WHAT: ClassVar[str] = "sample setting"
+
     n_jets: int = Field(100_000, ge=100, le=10_000_000)
     seed: int = Field(1, ge=0, le=900_000_000)
     jets_per_shard: int = Field(5000, ge=10, le=1_000_000)
-    # Optional sample settings (None = the generator's default; see docs/detector-model.md).
-    dijet_fraction: float | None = Field(None, gt=0, lt=1)
-    dijet_pthat_min_gev: float | None = Field(None, gt=0)
-    dijet_pthat_max_gev: float | None = Field(None, gt=0)
-    pileup_mu: float | None = Field(None, ge=0, le=1000)
-    pileup_process: Literal["inelastic", "nondiffractive"] | None = None
-    pileup_pool_events: int | None = Field(None, ge=1, le=100_000)
-    pileup_tune_pp: int | None = Field(None, ge=1)
-    # Jets labelled by a tau lepton get flavour 15 in the file (training counts them as light).
-    label_taus: bool | None = None
-    # Detector-model parameters that differ from the defaults of
-    # trigger_ml.data.detector.DetectorModel, e.g. {d0_ms_um_gev: 140} or material_layers
-    # (docs/detector-model.md). Only the listed ones change; the sample gets a new digest.
-    detector: dict[str, Any] | None = None
 
-    @field_validator("detector")
+    _ALWAYS_DUMPED: ClassVar[tuple[str, ...]] = ("process", "n_jets", "seed", "jets_per_shard")
+
+    @model_validator(mode="before")
     @classmethod
-    def _known_detector_parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        known = [f.name for f in dataclasses.fields(DetectorModel)]
-        clean: dict[str, Any] = {}
-        for name, given in value.items():
-            if name not in known:
-                raise ValueError(f"unknown detector parameter '{name}' (one of: {', '.join(known)})")
-            if name == "material_layers":
-                clean[name] = given  # DetectorModel checks the layers
-            elif isinstance(given, int | float) and not isinstance(given, bool):
-                clean[name] = float(given)  # 140 and 140.0 are the same sample
-            else:
-                raise ValueError(f"detector parameter {name} must be a number, got {given!r}")
-        try:
-            model = DetectorModel(**clean)  # the detector model's own checks
-        except TriggerMLError as error:
-            raise ValueError(error.message) from None
-        if "material_layers" in clean:
-            clean["material_layers"] = [list(layer) for layer in model.material_layers]
-        return clean
+    def _null_is_default(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
-    def detector_model(self) -> DetectorModel:
-        """The tracking-detector model of this sample (defaults where ``detector`` is silent)."""
-        return DetectorModel(**(self.detector or {}))
+    @model_serializer(mode="wrap")
+    def _unset_as_null(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        data = handler(self)
+        out = {key: data[key] for key in self._ALWAYS_DUMPED if key in data}
+        for key in data:
+            if key in out:
+                continue
+            if key not in self.model_fields_set:
+                out[key] = None
+            elif key == "detector":
+                out[key] = self.detector.model_dump(mode=info.mode, exclude_unset=True)
+            else:
+                out[key] = data[key]
+        if info.exclude_none:
+            out = {key: value for key, value in out.items() if value is not None}
+        return out
 
 
 class EvaluationConfig(StrictModel):

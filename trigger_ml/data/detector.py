@@ -22,17 +22,18 @@ budget could be taken from a readable source for this release (docs/detector-mod
 All lengths are in mm unless a name says otherwise; momenta in GeV. The physics sources,
 the conventions, and a comparison of the resolution defaults with the Run-1 ATLAS
 parameterisation are in docs/detector-model.md. Every field enters the sample digest; a
-field added after the first release (``material_layers``) enters it only when it differs
-from its default.
+field added after the first release (``material_layers``, marked ``later()``) enters it only
+when it differs from its default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from trigger_ml.errors import UsageError
+from trigger_ml.schema import SettingsModel, later, setting_error
 
 _UM_TO_MM = 1.0e-3
 
@@ -46,85 +47,67 @@ HADRONIC_PT_KICK_GEV = 0.3
 """Width of the Gaussian transverse-momentum kick of each secondary (per axis, GeV)."""
 
 
-@dataclass(frozen=True)
-class DetectorModel:
+class DetectorModel(SettingsModel):
     """The tracking-detector parameters; every field is part of the sample's digest.
 
     Resolutions follow sigma = a (+) b / (pT sqrt(sin theta)) (quadrature sum), with the
     constant terms ``*_const_um`` (a, micrometres) and the multiple-scattering terms
-    ``*_ms_um_gev`` (b, micrometres x GeV).
+    ``*_ms_um_gev`` (b, micrometres x GeV). A field added after the first release is marked
+    ``later()`` (docs/detector-model.md says where a new parameter goes).
     """
 
-    d0_const_um: float = 10.0
-    d0_ms_um_gev: float = 70.0
-    z0sintheta_const_um: float = 91.0
-    z0sintheta_ms_um_gev: float = 105.0
+    WHAT: ClassVar[str] = "detector parameter"
+
+    d0_const_um: float = Field(10.0, gt=0)
+    d0_ms_um_gev: float = Field(70.0, gt=0)
+    z0sintheta_const_um: float = Field(91.0, gt=0)
+    z0sintheta_ms_um_gev: float = Field(105.0, gt=0)
     # Non-Gaussian tails: this fraction of tracks is smeared with tail_scale x sigma.
-    tail_fraction: float = 0.05
-    tail_scale: float = 3.0
+    tail_fraction: float = Field(0.05, ge=0, le=1)
+    tail_scale: float = Field(3.0, gt=0)
     # Track-finding efficiency: eff_central at eta = 0, falling linearly in |eta|.
-    eff_central: float = 0.91
-    eff_slope_per_eta: float = 0.044
+    eff_central: float = Field(0.91, ge=0, le=1)
+    eff_slope_per_eta: float = Field(0.044, ge=0)
     # Only particles produced inside the outermost pixel barrel layer are tracked.
-    max_prod_radius_mm: float = 122.5
+    max_prod_radius_mm: float = Field(122.5, gt=0)
     # Loose track selection of the ATLAS Deep-Sets (DIPS) tagger.
-    d0_max_mm: float = 3.5
-    z0sintheta_max_mm: float = 5.0
+    d0_max_mm: float = Field(3.5, gt=0)
+    z0sintheta_max_mm: float = Field(5.0, gt=0)
     # Fake tracks: mean number per selected real track in a jet, and the width of their
     # impact-parameter distributions in units of the resolution.
-    fake_rate: float = 0.003
-    fake_ip_scale: float = 5.0
+    fake_rate: float = Field(0.003, ge=0)
+    fake_ip_scale: float = Field(5.0, gt=0)
     # Material layers for conversions and hadronic interactions: (radius mm, thickness in
     # radiation lengths X/X0, thickness in nuclear interaction lengths x/lambda_I), both at
     # normal incidence, as concentric cylinders in increasing radius. Empty: no material.
-    material_layers: tuple[tuple[float, float, float], ...] = ()
+    material_layers: tuple[tuple[float, float, float], ...] = Field((), json_schema_extra=later())
 
-    def __post_init__(self) -> None:
-        self._check_material()
-        positive = {
-            "d0_const_um": self.d0_const_um,
-            "d0_ms_um_gev": self.d0_ms_um_gev,
-            "z0sintheta_const_um": self.z0sintheta_const_um,
-            "z0sintheta_ms_um_gev": self.z0sintheta_ms_um_gev,
-            "tail_scale": self.tail_scale,
-            "max_prod_radius_mm": self.max_prod_radius_mm,
-            "d0_max_mm": self.d0_max_mm,
-            "z0sintheta_max_mm": self.z0sintheta_max_mm,
-            "fake_ip_scale": self.fake_ip_scale,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise UsageError(
-                    f"detector parameter {name} must be > 0, got {value}", "set a positive value"
-                )
-        for name, value in {"tail_fraction": self.tail_fraction, "eff_central": self.eff_central}.items():
-            if not 0 <= value <= 1:
-                raise UsageError(
-                    f"detector parameter {name} must be in [0, 1], got {value}", "set a probability"
-                )
-        if self.eff_slope_per_eta < 0 or self.fake_rate < 0:
-            raise UsageError(
-                "detector parameters eff_slope_per_eta and fake_rate must be >= 0",
-                "set them to 0 or a positive value",
-            )
-
-    def _check_material(self) -> None:
+    @field_validator("material_layers", mode="before")
+    @classmethod
+    def _three_numbers_per_layer(cls, value: Any) -> Any:
         try:
-            layers = tuple(tuple(float(v) for v in layer) for layer in self.material_layers)
+            layers = tuple(tuple(float(v) for v in layer) for layer in value)
         except (TypeError, ValueError):
             layers = ((),)
         if any(len(layer) != 3 for layer in layers):
-            raise UsageError(
+            raise setting_error(
                 "detector parameter material_layers must be a list of (radius_mm, x_over_x0, x_over_lambda_i)",
                 "give three numbers per layer",
             )
+        return layers
+
+    @field_validator("material_layers")
+    @classmethod
+    def _layers_in_order(
+        cls, layers: tuple[tuple[float, float, float], ...]
+    ) -> tuple[tuple[float, float, float], ...]:
         radii = [layer[0] for layer in layers]
         if any(not (r > 0 and x >= 0 and lam >= 0) for r, x, lam in layers) or radii != sorted(set(radii)):
-            raise UsageError(
+            raise setting_error(
                 "material_layers need radii > 0 in increasing order and thicknesses >= 0",
                 "sort the layers by radius",
             )
-        object.__setattr__(self, "material_layers", layers)  # lists (JSON) -> hashable tuples
+        return layers
 
     def sigma_d0_mm(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
         """Transverse impact-parameter resolution (mm) for tracks of the given pT (GeV) and eta."""

@@ -1,53 +1,41 @@
 """GeneratorSettings: everything that determines a generated sample, its checks and digest.
 
-Settings added after the first release enter the digest (and the files' ``settings``
-attribute) only when they differ from their defaults, so the default sample keeps its
-digest and its bytes.
+The schema of the sample, defined once: :class:`SampleSettings` holds what a model config's
+``sample:`` section can set (:class:`trigger_ml.config.SampleConfig` embeds it), and
+:class:`GeneratorSettings` adds the sample's size, seed and the fixed generator settings.
+Each field carries its type, range, default and documentation; a new sample setting is one
+field of ``SampleSettings``, marked ``later()`` (plus its use in the generator).
+
+Settings marked ``later()`` (added after the first release) enter the digest (and the files'
+``settings`` attribute) only when they differ from their defaults, so the default sample keeps
+its digest and its bytes. This module is pure schema: no Pythia, no FastJet.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from trigger_ml.data.detector import DetectorModel
 from trigger_ml.data.layout import FORMAT_VERSION, JET_DTYPE, JET_DTYPE_EXTENDED
-from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_obj
+from trigger_ml.schema import SettingsModel, later, setting_error, without_later_defaults
 
-SUPPORTED_PROCESSES = ("ttbar", "dijet", "mixed")
+Process = Literal["ttbar", "dijet", "mixed"]
+SUPPORTED_PROCESSES: tuple[str, ...] = get_args(Process)
 """ttbar; dijet (light-enriched QCD 2 -> 2); mixed (both, ``dijet_fraction`` of the jets dijet)."""
-
-# Settings added after the first release, with their defaults. They are left out of the
-# digest and of the files' ``settings`` attribute while they hold these values, so samples
-# made before they existed keep their names and bytes. Never change these defaults: add a
-# new field instead (a changed default would silently rename nothing and mean something else).
-_LATER_SETTINGS: dict[str, Any] = {
-    "dijet_fraction": None,
-    "dijet_pthat_min_gev": 20.0,
-    "dijet_pthat_max_gev": None,
-    "pileup_mu": 0.0,
-    "pileup_tune_pp": 8,
-    "pileup_pool_events": 1000,
-    "pileup_process": "inelastic",
-    "label_taus": False,
-}
-# The same for fields of the nested DetectorModel.
-_LATER_DETECTOR_SETTINGS: dict[str, Any] = {"material_layers": ()}
 PILEUP_PROCESSES = {"inelastic": "SoftQCD:inelastic", "nondiffractive": "SoftQCD:nonDiffractive"}
 """Minimum-bias processes for pile-up and the Pythia switch of each."""
 
+_PILEUP_DETAILS = ("pileup_tune_pp", "pileup_pool_events", "pileup_process")
 
-@dataclass(frozen=True)
-class GeneratorSettings:
-    """Everything that determines the generated sample; ``digest()`` keys it on disk.
 
-    Energies and momenta in GeV, lengths in mm. ``max_tracks`` tracks are stored per jet.
-    ``pythia_tune_pp`` is Pythia's ``Tune:pp`` of the hard scatter (21: ATLAS A14 with
-    NNPDF2.3 LO). ``process`` is ``ttbar``, ``dijet`` or ``mixed``; a mixed sample takes
+class SampleSettings(SettingsModel):
+    """The physics of a sample that a model config's ``sample:`` section can set.
+
+    ``process`` is ``ttbar``, ``dijet`` or ``mixed``; a mixed sample takes
     ``round(dijet_fraction x shard size)`` jets of every shard from dijet events, the rest
     from tt-bar. Dijet events have pT-hat in [dijet_pthat_min_gev, dijet_pthat_max_gev]
     (None: no upper limit). ``pileup_mu`` is the mean of the Poisson number of
@@ -55,129 +43,111 @@ class GeneratorSettings:
     ``Tune:pp = pileup_tune_pp``, 8 is the ATLAS A2 minimum-bias tune) overlaid on every
     event, drawn from a pool of ``pileup_pool_events`` minimum-bias events per shard.
     ``label_taus`` gives jets labelled by a tau lepton (and no b or c hadron) flavour 15
-    instead of 0 (light); training counts them as light either way.
+    instead of 0 (light); training counts them as light either way. ``detector`` is the
+    tracking-detector model (docs/detector-model.md).
+
+    Every field but ``process`` and ``detector`` was added after the first release and is
+    marked ``later()``: never change its default, add a new field instead.
     """
 
-    process: str = "ttbar"
-    sqrt_s_gev: float = 13600.0
-    n_jets: int = 100_000
-    seed: int = 1
-    jets_per_shard: int = 5000
-    jet_r: float = 0.4
-    jet_pt_min: float = 20.0
-    jet_eta_max: float = 2.5
-    track_pt_min: float = 1.0
-    track_eta_max: float = 2.5
-    max_tracks: int = 32
-    beamspot_sigma_z_mm: float = 35.0
-    beamspot_sigma_xy_mm: float = 0.01
-    pythia_tune_pp: int = 21
-    detector: DetectorModel = field(default_factory=DetectorModel)
-    dijet_fraction: float | None = None
-    dijet_pthat_min_gev: float = 20.0
-    dijet_pthat_max_gev: float | None = None
-    pileup_mu: float = 0.0
-    pileup_tune_pp: int = 8
-    pileup_pool_events: int = 1000
-    pileup_process: str = "inelastic"
-    label_taus: bool = False
+    WHAT: ClassVar[str] = "generator setting"
 
-    def __post_init__(self) -> None:
-        if self.process not in SUPPORTED_PROCESSES:
-            raise UsageError(
-                f"unknown process {self.process!r}", f"use one of: {', '.join(SUPPORTED_PROCESSES)}"
-            )
-        for name in (
-            "n_jets",
-            "jets_per_shard",
-            "max_tracks",
-            "seed",
-            "pythia_tune_pp",
-            "pileup_tune_pp",
-            "pileup_pool_events",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UsageError(f"generator setting {name} must be an integer >= 1, got {value!r}")
-        for name in (
-            "sqrt_s_gev",
-            "jet_r",
-            "jet_pt_min",
-            "jet_eta_max",
-            "track_pt_min",
-            "track_eta_max",
-            "beamspot_sigma_z_mm",
-            "beamspot_sigma_xy_mm",
-            "dijet_pthat_min_gev",
-        ):
-            if not getattr(self, name) > 0:
-                raise UsageError(f"generator setting {name} must be > 0, got {getattr(self, name)!r}")
-        if not isinstance(self.label_taus, bool):
-            raise UsageError(f"label_taus must be true or false, got {self.label_taus!r}")
-        if self.max_tracks > np.iinfo(np.int16).max:
-            raise UsageError(f"max_tracks must be <= 32767, got {self.max_tracks}")
-        if not isinstance(self.detector, DetectorModel):
-            raise UsageError("generator setting detector must be a DetectorModel", "use from_dict for dicts")
-        self._check_sample_mixture()
-        if not (isinstance(self.pileup_mu, int | float) and 0 <= self.pileup_mu <= 1000):
-            raise UsageError(f"pileup_mu must be a number in [0, 1000], got {self.pileup_mu!r}")
-        if self.pileup_process not in PILEUP_PROCESSES:
-            raise UsageError(
-                f"unknown pileup_process {self.pileup_process!r}",
-                f"use one of: {', '.join(PILEUP_PROCESSES)}",
-            )
-        pileup_fields = ("pileup_tune_pp", "pileup_pool_events", "pileup_process")
-        if self.pileup_mu == 0 and any(getattr(self, k) != _LATER_SETTINGS[k] for k in pileup_fields):
-            raise UsageError(
-                f"{' / '.join(pileup_fields)} are set but pileup_mu is 0", "set pileup_mu > 0 or drop them"
-            )
+    process: Process = Field("ttbar", description="ttbar, dijet or mixed")
+    dijet_fraction: float | None = Field(
+        None, gt=0, lt=1, description="share of dijet jets of a mixed sample", json_schema_extra=later()
+    )
+    dijet_pthat_min_gev: float = Field(
+        20.0, gt=0, description="lower pT-hat of dijet events (GeV)", json_schema_extra=later()
+    )
+    dijet_pthat_max_gev: float | None = Field(
+        None, gt=0, description="upper pT-hat of dijet events (GeV; None: none)", json_schema_extra=later()
+    )
+    pileup_mu: float = Field(
+        0.0, ge=0, le=1000, description="mean number of pile-up interactions", json_schema_extra=later()
+    )
+    pileup_process: Literal["inelastic", "nondiffractive"] = Field(
+        "inelastic", description="minimum-bias process of pile-up", json_schema_extra=later()
+    )
+    pileup_pool_events: int = Field(
+        1000, ge=1, le=100_000, strict=True, description="pile-up events per shard", json_schema_extra=later()
+    )
+    pileup_tune_pp: int = Field(
+        8, ge=1, strict=True, description="Pythia Tune:pp of pile-up", json_schema_extra=later()
+    )
+    label_taus: bool = Field(
+        False, strict=True, description="flavour 15 for tau jets (trained as light)", json_schema_extra=later()
+    )
+    detector: DetectorModel = Field(DetectorModel(), description="the tracking-detector model")
 
-    def _check_sample_mixture(self) -> None:
+    @model_validator(mode="after")
+    def _sample_mixture(self) -> SampleSettings:
         fraction = self.dijet_fraction
         if self.process == "mixed":
-            if fraction is None or not 0 < fraction < 1:
-                raise UsageError(
+            if fraction is None:
+                raise setting_error(
                     f"process 'mixed' needs dijet_fraction strictly between 0 and 1, got {fraction!r}",
                     "set dijet_fraction (e.g. 0.5), or use process ttbar or dijet",
                 )
         elif fraction is not None:
-            raise UsageError(
+            raise setting_error(
                 f"dijet_fraction applies to process 'mixed' only (process is {self.process!r})",
                 "drop dijet_fraction or set process to mixed",
             )
-        if self.process == "ttbar" and (
-            self.dijet_pthat_min_gev != _LATER_SETTINGS["dijet_pthat_min_gev"]
-            or self.dijet_pthat_max_gev is not None
-        ):
-            raise UsageError(
+        if self.process == "ttbar" and (self._changed("dijet_pthat_min_gev") or self.dijet_pthat_max_gev is not None):
+            raise setting_error(
                 "dijet_pthat_min_gev / dijet_pthat_max_gev apply to samples with dijet events only",
                 "drop them or set process to dijet or mixed",
             )
         if self.dijet_pthat_max_gev is not None and not self.dijet_pthat_max_gev > self.dijet_pthat_min_gev:
-            raise UsageError(
+            raise setting_error(
                 f"dijet_pthat_max_gev ({self.dijet_pthat_max_gev}) must exceed dijet_pthat_min_gev "
                 f"({self.dijet_pthat_min_gev})",
                 "widen the pT-hat range or set dijet_pthat_max_gev to None",
             )
+        if self.pileup_mu == 0 and any(self._changed(name) for name in _PILEUP_DETAILS):
+            raise setting_error(
+                f"{' / '.join(_PILEUP_DETAILS)} are set but pileup_mu is 0", "set pileup_mu > 0 or drop them"
+            )
+        return self
+
+    def _changed(self, name: str) -> bool:
+        return getattr(self, name) != type(self).model_fields[name].default
+
+
+class GeneratorSettings(SampleSettings):
+    """Everything that determines the generated sample; ``digest()`` keys it on disk.
+
+    Energies and momenta in GeV, lengths in mm. The sample settings of
+    :class:`SampleSettings`, plus the sample's size and seed and the generator settings
+    that no model config sets: ``max_tracks`` tracks are stored per jet, ``pythia_tune_pp``
+    is Pythia's ``Tune:pp`` of the hard scatter (21: ATLAS A14 with NNPDF2.3 LO).
+    """
+
+    sqrt_s_gev: float = Field(13600.0, gt=0)
+    n_jets: int = Field(100_000, ge=1, strict=True)
+    seed: int = Field(1, ge=1, strict=True)
+    jets_per_shard: int = Field(5000, ge=1, strict=True)
+    jet_r: float = Field(0.4, gt=0)
+    jet_pt_min: float = Field(20.0, gt=0)
+    jet_eta_max: float = Field(2.5, gt=0)
+    track_pt_min: float = Field(1.0, gt=0)
+    track_eta_max: float = Field(2.5, gt=0)
+    max_tracks: int = Field(32, ge=1, le=int(np.iinfo(np.int16).max), strict=True)
+    beamspot_sigma_z_mm: float = Field(35.0, gt=0)
+    beamspot_sigma_xy_mm: float = Field(0.01, gt=0)
+    pythia_tune_pp: int = Field(21, ge=1, strict=True)
 
     def to_dict(self) -> dict[str, Any]:
-        """All settings as plain JSON-able values (the detector as a nested dict)."""
-        return dataclasses.asdict(self)
+        """All settings as plain values (the detector as a nested dict)."""
+        return self.model_dump()
 
     def canonical_dict(self) -> dict[str, Any]:
-        """``to_dict()`` without the later settings that hold their defaults.
+        """``to_dict()`` without the ``later()`` settings that hold their defaults.
 
         This is what the digest hashes and what the files record, so adding a setting
         never renames or changes a sample that does not use it.
         """
-        data = self.to_dict()
-        for name, default in _LATER_SETTINGS.items():
-            if data[name] == default:
-                del data[name]
-        for name, default in _LATER_DETECTOR_SETTINGS.items():
-            if data["detector"][name] == default:
-                del data["detector"][name]
-        return data
+        return without_later_defaults(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorSettings:
@@ -185,17 +155,11 @@ class GeneratorSettings:
 
         Missing keys take their defaults, so ``canonical_dict()`` round-trips too.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        detector = dict(data.get("detector", {}))
-        unknown += [
-            f"detector.{k}"
-            for k in sorted(set(detector) - {f.name for f in dataclasses.fields(DetectorModel)})
-        ]
-        if unknown:
-            raise UsageError(f"unknown generator settings: {', '.join(unknown)}", "check the spelling")
-        values = {k: v for k, v in data.items() if k != "detector"}
-        return cls(**values, detector=DetectorModel(**detector))
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> GeneratorSettings:
+        """A copy with ``changes`` applied, checked like a new instance."""
+        return type(self)(**{**self.model_dump(), **changes})
 
     def digest(self) -> str:
         """12 hex characters identifying these settings and the format version."""

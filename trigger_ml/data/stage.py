@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +23,16 @@ from trigger_ml.workspace import Workspace
 
 logger = stage_logger("data")
 
-REQUIRED_SAMPLE_SETTINGS = ("process", "n_jets", "seed", "jets_per_shard")
-"""SampleConfig fields every sample sets; ``detector`` becomes the DetectorModel; every other
-field is an optional generator setting of the same name (None = the generator's default)."""
-
-
 def generator_settings(config: ModelConfig) -> GeneratorSettings:
-    """The generator settings of a model's sample; unset optional settings keep the generator's defaults."""
-    s = config.sample
-    optional = {
-        k: getattr(s, k)
-        for k in type(s).model_fields
-        if k not in (*REQUIRED_SAMPLE_SETTINGS, "detector") and getattr(s, k) is not None
-    }
-    return GeneratorSettings(
-        process=s.process,
-        n_jets=s.n_jets,
-        seed=s.seed,
-        jets_per_shard=s.jets_per_shard,
-        detector=s.detector_model(),
-        **optional,
-    )
+    """The generator settings of a model's sample (the settings its ``sample:`` section leaves
+    out keep the generator's defaults)."""
+    return GeneratorSettings(**config.sample.model_dump(exclude_none=True))
 
 
 def evaluation_settings(config: ModelConfig) -> GeneratorSettings:
     """The generator settings of the model's evaluation sample: the training sample's, with the
     evaluation's own seed, size and shard size."""
-    e = config.evaluation
-    return replace(generator_settings(config), n_jets=e.n_jets, seed=e.seed, jets_per_shard=e.jets_per_shard)
+    return generator_settings(config).replace(**config.evaluation.model_dump())
 
 
 @dataclass(frozen=True)
