@@ -19,7 +19,9 @@ from trigger_ml.compare import DEFAULT_COST_SOURCE
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json, write_json_atomic, write_text_atomic
+from trigger_ml.kinds import kind_of
 from trigger_ml.logs import Stopwatch, progress_bar, shows_progress, stage_logger
+from trigger_ml.runner import STAMP, read_stamp
 from trigger_ml.scan.spec import ScanPoint, ScanSpec, Stages, expand_points
 from trigger_ml.scan.summary import _curves, summary_markdown, write_comparison
 from trigger_ml.workspace import Workspace
@@ -81,11 +83,12 @@ def _train_row(config: ModelConfig, ws: Workspace) -> dict[str, Any]:
     from trigger_ml.pipeline import ensure_trained
 
     run = ensure_trained(config, ws)
-    kind = "qkeras" if config.quantization.enabled else "float"
+    model_kind = kind_of(config)
+    kind = model_kind.reference(config)
     metrics = run.metrics["models"][kind]
     row: dict[str, Any] = {
         "model": config.name,
-        "kind": f"{config.architecture.kind}, {'QAT' if kind == 'qkeras' else 'float'}",
+        "kind": model_kind.label(config),
         "config_sha256": config.digest(),
         "n_params": run.metrics["n_params"][kind],
         "exact_fraction": NOT_BUILT,
@@ -123,8 +126,7 @@ def run_point(
     del after  # only orders the tasks
     clock = Stopwatch()
     run_dir = ws.run_dir(config.name, config.training_digest())
-    firmware = stages == "hls" and config.hls.enabled
-    marker = ws.hls_dir(config.name) / "report.json" if firmware else run_dir / "metrics.json"
+    marker = _output_dir(config, ws, stages) / STAMP  # rewritten only when the stage runs
     before = _mtime(marker)
     record: dict[str, Any] = {
         "status": "failed",
@@ -137,8 +139,7 @@ def run_point(
         _single_threaded_tensorflow()
         if stages == "train":
             record["row"] = _train_row(config, ws)
-            kind = "qkeras" if config.quantization.enabled else "float"
-            curve = (run_dir / "predictions.h5", f"logits_{kind}")
+            curve = (run_dir / "predictions.h5", f"logits_{kind_of(config).reference(config)}")
         else:
             from trigger_ml.compare import model_row
 
@@ -146,6 +147,7 @@ def run_point(
             predictions = record["row"].pop("predictions")
             curve = (Path(predictions["path"]), predictions["logits"])
         record["curve"] = {"path": str(curve[0].relative_to(ws.root)), "logits": curve[1]}
+        record["stamp_sha256"] = (read_stamp(marker.parent) or {}).get("sha256")
         record["status"] = "ok"
     except TriggerMLError as error:
         record["error"] = error.one_line().removeprefix("error: ")
@@ -182,8 +184,17 @@ def _base_record(spec: ScanSpec, point: ScanPoint) -> dict[str, Any]:
     }
 
 
+def _output_dir(config: ModelConfig, ws: Workspace, stages: Stages) -> Path:
+    """The directory of the last stage a point runs (its stamp tells whether it was rebuilt)."""
+    if stages == "hls" and config.hls.enabled:
+        return ws.hls_dir(config.name)
+    return ws.run_dir(config.name, config.training_digest())
+
+
 def _previous_ok(path: Path, point: ScanPoint, spec: ScanSpec, ws: Workspace) -> dict[str, Any] | None:
-    """The result of an earlier run of this point if it is complete and still on disk."""
+    """The result of an earlier run of this point if it is complete and what it measured is
+    still on disk: the stamp of its last stage's output (trigger_ml.runner) is the one the
+    point recorded."""
     try:
         record = read_json(path)
     except (OSError, ValueError):
@@ -196,6 +207,9 @@ def _previous_ok(path: Path, point: ScanPoint, spec: ScanSpec, ws: Workspace) ->
         and record.get("config_sha256") == point.config.digest()
         and isinstance(record.get("curve"), dict)
         and (ws.root / record["curve"]["path"]).is_file()
+        and record.get("stamp_sha256") is not None
+        and record["stamp_sha256"]
+        == (read_stamp(_output_dir(point.config, ws, spec.stages)) or {}).get("sha256")
     )
     return record if complete else None
 
