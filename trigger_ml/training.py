@@ -261,7 +261,7 @@ def train(config: ModelConfig, data_path: Path, run_dir: Path) -> TrainedRun:
     was there); returns the finished run. The pipeline's ``train`` stage caches this."""
     with atomic_path(run_dir) as tmp:
         tmp.mkdir()
-        write_run(config, data_path, tmp)
+        kind_of(config).write_run(config, data_path, tmp)
     return TrainedRun(run_dir)
 
 
@@ -278,14 +278,15 @@ class TrainStage(Stage[TrainedRun]):
         return {"training_sha256": subject.training_digest(), "data_sha256": inputs["data"].sha256}
 
     def run(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> None:
-        write_run(subject, inputs["data"].path, out)
+        kind_of(subject).write_run(subject, inputs["data"].path, out)
 
     def load(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> TrainedRun:
         return TrainedRun(out)
 
 
 def write_run(config: ModelConfig, data_path: Path, out: Path) -> None:
-    """Fit the models of ``config`` on ``data_path`` and write the run's files into ``out``."""
+    """Fit the Keras models of ``config`` (a network kind) on ``data_path`` and write the run's
+    files into ``out``."""
     kind = kind_of(config)
     models = kind.trained_models(config)
     if not models:

@@ -102,7 +102,8 @@ class HLSStage(Stage[dict[str, Any]]):
         }
 
     def run(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> None:
-        build_hls_project(subject, inputs["train"], inputs["data"].path, out, inputs["evaluation-data"].path)
+        kind = kind_of(subject)
+        kind.write_project(subject, inputs["train"], inputs["data"].path, out, inputs["evaluation-data"].path)
 
     def load(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> dict[str, Any]:
         return read_json(out / "report.json")

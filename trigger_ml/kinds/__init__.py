@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError
-from trigger_ml.kinds.base import FLOAT, QUANTIZED, ModelKind, NetworkKind
+from trigger_ml.kinds.base import FLOAT, QUANTIZED, ModelKind, NetworkKind, TrainedKind
 from trigger_ml.kinds.hgq import HGQ
 from trigger_ml.kinds.ptq import FloatReference, PostTrainingQuantized
 from trigger_ml.kinds.qkeras import QKerasDeepSet, QKerasDense
 from trigger_ml.kinds.symbolic import SymbolicDeepSet, SymbolicFlat
 
-__all__ = ["FLOAT", "KINDS", "QUANTIZED", "ModelKind", "NetworkKind", "kind_named", "kind_of"]
+__all__ = ["FLOAT", "KINDS", "QUANTIZED", "ModelKind", "NetworkKind", "TrainedKind", "kind_named", "kind_of"]
 
 KINDS: dict[str, ModelKind] = {
     kind.name: kind
@@ -45,9 +45,9 @@ KINDS: dict[str, ModelKind] = {
 """Every model kind by name: the one place a kind is registered."""
 
 
-def kind_of(config: ModelConfig) -> NetworkKind:
-    """The network kind of ``config`` (exactly one claims it)."""
-    claimed = [kind for kind in KINDS.values() if isinstance(kind, NetworkKind) and kind.claims(config)]
+def kind_of(config: ModelConfig) -> TrainedKind:
+    """The kind of the model ``config`` describes (exactly one claims it)."""
+    claimed = [kind for kind in KINDS.values() if isinstance(kind, TrainedKind) and kind.claims(config)]
     if len(claimed) != 1:
         names = ", ".join(kind.name for kind in claimed) or "none"
         raise TriggerMLError(f"{config.name}: {len(claimed)} model kinds claim it ({names})", "report this")

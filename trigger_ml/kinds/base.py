@@ -42,10 +42,41 @@ class ModelKind(ABC):
         return self.summary
 
 
-class NetworkKind(ModelKind):
+class TrainedKind(ModelKind):
+    """A kind trained by the ``train`` stage into ``runs/<model>/<hash>/`` and converted by the
+    ``hls`` stage into ``hls_projects/<model>/``; the two stages hand the work to these methods."""
+
+    firmware_stage = "hls"
+
+    def write_run(self, config: ModelConfig, data_path: Path, out: Path) -> None:
+        """Train on the sample at ``data_path`` and write the run's files into ``out``."""
+        raise NotImplementedError
+
+    def write_project(
+        self, config: ModelConfig, run: Any, data_path: Path, out: Path, evaluation_path: Path
+    ) -> None:
+        """Convert the trained ``run``, check its C simulation and write the project (with
+        report.json) into ``out``."""
+        raise NotImplementedError
+
+
+class NetworkKind(TrainedKind):
     """A Keras network trained by the ``train`` stage (QKeras by default)."""
 
     firmware_stage = "hls"
+
+    def write_run(self, config: ModelConfig, data_path: Path, out: Path) -> None:
+        from trigger_ml.training import write_run
+
+        write_run(config, data_path, out)
+
+    def write_project(
+        self, config: ModelConfig, run: Any, data_path: Path, out: Path, evaluation_path: Path
+    ) -> None:
+        from trigger_ml.hls.stage import build_hls_project
+
+        build_hls_project(config, run, data_path, out, evaluation_path)
+
     exactness = "bit-exact: C simulation == reference model on every test jet"
 
     def reference(self, config: ModelConfig) -> str:
