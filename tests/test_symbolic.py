@@ -25,7 +25,7 @@ from trigger_ml.symbolic.firmware import (
 )
 from trigger_ml.symbolic.fit import _score, expression_complexity, pareto_indices
 from trigger_ml.symbolic.inputs import DistillData, flat_input_config
-from trigger_ml.symbolic.metrics import as_logits, discriminant_metrics, light_rejection, selection_score
+from trigger_ml.symbolic.metrics import discriminant_metrics, light_rejection, selection_score
 from trigger_ml.symbolic.selection import choose
 from trigger_ml.symbolic.settings import LUTSettings, SymbolicConfig, load_symbolic_config
 from trigger_ml.symbolic.sums import (
@@ -181,7 +181,12 @@ def test_discriminant_metrics_equal_the_physics_module():
 
     disc = discriminant_from_logits(logits, 0.018)
     assert discriminant_metrics(disc, classes) == tagging_metrics(logits, classes, 0.018)
-    assert np.array_equal(discriminant_from_logits(as_logits(disc), 0.0), disc)
+    # The former path (the discriminant wrapped as (D, 0, 0) logits) gave the same figures, bit
+    # for bit: ln(f_c e^0 + (1 - f_c) e^0) is exactly 0 at f_c = 0 and at the default 0.018.
+    wrapped = np.column_stack([disc, np.zeros_like(disc), np.zeros_like(disc)])
+    for f_c in (0.0, 0.018):
+        assert np.array_equal(discriminant_from_logits(wrapped, f_c), disc)
+        assert discriminant_metrics(disc, classes) == tagging_metrics(wrapped, classes, f_c)
 
 
 def _tail_problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,8 +208,8 @@ def _tail_problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_selection_score_is_the_physics_rejection():
     x, classes = _tail_problem(4000, 11)
     disc = x[:, 0] + 0.5 * x[:, 1]
-    # (D, 0, 0) logits at the teacher's f_c have D_b = D: tagging_metrics on the same cuts.
-    metrics = tagging_metrics(as_logits(disc), classes, 0.018)
+    # The discriminant's physics metrics: the same cuts.
+    metrics = discriminant_metrics(disc, classes)
     assert selection_score(disc, classes, "rej_light_at_70") == metrics["rej_light_at_70"]
     assert selection_score(disc, classes, "rej_light_at_77") == metrics["rej_light_at_77"]
     assert selection_score(disc, classes, "auc") == metrics["auc_b_vs_light"]
@@ -229,7 +234,7 @@ def test_stored_rejections_equal_tagging_metrics():
     row = _score([0.75 * x0 + sympy.Min(x1, 2)], "discriminant", data, 0.018)
     for split in ("val", "test"):
         xs, cs = splits[split]
-        expected = tagging_metrics(as_logits(0.75 * xs[:, 0] + np.minimum(xs[:, 1], 2)), cs, 0.018)
+        expected = discriminant_metrics(0.75 * xs[:, 0] + np.minimum(xs[:, 1], 2), cs)
         assert row[f"auc_{split}"] == expected["auc_b_vs_light"]
         assert row[f"rej_light_at_70_{split}"] == expected["rej_light_at_70"]
         assert row[f"rej_light_at_77_{split}"] == expected["rej_light_at_77"]
@@ -509,9 +514,12 @@ def test_distill_tiny_teacher(workspace, tiny_sample, monkeypatch):
 
     # Cached: the same settings reuse the project; the compare row has every column.
     assert distill(teacher, settings, workspace) == report
-    row, logits, classes = compare_row(TEACHER + "-sr", workspace, settings)
-    assert row["model"] == report["model"] and row["cost_source"].startswith("n/a (symbolic expressions")
-    row, logits, classes = compare_row(TEACHER + "-sr", workspace, settings, cost_source="estimate")
-    assert row["model"] == report["model"] and row["cost_source"] == "estimate"
-    assert row["auc_b_vs_light"] == report["metrics"]["csim"]["auc_b_vs_light"]
-    assert logits.shape == (len(classes), 3)
+    row, disc, classes = compare_row(TEACHER + "-sr", workspace, settings)
+    assert row.model == report["model"] and row.cost_source.startswith("n/a (symbolic expressions")
+    row, disc, classes = compare_row(TEACHER + "-sr", workspace, settings, cost_source="estimate")
+    assert row.model == report["model"] and row.cost_source == "estimate"
+    assert row.auc_b_vs_light == report["metrics"]["csim"]["auc_b_vs_light"]
+    assert row.exact_fraction == report["fidelity"]["within_step_fraction"]
+    assert row.fidelity_reference == "expression in float, within one fixed-point step"
+    assert row.physics_sample == f"test split ({len(classes)} jets)"
+    assert disc.shape == classes.shape

@@ -23,9 +23,10 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from trigger_ml.artefacts import ComparisonRow, ComparisonTable, Report, read_report, write_table_json
 from trigger_ml.config import ModelConfig, PhysicsConfig
 from trigger_ml.errors import UsageError
-from trigger_ml.fileio import atomic_path, write_json_atomic, write_text_atomic
+from trigger_ml.fileio import atomic_path, write_text_atomic
 from trigger_ml.logs import stage_logger
 from trigger_ml.workspace import Workspace
 
@@ -107,47 +108,89 @@ PHYSICS_KEYS = (
 )
 
 
+def record_discriminant(report: Report, project_dir: Path, f_c: float) -> tuple[np.ndarray, np.ndarray]:
+    """(D_b, classes) of a report's physics of record, from its predictions file: the D_b of
+    stored logits at ``f_c``, or a stored discriminant as it is."""
+    import h5py
+
+    from trigger_ml.physics import discriminant_from_logits
+
+    predictions = report.record.physics.predictions
+    with h5py.File(Path(project_dir) / predictions.path, "r") as handle:
+        values, classes = handle[predictions.dataset][()], handle["classes"][()]
+    if predictions.dataset.startswith("logits_"):
+        return discriminant_from_logits(values.astype(np.float64), f_c), classes
+    return np.asarray(values, dtype=np.float64).reshape(-1), classes
+
+
+def table_row(
+    report: Report, project_dir: Path, cost_source: str = DEFAULT_COST_SOURCE, f_c: float | None = None
+) -> tuple[ComparisonRow, np.ndarray, np.ndarray]:
+    """The comparison row of any report (network or symbolic), from its ``record`` and the
+    project's cost; also the discriminant of record (D_b at ``f_c``, the physics default if
+    None) and its classes."""
+    record = report.record
+    physics = record.physics
+    sample = "evaluation" if physics.sample == "evaluation" else "test split"
+    predictions = Path(project_dir) / physics.predictions.path
+    row: dict[str, Any] = {
+        "model": report.model,
+        "kind": record.kind,
+        "config_sha256": report.config_sha256,
+        "n_params": record.n_params,
+        "exact_fraction": record.fidelity.exact_fraction,
+        "fidelity_reference": record.fidelity.label(),
+        **cost_columns(project_dir, cost_source),
+        "predictions": {"path": str(predictions), "logits": physics.predictions.dataset},
+        "physics_sample": f"{sample} ({physics.n_jets} jets)",
+        **{key: getattr(physics.metrics, key) for key in PHYSICS_KEYS},
+    }
+    row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
+    disc, classes = record_discriminant(report, project_dir, PhysicsConfig().f_c if f_c is None else f_c)
+    return ComparisonRow.model_validate(row), disc, classes
+
+
+def _float_reference_row(config: ModelConfig, ws: Workspace) -> tuple[ComparisonRow, np.ndarray, np.ndarray]:
+    """The row of a physics-only float model (no firmware, no report): its evaluation in the run."""
+    from trigger_ml.evaluation import evaluate_float_reference, read_predictions
+    from trigger_ml.physics import discriminant_from_logits
+    from trigger_ml.pipeline import ensure_evaluation_data, ensure_trained
+
+    run = ensure_trained(config, ws)
+    evaluation, path = evaluate_float_reference(config, run, ensure_evaluation_data(config, ws))
+    metrics = evaluation["metrics"]["float"]
+    row: dict[str, Any] = {
+        "model": config.name,
+        "kind": f"{config.architecture.kind}, float",
+        "config_sha256": config.digest(),
+        "n_params": run.metrics["n_params"]["float"],
+        "exact_fraction": NO_FIRMWARE,
+        **dict.fromkeys(COST_KEYS, NO_FIRMWARE),
+        "cost_source": NO_FIRMWARE,
+        "predictions": {"path": str(path), "logits": "logits_float"},
+        "physics_sample": f"evaluation ({evaluation['n_jets']} jets)",
+        **{key: metrics.get(key) for key in PHYSICS_KEYS},
+    }
+    row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
+    logits, classes = read_predictions(path, "float")
+    return ComparisonRow.model_validate(row), discriminant_from_logits(logits, config.physics.f_c), classes
+
+
 def model_row(
     config: ModelConfig, ws: Workspace, cost_source: str = DEFAULT_COST_SOURCE
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """One table row for ``config``, building what is missing; also its evaluation-sample logits
-    and classes."""
-    from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE, evaluate_float_reference, read_predictions
-    from trigger_ml.pipeline import ensure_evaluation_data, ensure_hls, ensure_trained
+    """One table row for ``config``, building what is missing (:func:`table_row` of its report);
+    also its evaluation-sample discriminant D_b and classes. The row is the JSON content of a
+    :class:`~trigger_ml.artefacts.ComparisonRow` (scans add to it)."""
+    from trigger_ml.pipeline import ensure_hls
 
-    quantized = config.quantization.enabled
-    row: dict[str, Any] = {
-        "model": config.name,
-        "kind": f"{config.architecture.kind}, {'QAT' if quantized else 'float'}"
-        + (", PTQ firmware" if (not quantized and config.hls.enabled) else ""),
-        "config_sha256": config.digest(),
-    }
-    if config.hls.enabled:
-        report = ensure_hls(config, ws)
-        project = ws.hls_dir(config.name)
-        evaluation = report["evaluation"]
-        metrics = evaluation["metrics"][FIRMWARE]
-        row["n_params"] = report["n_params"]["qkeras" if quantized else "float"]
-        row["exact_fraction"] = report["fidelity"]["csim_vs_reference_exact_fraction"]
-        row["fidelity_reference"] = report["fidelity"]["reference"]
-        row.update(cost_columns(project, cost_source))
-        path, kind = project / PREDICTIONS_FILE, FIRMWARE
+    if not config.hls.enabled:
+        row, disc, classes = _float_reference_row(config, ws)
     else:
-        run = ensure_trained(config, ws)
-        evaluation, path = evaluate_float_reference(config, run, ensure_evaluation_data(config, ws))
-        metrics = evaluation["metrics"]["float"]
-        row["n_params"] = run.metrics["n_params"]["float"]
-        row["exact_fraction"] = NO_FIRMWARE
-        for key in COST_KEYS:
-            row[key] = NO_FIRMWARE
-        row["cost_source"] = NO_FIRMWARE
-        kind = "float"
-    logits, classes = read_predictions(path, kind)
-    row["predictions"] = {"path": str(path), "logits": f"logits_{kind}"}
-    row["physics_sample"] = f"evaluation ({evaluation['n_jets']} jets)"
-    row.update({key: metrics.get(key) for key in PHYSICS_KEYS})
-    row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
-    return row, logits, classes
+        ensure_hls(config, ws)
+        project = ws.hls_dir(config.name)
+        row, disc, classes = table_row(read_report(project), project, cost_source, config.physics.f_c)
+    return row.as_json(), disc, classes
 
 
 def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
@@ -256,17 +299,18 @@ def plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str)
     plt.close(fig)
 
 
-def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c: float) -> None:
+def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Light rejection vs b-efficiency of each model's (discriminant D_b, classes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from trigger_ml.physics import roc_light_rejection
+    from trigger_ml.physics import roc_of_discriminant
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    for name, (logits, classes) in curves.items():
-        eff, rej = roc_light_rejection(logits, classes, f_c)
+    for name, (disc, classes) in curves.items():
+        eff, rej = roc_of_discriminant(disc, classes)
         keep = eff >= 0.5
         ax.plot(eff[keep], rej[keep], label=name)
     ax.set_yscale("log")
@@ -309,33 +353,29 @@ def compare(
     )
 
     out_dir = out_dir or ws.root / "comparison"
-    rows, curves = [], {}
+    rows: list[ComparisonRow] = []
+    curves = {}
     for config in configs:
         logger.info(config if isinstance(config, str) else config.name)
         if isinstance(config, str):
-            from trigger_ml.physics import light_rejection_uncertainties
-
-            row, logits, classes = compare_row(config, ws, cost_source=cost_source)
-            # a symbolic model's logits are (D, 0, 0): its D_b is D whatever f_c
-            row.update(light_rejection_uncertainties(logits, classes, PhysicsConfig().f_c))
-            row["physics_sample"] = f"test split ({len(classes)} jets)"
-            row["n_seeds"] = 1
+            row, disc, classes = compare_row(config, ws, cost_source=cost_source)
+            content = {**row.as_json(), "n_seeds": 1}
         else:
-            row, logits, classes = model_row(config, ws, cost_source=cost_source)
-            del row["predictions"]
-            row.update(spread(seed_rows.get(config.name, [row])))
-            row["ant_factor"] = ant_factor(row["auc_b_vs_light"], row["n_params"])
+            content, disc, classes = model_row(config, ws, cost_source=cost_source)
+            content.update(spread(seed_rows.get(config.name, [content])))
+            content["ant_factor"] = ant_factor(content["auc_b_vs_light"], content["n_params"])
+        del content["predictions"]
+        row = ComparisonRow.model_validate(content)
         rows.append(row)
-        curves[row["model"]] = (logits, classes)
-    f_c = networks[0].physics.f_c if networks else PhysicsConfig().f_c
+        curves[row.model] = (disc, classes)
+    table = ComparisonTable(columns=[k for k, _ in COLUMNS], cost_source=cost_source, rows=rows)
+    plain = [row.as_json() for row in rows]
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        write_text_atomic(tmp / "table.md", markdown_table(rows, cost_source))
-        write_text_atomic(tmp / "table.csv", csv_table(rows))
-        write_json_atomic(
-            tmp / "table.json", {"columns": [k for k, _ in COLUMNS], "cost_source": cost_source, "rows": rows}
-        )
-        plot_front(tmp / "rej70_vs_latency.png", rows, "latency_ns", "latency (ns)")
-        plot_front(tmp / "rej70_vs_lut.png", rows, "LUT", "LUT")
-        plot_rocs(tmp / "roc.png", curves, f_c)
+        write_text_atomic(tmp / "table.md", markdown_table(plain, cost_source))
+        write_text_atomic(tmp / "table.csv", csv_table(plain))
+        write_table_json(tmp / "table.json", table)
+        plot_front(tmp / "rej70_vs_latency.png", plain, "latency_ns", "latency (ns)")
+        plot_front(tmp / "rej70_vs_lut.png", plain, "LUT", "LUT")
+        plot_rocs(tmp / "roc.png", curves)
     return out_dir

@@ -67,12 +67,12 @@ def rejection_stat_uncertainty(background_scores: np.ndarray, threshold: float) 
     return float(total / passed * np.sqrt((1.0 - passed / total) / passed))
 
 
-def light_rejection_uncertainties(
-    logits: np.ndarray, classes: np.ndarray, f_c: float, efficiencies: tuple[float, ...] = METRIC_EFFICIENCIES
+def discriminant_light_rejection_uncertainties(
+    discriminant: np.ndarray, classes: np.ndarray, efficiencies: tuple[float, ...] = METRIC_EFFICIENCIES
 ) -> dict[str, float | None]:
     """``rej_light_at_<eff>_stat``: the binomial uncertainty of each light rejection of
-    ``tagging_metrics`` (same discriminant and cuts)."""
-    disc = discriminant_from_logits(logits, f_c)
+    ``discriminant_metrics`` (same discriminant and cuts)."""
+    disc = np.asarray(discriminant, dtype=np.float64).reshape(-1)
     classes = np.asarray(classes)
     b_scores, l_scores = disc[classes == B], disc[classes == LIGHT]
     return {
@@ -83,11 +83,21 @@ def light_rejection_uncertainties(
     }
 
 
-def tagging_metrics(
+def light_rejection_uncertainties(
     logits: np.ndarray, classes: np.ndarray, f_c: float, efficiencies: tuple[float, ...] = METRIC_EFFICIENCIES
 ) -> dict[str, float | None]:
-    """AUC of b vs light and light/c rejections at the given b-efficiencies."""
-    disc = discriminant_from_logits(logits, f_c)
+    """``discriminant_light_rejection_uncertainties`` of the logits' D_b at ``f_c``."""
+    return discriminant_light_rejection_uncertainties(
+        discriminant_from_logits(logits, f_c), classes, efficiencies
+    )
+
+
+def discriminant_metrics(
+    discriminant: np.ndarray, classes: np.ndarray, efficiencies: tuple[float, ...] = METRIC_EFFICIENCIES
+) -> dict[str, float | None]:
+    """AUC of b vs light and light/c rejections at the given b-efficiencies of the b-tagging
+    discriminant ``discriminant`` (D_b of a network, or an expression's output)."""
+    disc = np.asarray(discriminant, dtype=np.float64).reshape(-1)
     classes = np.asarray(classes)
     b_scores, c_scores, l_scores = (disc[classes == k] for k in (B, C, LIGHT))
     if len(b_scores) == 0 or len(l_scores) == 0:
@@ -104,10 +114,23 @@ def tagging_metrics(
     return metrics
 
 
-def roc_light_rejection(logits: np.ndarray, classes: np.ndarray, f_c: float) -> tuple[np.ndarray, np.ndarray]:
-    """(b-efficiency, light rejection) points of the ROC curve, for plotting."""
-    disc = discriminant_from_logits(logits, f_c)
+def tagging_metrics(
+    logits: np.ndarray, classes: np.ndarray, f_c: float, efficiencies: tuple[float, ...] = METRIC_EFFICIENCIES
+) -> dict[str, float | None]:
+    """``discriminant_metrics`` of the logits' D_b at ``f_c``."""
+    return discriminant_metrics(discriminant_from_logits(logits, f_c), classes, efficiencies)
+
+
+def roc_of_discriminant(discriminant: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(b-efficiency, light rejection) points of the ROC curve of ``discriminant``, for plotting."""
+    disc = np.asarray(discriminant, dtype=np.float64).reshape(-1)
+    classes = np.asarray(classes)
     mask = (classes == B) | (classes == LIGHT)
     fpr, tpr, _ = roc_curve(classes[mask] == B, disc[mask])
     keep = fpr > 0
     return tpr[keep], 1.0 / fpr[keep]
+
+
+def roc_light_rejection(logits: np.ndarray, classes: np.ndarray, f_c: float) -> tuple[np.ndarray, np.ndarray]:
+    """``roc_of_discriminant`` of the logits' D_b at ``f_c``."""
+    return roc_of_discriminant(discriminant_from_logits(logits, f_c), classes)

@@ -1,4 +1,5 @@
-"""Reports beside each HLS project: report.json (machines), report.md (people), plots (PNG)."""
+"""Reports beside each HLS project: report.json (machines, typed: trigger_ml.artefacts), report.md
+(people), plots (PNG)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from trigger_ml.artefacts import Report, write_report_json  # noqa: E402
 from trigger_ml.config import ModelConfig  # noqa: E402
 from trigger_ml.cost import format_cost_table  # noqa: E402
-from trigger_ml.fileio import write_json_atomic, write_text_atomic  # noqa: E402
-from trigger_ml.physics import roc_light_rejection  # noqa: E402
+from trigger_ml.fileio import write_text_atomic  # noqa: E402
+from trigger_ml.physics import discriminant_from_logits, roc_of_discriminant  # noqa: E402
 
 MODEL_LABELS = {
     "float": "float twin",
@@ -36,11 +38,12 @@ def _fmt(value: Any, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 
 
-def plot_roc(path: Path, logits: dict[str, np.ndarray], classes: np.ndarray, f_c: float, title: str) -> None:
+def plot_roc(path: Path, discriminants: dict[str, np.ndarray], classes: np.ndarray, title: str) -> None:
+    """Light rejection vs b-efficiency of each b-tagging discriminant D_b."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     styles = {"float": "-", "qkeras": "--", "csim": ":", "firmware": ":"}
-    for kind, values in logits.items():
-        eff, rej = roc_light_rejection(values, classes, f_c)
+    for kind, values in discriminants.items():
+        eff, rej = roc_of_discriminant(values, classes)
         keep = eff >= 0.5
         ax.plot(eff[keep], rej[keep], styles.get(kind, "-"), label=MODEL_LABELS.get(kind, kind))
     ax.set_yscale("log")
@@ -206,16 +209,19 @@ def markdown_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(directory: Path, report: dict[str, Any], config: ModelConfig) -> None:
-    """Write report.json, report.md, roc.png and logit_diff.png (both on the evaluation sample,
-    from its predictions file) into ``directory``."""
+def write_report(directory: Path, report: Report | dict[str, Any], config: ModelConfig) -> Report:
+    """Write report.json (validated, trigger_ml.artefacts), report.md, roc.png and logit_diff.png
+    (both on the evaluation sample, from its predictions file) into ``directory``; returns the
+    typed report."""
     from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE
 
     with h5py.File(directory / PREDICTIONS_FILE, "r") as handle:
         classes = handle["classes"][()]
         logits = {key.removeprefix("logits_"): handle[key][()] for key in handle if key.startswith("logits_")}
     title = f"{config.name} (evaluation sample)"
-    plot_roc(directory / "roc.png", logits, classes, config.physics.f_c, title)
+    f_c = config.physics.f_c
+    discriminants = {kind: discriminant_from_logits(values, f_c) for kind, values in logits.items()}
+    plot_roc(directory / "roc.png", discriminants, classes, title)
     if "float" in logits:
         plot_logit_diff(
             directory / "logit_diff.png",
@@ -223,5 +229,6 @@ def write_report(directory: Path, report: dict[str, Any], config: ModelConfig) -
             config.architecture.classes,
             title,
         )
-    write_json_atomic(directory / "report.json", report)
-    write_text_atomic(directory / "report.md", markdown_report(report))
+    typed = write_report_json(directory, report)
+    write_text_atomic(directory / "report.md", markdown_report(typed.as_json()))
+    return typed

@@ -119,18 +119,17 @@ def _test_inputs(config: ModelConfig, run: TrainedRun, data_path: Path, test_ind
 
 def _store_in_report(project_dir: Path, section: dict[str, Any], summary: dict[str, Any]) -> None:
     """Put the section under cost.sources.rtl of report.json (cost.best re-picked) and
-    rewrite report.md from it; both atomically."""
+    rewrite report.md from it; both atomically, report.json validated (trigger_ml.artefacts)."""
+    from trigger_ml.artefacts import read_report, write_report_json
     from trigger_ml.report import markdown_report
 
-    report = read_json(project_dir / "report.json")
-    cost = report.setdefault("cost", {})
-    sources = cost.setdefault("sources", {})
-    sources["rtl"] = section
-    cost["best"] = best_cost(list(sources.values()))
-    report["rtl"] = summary
-    report.setdefault("timings_s", {})["rtl"] = summary["timings_s"]
-    write_json_atomic(project_dir / "report.json", report)
-    write_text_atomic(project_dir / "report.md", markdown_report(report))
+    report = read_report(project_dir)
+    cost = report.cost.model_dump(exclude_unset=True, by_alias=True)
+    cost["sources"] = {**cost["sources"], "rtl": section}
+    cost["best"] = best_cost(list(cost["sources"].values()))
+    timings = {**report.timings_s, "rtl": summary["timings_s"]}
+    updated = write_report_json(project_dir, report.updated(cost=cost, rtl=summary, timings_s=timings))
+    write_text_atomic(project_dir / "report.md", markdown_report(updated.as_json()))
 
 
 def _require_csim(name: str, what: str, logits: np.ndarray, logits_csim: np.ndarray, fix: str) -> np.ndarray:
@@ -226,7 +225,7 @@ def write_rtl(
 
     pipeline_file = project_dir / PIPELINE_FILE
     if not pipeline_file.is_file():
-        reason = (report.get("cost") or {}).get("unavailable", {}).get("da4ml", f"{pipeline_file} is missing")
+        reason = report["cost"].get("unavailable", {}).get("da4ml", f"{pipeline_file} is missing")
         raise UsageError(
             f"{config.name}: no RTL: no traced adder graph ({reason})", "rerun `trigger-ml hls --force`"
         )

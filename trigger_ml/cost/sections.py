@@ -93,18 +93,21 @@ def make_section(
 
 
 def check_section(section: Any, where: str) -> dict[str, Any]:
-    """Return ``section`` if it has the cost-section shape, else raise a TriggerMLError naming ``where``."""
-    if not isinstance(section, dict):
-        raise TriggerMLError(f"{where}: cost section is not a JSON object", "re-run the stage that wrote it")
-    missing = [key for key in SECTION_KEYS if key not in section]
-    if missing:
+    """Return ``section`` if it is a valid cost section (trigger_ml.artefacts.CostSection), else
+    raise a TriggerMLError naming ``where`` and the field."""
+    from pydantic import ValidationError
+
+    from trigger_ml.artefacts import CostSection
+
+    try:
+        CostSection.model_validate(section)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
         raise TriggerMLError(
-            f"{where}: cost section lacks {', '.join(missing)}", "re-run the stage that wrote it"
-        )
-    if section["source"] not in SOURCE_PRIORITY:
-        raise TriggerMLError(
-            f"{where}: unknown cost source {section['source']!r}", "re-run the stage that wrote it"
-        )
+            f"{where}: cost section {('field `' + field + '`: ') if field else ''}{first['msg']}",
+            "re-run the stage that wrote it",
+        ) from None
     return section
 
 
@@ -176,16 +179,24 @@ def format_cost_table(section: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stored_sections(project_dir: Path) -> dict[str, dict[str, Any]]:
-    """Cost sections stored in ``<project_dir>/report.json`` under ``cost`` -> ``sources``."""
+def _stored_cost(project_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """``<project_dir>/report.json`` and its ``cost`` section as stored (empty if none). Only the
+    cost section is read (and each source validated as a trigger_ml.artefacts.CostSection):
+    ``trigger-ml cost`` also reads directories holding nothing but vendor reports and a cost."""
     report_path = Path(project_dir) / "report.json"
     if not report_path.is_file():
-        return {}
+        return report_path, {}
     try:
         report = read_json(report_path)
     except (OSError, ValueError) as exc:
         raise TriggerMLError(f"{report_path} is unreadable ({exc})", "re-run the convert stage") from exc
-    sources = ((report.get("cost") or {}).get("sources") or {}) if isinstance(report, dict) else {}
+    return report_path, ((report.get("cost") or {}) if isinstance(report, dict) else {})
+
+
+def stored_sections(project_dir: Path) -> dict[str, dict[str, Any]]:
+    """Cost sections stored in ``<project_dir>/report.json`` under ``cost`` -> ``sources``."""
+    report_path, cost = _stored_cost(project_dir)
+    sources = cost.get("sources") or {}
     return {
         name: check_section(section, f"{report_path} cost.sources.{name}")
         for name, section in sources.items()
@@ -223,9 +234,4 @@ def cost_for_project(project_dir: Path) -> dict[str, Any]:
 
 def stored_unavailable(project_dir: Path) -> dict[str, str]:
     """Why a cost source has no section in ``<project_dir>/report.json`` (``cost.unavailable``)."""
-    report_path = Path(project_dir) / "report.json"
-    if not report_path.is_file():
-        return {}
-    report = read_json(report_path)
-    unavailable = (report.get("cost") or {}).get("unavailable") if isinstance(report, dict) else None
-    return dict(unavailable or {})
+    return dict(_stored_cost(project_dir)[1].get("unavailable") or {})

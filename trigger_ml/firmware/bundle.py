@@ -40,6 +40,7 @@ import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.artefacts import read_report, validate_report
 from trigger_ml.fileio import atomic_path, dump_json, read_json, sha256_of_file
 from trigger_ml.firmware import verifier
 from trigger_ml.firmware.interface import Interface, read_interface
@@ -115,8 +116,8 @@ def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
     project_dir = ws.hls_dir(config.name)
     if not (project_dir / "report.json").is_file():
         raise TriggerMLError(f"no HLS project for {config.name} at {project_dir}", fix)
-    report = read_json(project_dir / "report.json")
-    if report.get("config_sha256") != config.digest():
+    report = read_report(project_dir)
+    if report.config_sha256 != config.digest():
         raise TriggerMLError(f"{project_dir} was built from another configuration of {config.name}", fix)
     for name in ("csim_predictions.h5", f"hls4ml_prj/firmware/{PROJECT_NAME}.cpp"):
         if not (project_dir / name).is_file():
@@ -127,9 +128,9 @@ def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
     data_path = sample_dir(generator_settings(config), ws.data_dir) / "jets.h5"
     if not data_path.is_file():
         raise TriggerMLError(f"data file {data_path} is missing", fix)
-    if sha256_of_file(data_path) != report["data"]["sha256"]:
+    if sha256_of_file(data_path) != report.data.sha256:
         raise TriggerMLError(f"{data_path} is not the data {project_dir} was built from", fix_force)
-    return _Sources(project_dir, report, run_dir, data_path)
+    return _Sources(project_dir, report.as_json(), run_dir, data_path)
 
 
 def _test_split(
@@ -283,6 +284,8 @@ def _write_report(root: Path, src: _Sources, ws: Workspace) -> dict[str, Any]:
     report["cost"] = cost_for_project(src.project_dir)
     report = _relative_paths(report, f"{ws.root}/")
     (root / "report").mkdir()
+    # The same typed report as the project's (trigger_ml.artefacts), without timings.
+    report = validate_report(report, root / "report" / "report.json").as_json()
     (root / "report" / "report.json").write_text(dump_json(report), encoding="utf-8")
     markdown = markdown_report({**report, "timings_s": {}}).split("\n## Timings (s)\n")[0]
     (root / "report" / "report.md").write_text(markdown.rstrip("\n") + "\n", encoding="utf-8")

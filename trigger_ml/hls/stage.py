@@ -23,14 +23,15 @@ from typing import Any
 import h5py
 import numpy as np
 
+from trigger_ml.artefacts import BIT_EXACT, FORMAT_VERSION, read_report
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost import estimate_cost
 from trigger_ml.cost.da4ml_cost import da4ml_cost_of
 from trigger_ml.cost.sections import best_cost
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
 from trigger_ml.errors import UsageError
-from trigger_ml.evaluation import evaluate_firmware
-from trigger_ml.fileio import read_json, sha256_of_file, write_json_atomic
+from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE, evaluate_firmware
+from trigger_ml.fileio import sha256_of_file, write_json_atomic
 from trigger_ml.hls.convert import compile_csim, convert, fixed_type, layer_types, make_relocatable
 from trigger_ml.hls.emulator import check_program
 from trigger_ml.hls.fidelity import (
@@ -53,10 +54,9 @@ PROJECT_SUBDIR = "hls4ml_prj"
 logger = stage_logger("hls")
 
 
-REPORT_FORMAT = 3
-"""Version of what a network project's report holds; a project written by an older version
-is rebuilt once (2: the firmware program, its emulator check, the da4ml cost source;
-3: physics of record on the evaluation sample)."""
+REPORT_FORMAT = FORMAT_VERSION
+"""Version of what a project's report holds (``format_version``, trigger_ml.artefacts); a
+project written by an older version is rebuilt once."""
 
 
 def _output_diff_summary(diff: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ class HLSStage(Stage[dict[str, Any]]):
         kind.write_project(subject, inputs["train"], inputs["data"].path, out, inputs["evaluation-data"].path)
 
     def load(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> dict[str, Any]:
-        return read_json(out / "report.json")
+        return read_report(out).as_json()
 
 
 def build_hls_project(
@@ -203,7 +203,7 @@ def build_hls_project(
     output_type = str(hls_model.get_output_variables()[0].type.precision)
     report: dict[str, Any] = {
         "model": config.name,
-        "report_format": REPORT_FORMAT,
+        "format_version": FORMAT_VERSION,
         "description": config.description,
         "quantization_kind": "hgq"
         if config.quantization.is_hgq
@@ -216,6 +216,21 @@ def build_hls_project(
             "sha256": sha256_of_file(data_path),
             "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
             "n_truncated_jets": data.n_truncated_jets,
+        },
+        "record": {
+            "kind": kind.label(config),
+            "n_params": run_metrics["n_params"][reference],
+            "physics": {
+                "sample": "evaluation",
+                "n_jets": evaluation["n_jets"],
+                "metrics": evaluation["metrics"][FIRMWARE],
+                "predictions": {"path": PREDICTIONS_FILE, "dataset": f"logits_{FIRMWARE}"},
+            },
+            "fidelity": {
+                "exact_fraction": fidelity["csim_vs_reference_exact_fraction"],
+                "rule": BIT_EXACT,
+                "reference": reference,
+            },
         },
         "n_params": run_metrics["n_params"],
         "evaluation": evaluation,

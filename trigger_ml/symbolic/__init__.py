@@ -9,13 +9,16 @@ in float. ``compare_row`` gives its row of ``trigger-ml compare``. See docs/symb
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trigger_ml.compare import DEFAULT_COST_SOURCE
 from trigger_ml.symbolic.settings import SymbolicConfig, load_symbolic_config
 from trigger_ml.workspace import Workspace
+
+if TYPE_CHECKING:
+    from trigger_ml.artefacts import ComparisonRow
 
 __all__ = [
     "SR_SUFFIX",
@@ -64,17 +67,15 @@ def compare_row(
     ws: Workspace,
     settings: SymbolicConfig | None = None,
     cost_source: str = DEFAULT_COST_SOURCE,
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """The ``trigger-ml compare`` row of ``<teacher>-sr`` / ``<teacher>-srds``, building what is missing.
+) -> tuple[ComparisonRow, np.ndarray, np.ndarray]:
+    """The ``trigger-ml compare`` row of ``<teacher>-sr`` / ``<teacher>-srds``, building what is
+    missing (``trigger_ml.compare.table_row`` of its report).
 
-    Returns the row (the keys of ``trigger_ml.compare.COLUMNS``), the C simulation's test
-    discriminant as (D, 0, 0) logits (their D_b is D) and the test classes.
+    Returns the row, the C simulation's test discriminant D_b and the test classes.
     """
-    import h5py
-
-    from trigger_ml.compare import ant_factor, cost_columns
+    from trigger_ml.artefacts import read_report
+    from trigger_ml.compare import table_row
     from trigger_ml.config import load_model_config
-    from trigger_ml.symbolic.metrics import as_logits
 
     teacher = load_model_config(teacher_spec(spec))
     settings = (settings or SymbolicConfig()).model_copy(update={"structure": structure_of(spec)})
@@ -82,23 +83,4 @@ def compare_row(
 
     report = ensure_distilled(teacher, settings, ws)
     project = ws.hls_dir(report["model"])
-    metrics = report["metrics"]["csim"]
-    n_params = report["n_params"]["expression"]
-    generator = report["symbolic"]["produced_by"].split(" (")[0]
-    if report["symbolic"].get("structure") == "deepsets":
-        generator = "Deep Set: φ_k from sums, F from " + generator
-    row: dict[str, Any] = {
-        "model": report["model"],
-        "kind": f"symbolic ({generator}; backend {report['symbolic']['backend']['used']}), from {teacher.name}",
-        "config_sha256": report["config_sha256"],
-        "n_params": n_params,
-        "exact_fraction": report["fidelity"]["within_step_fraction"],
-        "fidelity_reference": "expression in float, within one fixed-point step",
-        **cost_columns(project, cost_source),
-        **{key: metrics.get(key) for key in ("auc_b_vs_light", "rej_light_at_70", "rej_light_at_77")},
-        **{key: metrics.get(key) for key in ("rej_c_at_70", "rej_c_at_77")},
-    }
-    row["ant_factor"] = ant_factor(row["auc_b_vs_light"], n_params)
-    with h5py.File(project / "csim_predictions.h5", "r") as handle:
-        disc, classes = handle["discriminant_csim"][()], handle["classes"][()]
-    return row, as_logits(disc), classes
+    return table_row(read_report(project), project, cost_source)

@@ -1,9 +1,8 @@
 """Physics metrics of a single discriminant, through trigger_ml.physics (defined once there).
 
-``trigger_ml.physics`` computes its metrics from the three logits (b, c, light) through
-``D_b = l_b - ln(f_c e^{l_c} + (1 - f_c) e^{l_light})``. For the logits ``(D, 0, 0)`` the
-logarithm is ``ln(f_c + 1 - f_c) = 0`` for every f_c in [0, 1], so ``D_b = D`` exactly:
-:func:`as_logits` lets an expression's discriminant use the same code and conventions.
+An expression's output is a b-tagging discriminant D_b itself: its metrics are
+``trigger_ml.physics.discriminant_metrics`` (the function a network's logits reach through
+their D_b), so both use the same code and conventions.
 """
 
 from __future__ import annotations
@@ -13,19 +12,16 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from trigger_ml.physics import LIGHT, B, rejection, tagging_metrics, threshold_at_efficiency
+from trigger_ml.physics import LIGHT, B, discriminant_metrics, rejection, threshold_at_efficiency
 
-
-def as_logits(discriminant: np.ndarray) -> np.ndarray:
-    """(n, 3) logits (D, 0, 0) whose D_b is ``discriminant`` whatever f_c."""
-    disc = np.asarray(discriminant, dtype=np.float64).reshape(-1)
-    return np.column_stack([disc, np.zeros_like(disc), np.zeros_like(disc)])
-
-
-def discriminant_metrics(discriminant: np.ndarray, classes: np.ndarray) -> dict[str, float | None]:
-    """AUC b vs light and light/c rejections at the standard b-efficiencies of ``discriminant``."""
-    return tagging_metrics(as_logits(discriminant), classes, f_c=0.0)
-
+__all__ = [
+    "REJECTION_EFFICIENCIES",
+    "STORED_REJECTIONS",
+    "discriminant_metrics",
+    "light_rejection",
+    "score_value",
+    "selection_score",
+]
 
 # --- the selection metric -----------------------------------------------------------------
 

@@ -18,10 +18,11 @@ import h5py
 import numpy as np
 import sympy
 
+from trigger_ml.artefacts import FORMAT_VERSION, WITHIN_STEP
 from trigger_ml.config import FixedPoint, ModelConfig
 from trigger_ml.hls.stage import PROJECT_SUBDIR
 from trigger_ml.logs import stage_logger, timed
-from trigger_ml.physics import discriminant_from_logits
+from trigger_ml.physics import discriminant_from_logits, discriminant_light_rejection_uncertainties
 from trigger_ml.symbolic.cost import SYMBOLIC_COST_UNAVAILABLE, firmware_cost
 from trigger_ml.symbolic.firmware import (
     CLOCK_UNCERTAINTY,
@@ -89,7 +90,7 @@ def write_csim_predictions(
     logits_csim: np.ndarray | None = None,
 ) -> None:
     """``csim_predictions.h5``: test rows, classes, each discriminant (and the logits if any)."""
-    with h5py.File(out_dir / "csim_predictions.h5", "w") as handle:
+    with h5py.File(out_dir / PREDICTIONS_FILE, "w") as handle:
         handle.create_dataset("test_index", data=test_index, track_times=False)
         handle.create_dataset("classes", data=classes, track_times=False)
         for label, values in disc.items():
@@ -136,6 +137,41 @@ class Measured:
     fidelity: dict[str, Any]  # report.json ``fidelity``
     cost: dict[str, Any]  # the estimate's cost section
     teacher_source: str  # what computed the teacher's metrics ("C simulation", "Keras model")
+    n_jets: int  # test jets
+    stat: dict[str, float | None]  # binomial uncertainties of the C simulation's light rejections
+
+
+PREDICTIONS_FILE = "csim_predictions.h5"
+RECORD_DATASET = "discriminant_csim"
+"""The physics of record of a symbolic model: its C simulation's discriminant on the test split."""
+
+
+def record_section(
+    teacher: ModelConfig,
+    result: dict[str, Any],
+    symbolic: dict[str, Any],
+    n_constants: int,
+    measured: Measured,
+) -> dict[str, Any]:
+    """report.json ``record`` of a symbolic project (trigger_ml.artefacts.Record)."""
+    generator = result["models"][result["chosen"]]["source"].split(" (")[0]
+    if symbolic.get("structure") == "deepsets":
+        generator = "Deep Set: φ_k from sums, F from " + generator
+    return {
+        "kind": f"symbolic ({generator}; backend {result['backend']['used']}), from {teacher.name}",
+        "n_params": n_constants,
+        "physics": {
+            "sample": "test split",
+            "n_jets": measured.n_jets,
+            "metrics": {**measured.metrics["csim"], **measured.stat},
+            "predictions": {"path": PREDICTIONS_FILE, "dataset": RECORD_DATASET},
+        },
+        "fidelity": {
+            "exact_fraction": measured.fidelity["within_step_fraction"],
+            "rule": WITHIN_STEP,
+            "reference": "expression in float",
+        },
+    }
 
 
 def project_report(
@@ -156,9 +192,11 @@ def project_report(
     chosen = result["models"][result["chosen"]]
     cost = measured.cost
     return {
+        "format_version": FORMAT_VERSION,
         "model": job.name,
         "description": description,
         "config_sha256": job.key,
+        "record": record_section(teacher, result, symbolic, n_constants, measured),
         "teacher": {
             "model": teacher.name,
             "config_sha256": teacher.digest(),
@@ -226,7 +264,8 @@ def simulate_and_compare(
     metrics = metrics_section(disc, teacher_metrics, classes)
     cost = firmware_cost(deployed, job.settings, teacher.hls)
     write_csim_predictions(out_dir, test_rows, classes, disc, outputs_csim if kind == "logits" else None)
-    return Measured(disc, metrics, fidelity, cost, teacher_source)
+    stat = discriminant_light_rejection_uncertainties(disc["csim"], classes)
+    return Measured(disc, metrics, fidelity, cost, teacher_source, int(len(classes)), stat)
 
 
 def build_symbolic_project(

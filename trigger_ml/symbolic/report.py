@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import sympy
 
+from trigger_ml.artefacts import Report, write_report_json
 from trigger_ml.cost import format_cost_table
 from trigger_ml.fileio import write_json_atomic, write_text_atomic
 from trigger_ml.report import METRIC_ROWS, plot_roc
 from trigger_ml.symbolic.inputs import Job
-from trigger_ml.symbolic.metrics import STORED_REJECTIONS, as_logits
+from trigger_ml.symbolic.metrics import STORED_REJECTIONS
 from trigger_ml.symbolic.selection import metric_label
 
 VALIDATION_KEYS = ("auc_val", *(f"{key}_val" for key in STORED_REJECTIONS))
@@ -129,23 +130,18 @@ def symbolic_markdown(report: dict[str, Any]) -> str:
 
 def write_symbolic_report(
     directory: Path, report: dict[str, Any], disc: dict[str, np.ndarray], classes: np.ndarray
-) -> None:
-    """report.json, report.md and roc.png of a symbolic project."""
+) -> Report:
+    """report.json (validated, trigger_ml.artefacts), report.md and roc.png of a symbolic
+    project; returns the typed report."""
     labels = {
         "teacher": f"teacher {report['teacher']['model']}",
         "expression_float": "expression (float)",
         "csim": "expression C simulation",
     }
-    # (D, 0, 0) logits have D_b = D exactly at f_c = 0 (trigger_ml.symbolic.metrics).
-    plot_roc(
-        directory / "roc.png",
-        {labels[k]: as_logits(v) for k, v in disc.items()},
-        classes,
-        0.0,
-        report["model"],
-    )
-    write_json_atomic(directory / "report.json", report)
-    write_text_atomic(directory / "report.md", symbolic_markdown(report))
+    plot_roc(directory / "roc.png", {labels[k]: v for k, v in disc.items()}, classes, report["model"])
+    typed = write_report_json(directory, report)
+    write_text_atomic(directory / "report.md", symbolic_markdown(typed.as_json()))
+    return typed
 
 
 def plot_front(path: Path, result: dict[str, Any], title: str) -> None:

@@ -41,6 +41,8 @@ from typing import Any
 
 import sympy
 
+from trigger_ml.artefacts import FORMAT_VERSION as REPORT_FORMAT
+from trigger_ml.artefacts import read_report
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost import cost_for_project
 from trigger_ml.fileio import read_json, sha256_of_obj
@@ -88,6 +90,7 @@ class DistillStage(Stage[dict[str, Any]]):
     symbolic model; the artefact is report.json's content."""
 
     name = "distill"
+    version = REPORT_FORMAT
 
     def needs(self, subject: DistillRequest) -> dict[str, Need]:
         teacher, settings = subject.teacher, subject.settings
@@ -131,7 +134,7 @@ class DistillStage(Stage[dict[str, Any]]):
             _build_flat(job, out)
 
     def load(self, subject: DistillRequest, inputs: Inputs, out: Path) -> dict[str, Any]:
-        return read_json(out / "report.json")
+        return read_report(out).as_json()
 
 
 def _teacher_cost(subject: DistillRequest, inputs: Inputs) -> dict[str, Any] | None:
