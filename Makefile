@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= dips-small
 CLI    := $(BIN)/trigger-ml
 
-.PHONY: setup data data-plots train hls rtl cost compare firmware verify scan distill models test lint format bench bench-emulator test-fast clean-projects help
+.PHONY: setup data data-plots train hls rtl cost compare firmware verify scan distill models schema test lint format bench bench-emulator test-fast clean-projects help
 
 help:
 	@echo "make hls MODEL=dips-small   data, training, hls4ml project, C simulation, fidelity, report"
@@ -86,6 +86,10 @@ rtl: $(STAMP)
 
 cost: $(STAMP)
 	$(CLI) cost hls_projects/$(MODEL)
+
+# The JSON Schemas of report.json and of the comparison table, from trigger_ml/artefacts.py.
+schema: $(STAMP)
+	$(BIN)/python -m trigger_ml.artefacts docs/schema
 
 lint: $(STAMP)
 	$(BIN)/ruff check trigger_ml tests

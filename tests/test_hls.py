@@ -86,3 +86,28 @@ def test_training_is_deterministic(workspace, tiny_config, tiny_sample, tmp_path
         for wa, wb in zip(weights_a, weights_b, strict=True):
             np.testing.assert_array_equal(wa, wb)
     assert first.metrics["models"] == second.metrics["models"]
+
+
+def test_the_report_is_typed_and_carries_the_record(workspace, tiny_config, tiny_report):
+    from trigger_ml.artefacts import FORMAT_VERSION, read_report, report_text
+    from trigger_ml.compare import table_row
+    from trigger_ml.physics import discriminant_metrics
+
+    project = workspace.hls_dir(tiny_config.name)
+    typed = read_report(project)
+    assert typed.format_version == FORMAT_VERSION and "report_format" not in tiny_report
+    assert typed.as_json() == tiny_report
+    assert (project / "report.json").read_text() == report_text(typed)  # written through the model
+    record = typed.record
+    assert record.kind == "deepsets, QAT" and record.n_params == tiny_report["n_params"]["qkeras"]
+    assert record.physics.sample == "evaluation" and record.physics.metrics == typed.evaluation.metrics["firmware"]
+    assert record.fidelity.exact_fraction == typed.fidelity.csim_vs_reference_exact_fraction
+    assert record.fidelity.label() == "qkeras"
+    row, disc, classes = table_row(typed, project, "estimate", tiny_config.physics.f_c)
+    assert row.physics_sample == f"evaluation ({typed.evaluation.n_jets} jets)"
+    assert row.auc_b_vs_light == typed.evaluation.metrics["firmware"].auc_b_vs_light
+    assert row.rej_light_at_70_stat == typed.evaluation.metrics["firmware"].rej_light_at_70_stat
+    assert row.cost_source == "estimate" and row.LUT == typed.cost.sources["estimate"].resources.LUT
+    # the discriminant of record gives the report's figures, bit for bit
+    measured = discriminant_metrics(disc, classes)
+    assert all(getattr(record.physics.metrics, key) == value for key, value in measured.items())

@@ -480,10 +480,24 @@ SCHEMAS: dict[str, type[StrictModel]] = {
 }
 
 
+def _sorted_enums(node: Any) -> Any:
+    """``node`` with every ``enum`` sorted: typing caches ``Literal`` by its set of values, so
+    their order depends on which module spelled it first."""
+    if isinstance(node, dict):
+        return {
+            key: sorted(value, key=str) if key == "enum" else _sorted_enums(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_sorted_enums(value) for value in node]
+    return node
+
+
 def schema_texts() -> dict[str, str]:
     """File name -> text of each published JSON Schema."""
     return {
-        name: json.dumps(model.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n"
+        name: json.dumps(_sorted_enums(model.model_json_schema(by_alias=True)), indent=2, sort_keys=True)
+        + "\n"
         for name, model in SCHEMAS.items()
     }
 
