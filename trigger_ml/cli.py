@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from trigger_ml.artefacts import NetworkFidelity, PhysicsMetrics, SymbolicFidelity, read_report
 from trigger_ml.compare import COST_SOURCES, DEFAULT_COST_SOURCE
 from trigger_ml.config import ModelConfig, load_config_file, load_model_config, zoo_names
 from trigger_ml.errors import TriggerMLError, UsageError
@@ -85,8 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rejection(metrics: dict, key: str) -> str:
-    value, stat = metrics.get(key), metrics.get(f"{key}_stat")
+def _rejection(metrics: PhysicsMetrics, key: str) -> str:
+    value, stat = getattr(metrics, key), getattr(metrics, f"{key}_stat")
     text = "n/a" if value is None else f"{value:.1f}"
     return text if stat is None else f"{text} ± {stat:.1f}"
 
@@ -95,41 +96,46 @@ def cmd_hls(args: argparse.Namespace) -> int:
     config = _config(args)
     from trigger_ml.pipeline import ensure_hls
 
-    report = ensure_hls(config, Workspace.default(), force=args.force)
+    ensure_hls(config, Workspace.default(), force=args.force)
     project = Workspace.default().hls_dir(config.name)
-    fid = report["fidelity"]
+    report = read_report(project)
+    fid, evaluation = report.fidelity, report.evaluation
+    if not isinstance(fid, NetworkFidelity) or evaluation is None:
+        raise TriggerMLError(
+            f"{project}/report.json is not a network's report",
+            f"rebuild with `trigger-ml hls --force {config.name}`",
+        )
     print(f"[hls] {config.name}: {project}/report.md")
-    evaluation = report["evaluation"]
     print(
-        f"  evaluation sample ({evaluation['n_jets']} jets, seed {evaluation['seed']}; "
-        f"firmware by the {evaluation['evaluated_by']}):"
+        f"  evaluation sample ({evaluation.n_jets} jets, seed {evaluation.seed}; "
+        f"firmware by the {evaluation.evaluated_by}):"
     )
-    for kind, m in evaluation["metrics"].items():
+    for kind, m in evaluation.metrics.items():
         print(
-            f"  {kind:<8} AUC {m['auc_b_vs_light']:.4f}  light rej @70% {_rejection(m, 'rej_light_at_70')}"
+            f"  {kind:<8} AUC {m.auc_b_vs_light:.4f}  light rej @70% {_rejection(m, 'rej_light_at_70')}"
             f"  @77% {_rejection(m, 'rej_light_at_77')}"
         )
-    test = report["metrics"]["csim"]
+    test = report.metrics["csim"]
     print(
-        f"  test split ({fid['n_jets']} jets): C sim AUC {test['auc_b_vs_light']:.4f}  "
+        f"  test split ({fid.n_jets} jets): C sim AUC {test.auc_b_vs_light:.4f}  "
         f"light rej @70% {_rejection(test, 'rej_light_at_70')}"
     )
-    exact = fid["csim_vs_reference_exact_fraction"]
-    line = f"  C sim == {fid['reference']} on {exact:.4%} of {fid['n_jets']} test jets"
-    if fid["permutation_invariant_fraction"] is not None:
-        line += f"; permutation invariant on {fid['permutation_invariant_fraction']:.4%}"
+    exact = fid.csim_vs_reference_exact_fraction
+    line = f"  C sim == {fid.reference} on {exact:.4%} of {fid.n_jets} test jets"
+    if fid.permutation_invariant_fraction is not None:
+        line += f"; permutation invariant on {fid.permutation_invariant_fraction:.4%}"
     print(line)
-    best = report["cost"]["best"]
-    res = best["resources"]
+    best = report.cost.best
+    res = best.resources
     print(
-        f"  latency {best['latency_cycles']['max']} cycles ({best['latency_ns']['max']:g} ns), "
-        f"II {best['initiation_interval']}, LUT {res['LUT']}, FF {res['FF']}, DSP {res['DSP']}, "
-        f"BRAM_18K {res['BRAM_18K']} (source: {best['source']}; `trigger-ml cost {project}`)"
+        f"  latency {best.latency_cycles.max} cycles ({best.latency_ns.max:g} ns), "
+        f"II {best.initiation_interval}, LUT {res.LUT}, FF {res.FF}, DSP {res.DSP}, "
+        f"BRAM_18K {res.BRAM_18K} (source: {best.source}; `trigger-ml cost {project}`)"
     )
     if exact < 1.0 and args.require_exact:
-        blame = fid.get("first_divergent_layer") or {}
+        blame = fid.first_divergent_layer or {}
         raise TriggerMLError(
-            f"C simulation differs from the {fid['reference']} model on {1 - exact:.4%} of jets, "
+            f"C simulation differs from the {fid.reference} model on {1 - exact:.4%} of jets, "
             f"first at layer {blame.get('layer', '?')}",
             "see report.md (types per layer) and fix hls.precision_overrides",
         )
@@ -221,19 +227,26 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from trigger_ml.symbolic import load_symbolic_config
 
     settings = load_symbolic_config(args.sr, Path(args.sr_config) if args.sr_config else None)
-    report = ensure_distilled(config, settings, Workspace.default(), force=args.force)
-    sym, fid, best = report["symbolic"], report["fidelity"], report["cost"]["best"]
-    print(f"[distill] {report['model']}: {Workspace.default().hls_dir(report['model'])}/report.md")
+    content = ensure_distilled(config, settings, Workspace.default(), force=args.force)
+    project = Workspace.default().hls_dir(content["model"])
+    report = read_report(project)
+    sym, fid, best, teacher = report.symbolic, report.fidelity, report.cost.best, report.teacher
+    if sym is None or teacher is None or not isinstance(fid, SymbolicFidelity):
+        raise TriggerMLError(
+            f"{project}/report.json is not a symbolic model's report",
+            f"rebuild with `trigger-ml distill --force {config.name}`",
+        )
+    print(f"[distill] {report.model}: {project}/report.md")
     print(
-        f"  backend {sym['backend']['used']} ({sym['backend']['reason']}); chosen expression, "
-        f"from {sym['produced_by']}: {sym['readable'][0]}"
+        f"  backend {sym.backend['used']} ({sym.backend['reason']}); chosen expression, "
+        f"from {sym.produced_by}: {sym.readable[0]}"
     )
-    for kind, m in report["metrics"].items():
-        rej = m["rej_light_at_70"] or float("nan")
-        print(f"  {kind:<16} AUC {m['auc_b_vs_light']:.4f}  light rej @70% {rej:.1f}")
+    for kind, m in report.metrics.items():
+        rej = m.rej_light_at_70 or float("nan")
+        print(f"  {kind:<16} AUC {m.auc_b_vs_light:.4f}  light rej @70% {rej:.1f}")
     print(
-        f"  latency {best['latency_cycles']['max']} cycles (teacher {report['teacher']['latency_cycles']}); "
-        f"C sim within one step of float on {fid['within_step_fraction']:.4%} of {fid['n_jets']} jets"
+        f"  latency {best.latency_cycles.max} cycles (teacher {teacher.latency_cycles}); "
+        f"C sim within one step of float on {fid.within_step_fraction:.4%} of {fid.n_jets} jets"
     )
     return 0
 
