@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from trigger_ml.artefacts import NetworkFidelity, Report
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost.sections import format_cost_table
+from trigger_ml.errors import TriggerMLError
 from trigger_ml.firmware import verifier
 
 
@@ -105,54 +107,56 @@ def _metric_rows(metrics: dict[str, Any], kinds: list[str]) -> list[str]:
     return lines
 
 
-def _performance(report: dict[str, Any]) -> list[str]:
-    evaluation = report["evaluation"]
+def _performance(report: Report) -> list[str]:
+    evaluation, fid = report.evaluation, report.fidelity
+    if evaluation is None or not isinstance(fid, NetworkFidelity):
+        raise TriggerMLError(f"{report.model}: the report is not a firmware network's", "rebuild the bundle")
     names = {
         "firmware": "this firmware",
         "csim": "C simulation (this firmware)",
         "qkeras": "QKeras",
         "float": "float twin",
     }
-    kinds = [k for k in ("firmware", "qkeras", "float") if k in evaluation["metrics"]]
+    evaluation_metrics = {k: m.model_dump() for k, m in evaluation.metrics.items()}
+    kinds = [k for k in ("firmware", "qkeras", "float") if k in evaluation_metrics]
     lines = [
         "## Performance on the evaluation sample",
         "",
-        f"{evaluation['n_jets']} jets generated independently of the training sample (seed "
-        f"{evaluation['seed']}); the firmware's outputs by the {evaluation['evaluated_by']}; ± is the "
+        f"{evaluation.n_jets} jets generated independently of the training sample (seed "
+        f"{evaluation.seed}); the firmware's outputs by the {evaluation.evaluated_by}; ± is the "
         "binomial statistical uncertainty. The report is in `report/` (`report.json`, `report.md`, ROC curve).",
         "",
         "| metric | " + " | ".join(names[k] for k in kinds) + " |",
         "|---|" + "---|" * len(kinds),
-        *_metric_rows(evaluation["metrics"], kinds),
+        *_metric_rows(evaluation_metrics, kinds),
     ]
-    metrics = report["metrics"]
+    metrics = {k: m.model_dump() for k, m in report.metrics.items()}
     kinds = [k for k in ("csim", "qkeras", "float") if k in metrics]
     lines += [
         "",
-        f"On the {report['data']['jets_per_split']['test']} test jets of the training sample (the "
+        f"On the {report.data.jets_per_split['test']} test jets of the training sample (the "
         "working-point thresholds of this card are set there):",
         "",
         "| metric | " + " | ".join(names[k] for k in kinds) + " |",
         "|---|" + "---|" * len(kinds),
         *_metric_rows(metrics, kinds),
     ]
-    fid = report["fidelity"]
     lines += [
         "",
-        f"Fidelity: the C simulation equals the {fid['reference']} model bit for bit on a fraction "
-        f"**{fid['csim_vs_reference_exact_fraction']}** of {fid['n_jets']} test jets"
+        f"Fidelity: the C simulation equals the {fid.reference} model bit for bit on a fraction "
+        f"**{fid.csim_vs_reference_exact_fraction}** of {fid.n_jets} test jets"
         + (
-            f"; unchanged when the tracks are shuffled on **{fid['permutation_invariant_fraction']}**."
-            if fid.get("permutation_invariant_fraction") is not None
+            f"; unchanged when the tracks are shuffled on **{fid.permutation_invariant_fraction}**."
+            if fid.permutation_invariant_fraction is not None
             else "."
         ),
         "",
         "### Cost",
         "",
-        f"Sources available: {', '.join(k for k, v in report['cost']['sources'].items() if v) or 'none'}; "
+        f"Sources available: {', '.join(k for k, v in report.cost.sources.items() if v) or 'none'}; "
         "the most trustworthy is shown (vendor > rtl > da4ml > estimate).",
         "",
-        format_cost_table(report["cost"]["best"]).rstrip("\n"),
+        format_cost_table(report.cost.best.model_dump()).rstrip("\n"),
     ]
     return lines
 
@@ -267,7 +271,7 @@ def model_card(
         "",
         *_interface(in_spec, out_spec),
         "",
-        *_performance(report),
+        *_performance(Report.model_validate(report)),
         "",
         "## Test vectors",
         "",
