@@ -100,7 +100,10 @@ def test_the_report_is_typed_and_carries_the_record(workspace, tiny_config, tiny
     assert (project / "report.json").read_text() == report_text(typed)  # written through the model
     record = typed.record
     assert record.kind == "deepsets, QAT" and record.n_params == tiny_report["n_params"]["qkeras"]
-    assert record.physics.sample == "evaluation" and record.physics.metrics == typed.evaluation.metrics["firmware"]
+    assert (
+        record.physics.sample == "evaluation"
+        and record.physics.metrics == typed.evaluation.metrics["firmware"]
+    )
     assert record.fidelity.exact_fraction == typed.fidelity.csim_vs_reference_exact_fraction
     assert record.fidelity.label() == "qkeras"
     row, disc, classes = table_row(typed, project, "estimate", tiny_config.physics.f_c)

@@ -69,3 +69,28 @@ def test_light_rejection_uncertainties_use_the_metrics_cuts():
         assert stat[f"rej_light_at_{tag}_stat"] == pytest.approx(
             rej * np.sqrt((1 - passed / n_light) / passed)
         )
+
+
+def test_the_logits_path_is_the_discriminant_path():
+    """tagging_metrics, the uncertainties and the ROC of logits are those of their D_b, bit for bit."""
+    from trigger_ml.physics import (
+        discriminant_light_rejection_uncertainties,
+        discriminant_metrics,
+        roc_light_rejection,
+        roc_of_discriminant,
+    )
+
+    rng = np.random.default_rng(5)
+    classes = rng.integers(0, 3, 3000)
+    logits = np.round(rng.normal(size=(3000, 3)) * 32) / 32
+    logits[classes == 0, 0] += 1.0
+    for f_c in (0.0, 0.018, 0.2):
+        disc = discriminant_from_logits(logits, f_c)
+        assert tagging_metrics(logits, classes, f_c) == discriminant_metrics(disc, classes)
+        assert light_rejection_uncertainties(
+            logits, classes, f_c
+        ) == discriminant_light_rejection_uncertainties(disc, classes)
+        for a, b in zip(
+            roc_light_rejection(logits, classes, f_c), roc_of_discriminant(disc, classes), strict=True
+        ):
+            assert np.array_equal(a, b)
