@@ -106,11 +106,11 @@ def test_the_report_is_typed_and_carries_the_record(workspace, tiny_config, tiny
     )
     assert record.fidelity.exact_fraction == typed.fidelity.csim_vs_reference_exact_fraction
     assert record.fidelity.label() == "qkeras"
-    row, disc, classes = table_row(typed, project, "estimate", tiny_config.physics.f_c)
+    row, disc, classes = table_row(typed, project, "best", tiny_config.physics.f_c)
     assert row.physics_sample == f"evaluation ({typed.evaluation.n_jets} jets)"
     assert row.auc_b_vs_light == typed.evaluation.metrics["firmware"].auc_b_vs_light
     assert row.rej_light_at_70_stat == typed.evaluation.metrics["firmware"].rej_light_at_70_stat
-    assert row.cost_source == "estimate" and row.LUT == typed.cost.sources["estimate"].resources.LUT
+    assert row.cost_source == typed.cost.best.source and row.LUT == typed.cost.best.resources.LUT
     # the discriminant of record gives the report's figures, bit for bit
     measured = discriminant_metrics(disc, classes)
     assert all(getattr(record.physics.metrics, key) == value for key, value in measured.items())

@@ -299,7 +299,20 @@ def plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str)
     plt.close(fig)
 
 
-def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c: float) -> None:
+    """:func:`plot_discriminant_rocs` of each model's (logits, classes), D_b at ``f_c``."""
+    from trigger_ml.physics import discriminant_from_logits
+
+    plot_discriminant_rocs(
+        path,
+        {
+            name: (discriminant_from_logits(logits, f_c), classes)
+            for name, (logits, classes) in curves.items()
+        },
+    )
+
+
+def plot_discriminant_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     """Light rejection vs b-efficiency of each model's (discriminant D_b, classes)."""
     import matplotlib
 
@@ -377,5 +390,5 @@ def compare(
         write_table_json(tmp / "table.json", table)
         plot_front(tmp / "rej70_vs_latency.png", plain, "latency_ns", "latency (ns)")
         plot_front(tmp / "rej70_vs_lut.png", plain, "LUT", "LUT")
-        plot_rocs(tmp / "roc.png", curves)
+        plot_discriminant_rocs(tmp / "roc.png", curves)
     return out_dir
