@@ -38,7 +38,8 @@ class KindContract:
 
     def exact_fraction(self, report: dict[str, Any]) -> float:
         """The fraction of test jets on which the C simulation meets the kind's exactness rule."""
-        return report["fidelity"]["csim_vs_reference_exact_fraction"]
+        record = report["record"]["fidelity"]  # every report's fidelity of record (trigger_ml.artefacts)
+        return record["exact_fraction"]
 
     # --- fixtures ----------------------------------------------------------------------------
 

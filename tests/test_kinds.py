@@ -65,9 +65,6 @@ class _SymbolicContract(KindContract):
         settings = load_symbolic_config(TINY_SEARCH).model_copy(update={"structure": self.structure})
         return DistillRequest(config, settings)
 
-    def exact_fraction(self, report: dict[str, Any]) -> float:
-        return report["fidelity"]["within_step_fraction"]
-
 
 class TestSymbolicFlat(_SymbolicContract):
     kind = "symbolic-flat"
