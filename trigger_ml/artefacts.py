@@ -66,7 +66,8 @@ class Evaluation(StrictModel):
 
     path: str
     sha256: str
-    seed: int
+    seed: int | None  # None: a sample read from a file (``origin`` says which)
+    origin: str | None = None  # where the evaluation jets come from, in words
     n_jets: int
     jets_per_class: dict[str, int]
     evaluated_by: str

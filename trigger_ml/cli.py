@@ -9,6 +9,7 @@ one line on stderr naming the problem and the fix, with exit status 2 for bad in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -65,6 +66,24 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_ftag(args: argparse.Namespace) -> int:
+    from trigger_ml.data.own import ConvertOptions, convert_ftag_into, load_mapping_file
+
+    options = load_mapping_file(Path(args.mapping)) if args.mapping else ConvertOptions()
+    if args.max_tracks is not None:
+        options = dataclasses.replace(options, max_tracks=args.max_tracks)
+    path, summary, fresh = convert_ftag_into(Path(args.source), Workspace.default(), options)
+    print(path)
+    print(f"[convert-ftag] {'converted' if fresh else 'already converted'}: {summary}")
+    print(f"[convert-ftag] train on it: sample: {{path: {_relative(path)}}}  (or MODEL@sample.path=...)")
+    return 0
+
+
+def _relative(path: Path) -> str:
+    root = Workspace.default().root
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def cmd_data_plots(args: argparse.Namespace) -> int:
     config = _config(args)
     from trigger_ml.data.plots import write_validation_plots
@@ -107,7 +126,7 @@ def cmd_hls(args: argparse.Namespace) -> int:
         )
     print(f"[hls] {config.name}: {project}/report.md")
     print(
-        f"  evaluation sample ({evaluation.n_jets} jets, seed {evaluation.seed}; "
+        f"  evaluation sample ({evaluation.n_jets} jets, {evaluation.origin or f'seed {evaluation.seed}'}; "
         f"firmware by the {evaluation.evaluated_by}):"
     )
     for kind, m in evaluation.metrics.items():
@@ -278,6 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_data_plots,
         "validation plots of the model's sample: sd0, sz0, multiplicity, pT, eta, flavours",
     )
+    p = add(
+        "convert-ftag",
+        cmd_convert_ftag,
+        "convert an ATLAS training-dataset-dumper file into data/ftag-<hash>/jets.h5",
+        model=False,
+    )
+    p.add_argument("source", help="the dumper's HDF5 file (structured 'jets' and 'tracks' datasets)")
+    p.add_argument("--mapping", help="YAML: our field -> the file's field (docs/data-formats.md)")
+    p.add_argument("--max-tracks", type=int, help="keep at most N tracks per jet (by signed d0 significance)")
     add("train", cmd_train, "train the QKeras model and its float twin (cached)")
     p = add("hls", cmd_hls, "data, training, hls4ml conversion, C simulation, fidelity and report")
     p.add_argument("--force", action="store_true", help="rebuild the HLS project even if it is current")

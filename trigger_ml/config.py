@@ -13,23 +13,20 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
-from trigger_ml.data.settings import SampleSettings
 from trigger_ml.errors import UsageError
 from trigger_ml.fileio import sha256_of_obj
 from trigger_ml.numerics import effective_isa
+from trigger_ml.sample_config import EvaluationConfig, SampleConfig
 from trigger_ml.schema import StrictModel, fields_outside, outside
 
 TRACK_FEATURES = ("sd0", "sz0", "log_ptfrac", "log_dr", "d0", "z0sintheta", "valid")
@@ -39,67 +36,6 @@ JET_FEATURES = ("log_pt", "eta", "n_tracks")
 """Per-jet features a flat (dense) model may append to its track inputs."""
 
 CLASSES = ("b", "c", "light")
-
-
-class SampleConfig(SampleSettings):
-    """Which generated sample a model trains on: its size and seed here, its physics
-    (``process``, the pile-up, dijet and labelling settings, ``detector``) as defined once in
-    :class:`trigger_ml.data.settings.SampleSettings`, with the generator's defaults.
-
-    A setting the file leaves out (or sets to null) keeps the generator's default and dumps
-    as null, so that the configuration hashes of models that do not use a setting never
-    change; ``detector`` dumps only the parameters the file sets. ``process``, ``n_jets``,
-    ``seed`` and ``jets_per_shard`` are always dumped.
-    """
-
-    WHAT: ClassVar[str] = "sample setting"
-
-    n_jets: int = Field(100_000, ge=100, le=10_000_000)
-    seed: int = Field(1, ge=0, le=900_000_000)
-    jets_per_shard: int = Field(5000, ge=10, le=1_000_000)
-
-    _ALWAYS_DUMPED: ClassVar[tuple[str, ...]] = ("process", "n_jets", "seed", "jets_per_shard")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_default(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value is not None}
-        return data
-
-    @model_serializer(mode="wrap")
-    def _unset_as_null(
-        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
-    ) -> dict[str, Any]:
-        data = handler(self)
-        out = {key: data[key] for key in self._ALWAYS_DUMPED if key in data}
-        for key in data:
-            if key in out:
-                continue
-            if key not in self.model_fields_set:
-                out[key] = None
-            elif key == "detector":
-                out[key] = self.detector.model_dump(mode=info.mode, exclude_unset=True)
-            else:
-                out[key] = data[key]
-        if info.exclude_none:
-            out = {key: value for key, value in out.items() if value is not None}
-        return out
-
-
-class EvaluationConfig(StrictModel):
-    """The evaluation sample of record: jets generated with the training sample's settings but
-    their own seed, shared by every model with those settings and used whole (no split) for the
-    physics figures of ``make hls`` and ``make compare``. Training, validation and the fitted
-    scaling stay on the training sample.
-
-    300 000 tt̄ jets hold about 173 000 light jets: at a light rejection R the ~173 000 / R
-    passing jets give a binomial uncertainty of about sqrt(R / 173 000), 3.8 % at R = 250
-    (dips-small) and 4.5 % at R = 350; docs/evaluation.md has the sizing."""
-
-    n_jets: int = Field(300_000, ge=100, le=10_000_000)
-    seed: int = Field(1001, ge=0, le=900_000_000)
-    jets_per_shard: int = Field(10_000, ge=10, le=1_000_000)
 
 
 class SplitConfig(StrictModel):
@@ -342,6 +278,19 @@ class ModelConfig(StrictModel):
     hls: HLSConfig = Field(HLSConfig(), json_schema_extra=outside("training"))
 
     @model_validator(mode="after")
+    def _evaluation_file_goes_with_a_file_sample(self) -> ModelConfig:
+        if self.evaluation.path is not None:
+            if not self.sample.is_file:
+                raise ValueError(
+                    "evaluation.path is for a file sample (sample.path); a generated sample's "
+                    "evaluation sample is generated with evaluation.seed"
+                )
+            others = sorted(self.evaluation.model_fields_set - {"path"})
+            if others:
+                raise ValueError(f"evaluation.path names a file; drop evaluation {others}")
+        return self
+
+    @model_validator(mode="after")
     def _evaluation_is_independent(self) -> ModelConfig:
         if self.evaluation.seed == self.sample.seed:
             raise ValueError(
@@ -451,6 +400,10 @@ OVERRIDE_ALIASES: dict[str, tuple[str, ...]] = {
     "clock": ("hls.clock_period_ns",),
     "strategy": ("hls.strategy",),
 }
+
+FILE_OVERRIDES = ("sample.path", "evaluation.path")
+"""Overrides that replace their whole section: ``dips-small@sample.path=data/ftag-…/jets.h5``
+trains on the file instead of the zoo model's generated sample."""
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -568,7 +521,12 @@ def load_model_config(spec: str, zoo: Path | None = None) -> ModelConfig:
         raise UsageError(f"{path}: expected a mapping at the top level", "see dips-small.yaml")
     if data.get("name") != name:
         raise UsageError(f"{path}: 'name' must be '{name}' (the file name)", "make them agree")
+    for key in FILE_OVERRIDES:  # a file replaces the generator settings of its section
+        if key in overrides:
+            data[key.partition(".")[0]] = {"path": overrides[key]}
     for key, value in overrides.items():
+        if key in FILE_OVERRIDES:
+            continue
         for dotted in OVERRIDE_ALIASES.get(key, (key,)):
             _set_dotted(data, dotted, value, spec)
     data["name"] = canonical_spec(name, overrides)

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from trigger_ml.config import ModelConfig
+from trigger_ml.data.stage import evaluation_origin
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
 from trigger_ml.kinds import kind_of
 from trigger_ml.logs import stage_logger, timed
@@ -53,7 +54,8 @@ class EvaluationSample:
         return {
             "path": str(self.path),
             "sha256": self.sha256,
-            "seed": config.evaluation.seed,
+            "seed": None if config.sample.is_file else config.evaluation.seed,
+            "origin": evaluation_origin(config),
             "n_jets": int(len(self.classes)),
             "jets_per_class": {name: int(n) for name, n in zip(CLASS_NAMES, counts, strict=True)},
         }

@@ -101,8 +101,9 @@ def _evaluation_lines(evaluation: dict[str, Any], labels: dict[str, str]) -> lis
     lines = [
         "## Physics on the evaluation sample",
         "",
-        f"`{evaluation['path']}` (seed {evaluation['seed']}, sha256 `{evaluation['sha256'][:16]}…`): "
-        f"{evaluation['n_jets']} jets ({counts}), independent of the training sample. "
+        f"`{evaluation['path']}` (sha256 `{evaluation['sha256'][:16]}…`): {evaluation['n_jets']} jets ({counts}), "
+        + evaluation.get("origin", f"seed {evaluation['seed']}, independent of the training sample")
+        + ". "
         f"The firmware is evaluated by the {evaluation['evaluated_by']}"
         + (f" ({evaluation['evaluated_by_reason']})" if evaluation.get("evaluated_by_reason") else "")
         + (

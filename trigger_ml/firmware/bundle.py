@@ -104,8 +104,7 @@ def bundle_name(config: ModelConfig, firmware_id: str) -> str:
 
 def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
     """The finished HLS project, run and data of ``config``, checked to belong together."""
-    from trigger_ml.data.generate import sample_dir
-    from trigger_ml.data.stage import generator_settings
+    from trigger_ml.data.stage import sample_path
 
     fix = f"run `trigger-ml hls '{config.name}'`"
     fix_force = f"run `trigger-ml hls '{config.name}' --force`"
@@ -125,7 +124,7 @@ def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
     run_dir = ws.run_dir(config.name, config.training_digest())
     if not (run_dir / "scaling.json").is_file():
         raise TriggerMLError(f"trained run {run_dir} is missing", fix)
-    data_path = sample_dir(generator_settings(config), ws.data_dir) / "jets.h5"
+    data_path = sample_path(config, ws)
     if not data_path.is_file():
         raise TriggerMLError(f"data file {data_path} is missing", fix)
     if sha256_of_file(data_path) != report.data.sha256:

@@ -273,20 +273,19 @@ def _generate_samples(spec: ScanSpec, points: list[ScanPoint], ws: Workspace) ->
     The generator uses a multiprocessing pool, which a (daemonic) Dask worker cannot start,
     and two workers generating the same sample would do the work twice.
     """
+    from trigger_ml.data.stage import evaluation_identity, sample_identity
     from trigger_ml.pipeline import (
         ensure_data,
         ensure_evaluation_data,
-        evaluation_settings,
-        generator_settings,
     )
 
     samples: dict[Any, ModelConfig] = {}
     evaluation_samples: dict[Any, ModelConfig] = {}
     for point in points:
         assert point.config is not None
-        samples.setdefault(generator_settings(point.config), point.config)
+        samples.setdefault(sample_identity(point.config), point.config)
         if spec.stages == "hls":
-            evaluation_samples.setdefault(evaluation_settings(point.config), point.config)
+            evaluation_samples.setdefault(evaluation_identity(point.config), point.config)
     for config in samples.values():
         ensure_data(config, ws)
     for config in evaluation_samples.values():
