@@ -58,9 +58,7 @@ def test_convert_ftag_reads_btagJes_kinematics_and_a_mapping_file(
     jets, tracks = ftag_arrays(n_jets=100, n_tracks=10, seed=4)
     jes = rfn.rename_fields(jets, {"pt": "pt_btagJes", "eta": "eta_btagJes"})
     path, _ = convert(write_ftag(tmp_path / "jes.h5", jes, tracks), in_workspace, capsys)
-    np.testing.assert_allclose(
-        read_sample(path).jets["pt"], jets["pt"] * 1e-3, rtol=1e-6
-    )
+    np.testing.assert_allclose(read_sample(path).jets["pt"], jets["pt"] * 1e-3, rtol=1e-6)
     renamed = rfn.rename_fields(tracks, {"dr": "deltaR"})
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("tracks: {dr: deltaR}\n")
@@ -124,7 +122,9 @@ def test_own_jets_through_train_hls_and_firmware(
         write_ftag(tmp_path / "eval.h5", *ftag_arrays(n_jets=400, n_tracks=24, seed=7)), in_workspace, capsys
     )
     relative = train_file.relative_to(in_workspace.root)
-    spec = TINY_FILE_MODEL.format(path=relative) + f",evaluation.path={eval_file}"
+    spec = (
+        TINY_FILE_MODEL.format(path=relative) + f",evaluation.path={eval_file.relative_to(in_workspace.root)}"
+    )
     assert main(["hls", spec]) == 0
     out = capsys.readouterr().out
     assert "the file evaluation.path, independent of the training file" in out

@@ -24,6 +24,12 @@ from trigger_ml.workspace import Workspace
 
 
 def _config(args: argparse.Namespace) -> ModelConfig:
+    if getattr(args, "keras", None):
+        from trigger_ml.kinds.user_keras import load_user_model
+
+        return load_user_model(Path(args.keras), Path(args.meta) if args.meta else None)
+    if getattr(args, "meta", None):
+        raise UsageError("--meta describes a model given with --keras", "add --keras MODEL.h5")
     if getattr(args, "config", None):
         return load_config_file(Path(args.config))
     return load_model_config(args.model)
@@ -270,8 +276,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from trigger_ml import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trigger-ml", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument("-v", "--verbose", action="store_true", help="also print debug lines (timings)")
     loudness.add_argument(
@@ -286,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "model", nargs="?", default="dips-small", help="zoo name, optionally name@key=value,..."
             )
             p.add_argument("--config", help="a YAML configuration file instead of a zoo name")
+            p.add_argument("--keras", help="your own QKeras model file (.h5) instead of a zoo model")
+            p.add_argument("--meta", help="with --keras: its metadata YAML (default: MODEL.yaml beside it)")
         p.set_defaults(func=func)
         return p
 

@@ -28,6 +28,7 @@ from trigger_ml.fileio import sha256_of_obj
 from trigger_ml.numerics import effective_isa
 from trigger_ml.sample_config import EvaluationConfig, SampleConfig
 from trigger_ml.schema import StrictModel, fields_outside, outside
+from trigger_ml.user_config import UserModelConfig
 
 TRACK_FEATURES = ("sd0", "sz0", "log_ptfrac", "log_dr", "d0", "z0sintheta", "valid")
 """Per-track features a model may ask for (see trigger_ml.data.dataset for definitions)."""
@@ -276,6 +277,8 @@ class ModelConfig(StrictModel):
     training: TrainingConfig = TrainingConfig()
     physics: PhysicsConfig = Field(PhysicsConfig(), json_schema_extra=outside("training"))
     hls: HLSConfig = Field(HLSConfig(), json_schema_extra=outside("training"))
+    # A model trained elsewhere (trigger-ml hls --keras): imported instead of trained.
+    user_model: UserModelConfig | None = None
 
     @model_validator(mode="after")
     def _evaluation_file_goes_with_a_file_sample(self) -> ModelConfig:

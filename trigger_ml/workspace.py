@@ -12,14 +12,22 @@ The root is the current directory unless ``TRIGGER_ML_HOME`` names another.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+MAX_NAME = 160
+"""Longer directory names (many overrides, a file path in one) keep their start and get a hash:
+a file system allows 255 bytes, and temporary names add some."""
+
 
 def _safe(name: str) -> str:
     # Model names with overrides ("dips-small@bits=6") become directory names.
-    return name.replace("@", "__").replace("=", "-").replace(",", "_").replace("/", "_")
+    safe = name.replace("@", "__").replace("=", "-").replace(",", "_").replace("/", "_")
+    if len(safe) > MAX_NAME:
+        safe = f"{safe[: MAX_NAME - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return safe
 
 
 @dataclass(frozen=True)

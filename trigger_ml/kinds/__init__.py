@@ -10,6 +10,7 @@ kind                   what                                            firmware 
 ``float-reference``    float network, physics only                     none
 ``symbolic-flat``      expressions of the flat inputs (``-sr``)        ``distill``
 ``symbolic-deepsets``  symbolic Deep Set (``-srds``)                   ``distill``
+``user-keras``         a user's QKeras model, imported (``--keras``)    ``hls``
 =====================  ==============================================  ============
 
 A network configuration belongs to exactly one network kind (``kind_of``); a new kind is a
@@ -27,6 +28,7 @@ from trigger_ml.kinds.hgq import HGQ
 from trigger_ml.kinds.ptq import FloatReference, PostTrainingQuantized
 from trigger_ml.kinds.qkeras import QKerasDeepSet, QKerasDense
 from trigger_ml.kinds.symbolic import SymbolicDeepSet, SymbolicFlat
+from trigger_ml.kinds.user_keras import UserKeras
 
 __all__ = ["FLOAT", "KINDS", "QUANTIZED", "ModelKind", "NetworkKind", "TrainedKind", "kind_named", "kind_of"]
 
@@ -40,6 +42,7 @@ KINDS: dict[str, ModelKind] = {
         FloatReference(),
         SymbolicFlat(),
         SymbolicDeepSet(),
+        UserKeras(),
     )
 }
 """Every model kind by name: the one place a kind is registered."""
