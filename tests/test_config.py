@@ -134,12 +134,13 @@ def test_sample_settings_are_defined_once_and_dump_only_when_set():
     from trigger_ml.data.settings import GeneratorSettings, SampleSettings
     from trigger_ml.pipeline import generator_settings
 
-    # the sample section is the generator's schema plus the sample's size and seed
+    # the sample section is the generator's schema plus the sample's size and seed, or a file
     assert issubclass(SampleConfig, SampleSettings) and issubclass(GeneratorSettings, SampleSettings)
     assert set(SampleConfig.model_fields) - set(SampleSettings.model_fields) == {
         "n_jets",
         "seed",
         "jets_per_shard",
+        "path",
     }
     base = load_model_config("dips-small")
     dumped = base.model_dump(mode="json")["sample"]
