@@ -289,6 +289,7 @@ class Record(StrictModel):
     """What a comparison takes from any report, under the same names."""
 
     kind: str
+    model_kind: str | None = None  # the registered kind (trigger_ml.kinds.KINDS)
     n_params: int
     physics: PhysicsRecord
     fidelity: FidelityRecord

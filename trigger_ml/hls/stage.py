@@ -124,8 +124,8 @@ def build_hls_project(
         data = prepare(sample, config, scaling=run.scaling, jet_scaling=run.jet_scaling)
         # The firmware must reproduce the model kind's reference: the quantization-aware model,
         # or the float model for post-training quantization (trigger_ml.kinds).
-        kind = kind_of(config)
-        reference = kind.reference(config)
+        model_kind = kind_of(config)
+        reference = model_kind.reference(config)
         x_test = model_inputs(data.inputs["test"], config)
         classes = data.classes["test"]
         valid = sample.tracks["valid"][data.indices["test"], : config.inputs.max_tracks].astype(bool)
@@ -218,7 +218,8 @@ def build_hls_project(
             "n_truncated_jets": data.n_truncated_jets,
         },
         "record": {
-            "kind": kind.label(config),
+            "kind": model_kind.label(config),
+            "model_kind": model_kind.name,
             "n_params": run_metrics["n_params"][reference],
             "physics": {
                 "sample": "evaluation",

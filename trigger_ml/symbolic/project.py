@@ -159,6 +159,7 @@ def record_section(
         generator = "Deep Set: φ_k from sums, F from " + generator
     return {
         "kind": f"symbolic ({generator}; backend {result['backend']['used']}), from {teacher.name}",
+        "model_kind": "symbolic-deepsets" if symbolic.get("structure") == "deepsets" else "symbolic-flat",
         "n_params": n_constants,
         "physics": {
             "sample": "test split",
