@@ -65,6 +65,9 @@ class KindContract:
             assert expected and all(run.weights_path(name).is_file() for name in expected)
             assert set(run.metrics["models"]) == set(expected)
 
+    def test_report_names_the_kind(self, firmware: dict[str, Any]):
+        assert firmware["record"]["model_kind"] == self.kind
+
     def test_c_simulation_meets_the_exactness_rule(self, firmware: dict[str, Any]):
         assert firmware["fidelity"]["n_jets"] > 100
         assert self.exact_fraction(firmware) == 1.0
