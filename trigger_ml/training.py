@@ -284,6 +284,27 @@ class TrainStage(Stage[TrainedRun]):
         return TrainedRun(out)
 
 
+def write_run_inputs(
+    out: Path, config: ModelConfig, data_path: Path, data: PreparedData, **provenance: Any
+) -> None:
+    """The files of a run that say what it was trained on: ``config.json`` (the configuration,
+    its hashes, the sample's path and sha256, and any ``provenance`` entries) and the feature
+    scalings (``scaling.json``, ``jet_scaling.json``) the firmware's inputs are scaled with."""
+    write_json_atomic(
+        out / "config.json",
+        {
+            "config": config.model_dump(mode="json"),
+            "config_sha256": config.digest(),
+            "training_sha256": config.training_digest(),
+            "data": {"path": str(data_path), "sha256": sha256_of_file(data_path)},
+            **provenance,
+        },
+    )
+    data.scaling.save(out / "scaling.json")
+    if data.jet_scaling is not None:
+        data.jet_scaling.save(out / "jet_scaling.json")
+
+
 def write_run(config: ModelConfig, data_path: Path, out: Path) -> None:
     """Fit the Keras models of ``config`` (a network kind) on ``data_path`` and write the run's
     files into ``out``."""
@@ -327,18 +348,7 @@ def write_run(config: ModelConfig, data_path: Path, out: Path) -> None:
         metrics.update(kind.training_metrics(trained[QUANTIZED], x_test_quantized, logits[QUANTIZED]))
     if config.training.pruning is not None and "qkeras" in trained:
         metrics["pruning"] = _pruning_metrics(config, trained["qkeras"], len(data.classes["train"]))
-    write_json_atomic(
-        out / "config.json",
-        {
-            "config": config.model_dump(mode="json"),
-            "config_sha256": config.digest(),
-            "training_sha256": config.training_digest(),
-            "data": {"path": str(data_path), "sha256": sha256_of_file(data_path)},
-        },
-    )
-    data.scaling.save(out / "scaling.json")
-    if data.jet_scaling is not None:
-        data.jet_scaling.save(out / "jet_scaling.json")
+    write_run_inputs(out, config, data_path, data)
     for name, model in trained.items():
         model.save_weights(out / f"{name}.weights.h5")
     write_json_atomic(out / "history.json", histories)

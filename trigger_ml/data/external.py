@@ -347,29 +347,17 @@ def _convert_tracks(
 
 
 def convert_ftag_h5(
-    src: Path,
-    dst: Path,
-    mapping: FtagMapping = DEFAULT_FTAG_MAPPING,
-    *,
-    tau_as_light: bool = True,
-    max_tracks: int | None = None,
-    jets_dataset: str = "jets",
-    tracks_dataset: str = "tracks",
+    src: Path, dst: Path, mapping: FtagMapping = DEFAULT_FTAG_MAPPING, **read_options: Any
 ) -> FtagConversion:
     """Convert a training-dataset-dumper file into a jets.h5 in this project's layout.
 
-    ``dst`` is written atomically with the attributes ``source`` (the input path),
-    ``mapping`` and ``conversion`` (canonical JSON of the mapping and of the report).
-    Training on it works like on a generated sample: ``train(config, dst, run_dir)``.
+    ``read_options`` are those of :func:`read_ftag_h5` (``tau_as_light``, ``max_tracks``,
+    ``jets_dataset``, ``tracks_dataset``). ``dst`` is written atomically with the attributes
+    ``source`` (the input path), ``mapping`` and ``conversion`` (canonical JSON of the mapping
+    and of the report). Training on it works like on a generated sample:
+    ``train(config, dst, run_dir)``.
     """
-    result = read_ftag_h5(
-        src,
-        mapping,
-        tau_as_light=tau_as_light,
-        max_tracks=max_tracks,
-        jets_dataset=jets_dataset,
-        tracks_dataset=tracks_dataset,
-    )
+    result = read_ftag_h5(src, mapping, **read_options)
     options = {"compression": "gzip", "compression_opts": 4, "shuffle": True, "track_times": False}
     with atomic_path(dst) as tmp, h5py.File(tmp, "w") as handle:
         handle.create_dataset("jets", data=result.sample.jets, **options)

@@ -248,6 +248,7 @@ def write_user_run(config: ModelConfig, data_path: Path, out: Path) -> None:
     test-split predictions and metrics (the files a trained run holds)."""
     from trigger_ml.data.dataset import model_inputs, prepare, read_sample
     from trigger_ml.physics import tagging_metrics
+    from trigger_ml.training import write_run_inputs
 
     assert config.user_model is not None
     timings: dict[str, float] = {}
@@ -277,19 +278,7 @@ def write_user_run(config: ModelConfig, data_path: Path, out: Path) -> None:
         logger.warning(f"{config.name}: {problem}")
     with timed(timings, "predict_s"):
         logits = model.predict(x_test, batch_size=4096, verbose=0)
-    write_json_atomic(
-        out / "config.json",
-        {
-            "config": config.model_dump(mode="json"),
-            "config_sha256": config.digest(),
-            "training_sha256": config.training_digest(),
-            "data": {"path": str(data_path), "sha256": sha256_of_file(data_path)},
-            "imported_from": config.user_model.keras,
-        },
-    )
-    data.scaling.save(out / "scaling.json")
-    if data.jet_scaling is not None:
-        data.jet_scaling.save(out / "jet_scaling.json")
+    write_run_inputs(out, config, data_path, data, imported_from=config.user_model.keras)
     model.save(out / f"{QUANTIZED}.weights.h5")
     write_json_atomic(out / "history.json", {})
     with h5py.File(out / "predictions.h5", "w") as handle:
