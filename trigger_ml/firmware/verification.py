@@ -54,10 +54,13 @@ def verify_bundle(path: Path) -> VerifyResult:
     try:
         result = verifier.verify(path, log=logger.info)
     except verifier.BundleError as error:
-        raise TriggerMLError(
-            f"{path}: {error}",
-            "the bundle was modified or damaged: rebuild it with `trigger-ml firmware MODEL`",
-        ) from None
+        problem = str(error).removeprefix(f"{path.name}: ")  # the path is named once
+        fix = (
+            "verify it with the verify.py inside it (`python3 verify.py`) or a trigger-ml that knows the format"
+            if "bundle format" in problem
+            else "the bundle was modified or damaged: rebuild it with `trigger-ml firmware MODEL`"
+        )
+        raise TriggerMLError(f"{path}: {problem}", fix) from None
     return VerifyResult(
         bundle=path,
         firmware_id=result["firmware_id"],
