@@ -30,13 +30,16 @@ import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError
-from trigger_ml.firmware.interface import FixedType
+from trigger_ml.firmware.interface import FixedType, Interface
+
+if TYPE_CHECKING:
+    from trigger_ml.workspace import Workspace
 
 FAMILIES = (
     "max_codes",
@@ -243,7 +246,7 @@ def reference_outputs(config: ModelConfig, model: Any, values: np.ndarray, fixed
     )
 
 
-def hostile_check(config: ModelConfig, workspace: Any, workdir: Path) -> list[dict[str, Any]]:
+def hostile_check(config: ModelConfig, workspace: Workspace, workdir: Path) -> list[dict[str, Any]]:
     """The finished HLS project of ``config``: its C simulation against the kind's reference model
     on every hostile family (:func:`agreement` rows). ``workdir`` holds the compiled copy."""
     from trigger_ml.firmware.interface import read_interface
@@ -267,7 +270,7 @@ def hostile_check(config: ModelConfig, workspace: Any, workdir: Path) -> list[di
 
 
 def write_bundle_vectors(
-    root: Path, config: ModelConfig, run_dir: Path, hls_project: Path, interface: Any, workdir: Path
+    root: Path, config: ModelConfig, run_dir: Path, hls_project: Path, interface: Interface, workdir: Path
 ) -> dict[str, Any]:
     """Write the hostile vectors with their expected outputs into the bundle at ``root``
     (``vectors/hostile_*``, read by ``verify.py``); returns their provenance entry.
