@@ -377,28 +377,22 @@ def compare_families(got: list[list[Fraction]], hostile: dict[str, Any]) -> list
     """Per hostile family: vectors and bit-exact ones; raise naming the first differing vector."""
     families, expected = hostile["families"], hostile["expected"]
     if len(got) != len(expected):
-        raise BundleError(
-            f"{HOSTILE_INPUTS}: the C simulation produced {len(got)} outputs for {len(expected)} vectors"
-        )
+        raise BundleError(f"{HOSTILE_INPUTS}: the C simulation produced {len(got)} outputs for {len(expected)} vectors")
+    exact = [got[i] == expected[i] for i in range(len(expected))]
     rows: dict[str, dict[str, Any]] = {}
     for i, family in enumerate(families):
-        ours, want = got[i], expected[i]
-        row = rows.setdefault(family, {"family": family, "n_vectors": 0, "n_exact": 0, "first_bad": None})
-        row["n_vectors"] += 1
-        row["n_exact"] += ours == want
-        if ours != want and row["first_bad"] is None:
-            row["first_bad"] = (
-                f"hostile vector {i} ({HOSTILE_INPUTS} line {i + 1}): C simulation gives "
-                f"[{' '.join(exact_decimal(v) for v in ours)}], {HOSTILE_OUTPUT_CODES} line {i + 1} expects "
-                f"[{' '.join(exact_decimal(v) for v in want)}]"
-            )
-    for row in rows.values():
-        if row["first_bad"]:
-            raise BundleError(
-                f"hostile family {row['family']}: {row['n_vectors'] - row['n_exact']} of {row['n_vectors']} "
-                f"vectors differ; first: {row['first_bad']}"
-            )
-    return [{key: row[key] for key in ("family", "n_vectors", "n_exact")} for row in rows.values()]
+        row = rows.setdefault(family, {"family": family, "n_vectors": 0, "n_exact": 0})
+        row["n_vectors"], row["n_exact"] = row["n_vectors"] + 1, row["n_exact"] + exact[i]
+    if not all(exact):
+        i = exact.index(False)
+        row = rows[families[i]]
+        shown = [" ".join(exact_decimal(v) for v in values) for values in (got[i], expected[i])]
+        raise BundleError(
+            f"hostile family {row['family']}: {row['n_vectors'] - row['n_exact']} of {row['n_vectors']} vectors "
+            f"differ; first: hostile vector {i} ({HOSTILE_INPUTS} line {i + 1}): C simulation gives "
+            f"[{shown[0]}], {HOSTILE_OUTPUT_CODES} line {i + 1} expects [{shown[1]}]"
+        )
+    return list(rows.values())
 
 
 # --- C simulation ----------------------------------------------------------------------------
