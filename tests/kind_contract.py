@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import pytest
 
 from trigger_ml.config import ModelConfig, load_model_config
+from trigger_ml.firmware.hostile import FAMILIES, hostile_check
 from trigger_ml.kinds import KINDS, NetworkKind, kind_of
 from trigger_ml.pipeline import ensure, ensure_trained, runner
 from trigger_ml.workspace import Workspace
@@ -71,6 +72,22 @@ class KindContract:
     def test_c_simulation_meets_the_exactness_rule(self, firmware: dict[str, Any]):
         assert firmware["fidelity"]["n_jets"] > 100
         assert self.exact_fraction(firmware) == 1.0
+
+    def test_hostile_inputs_bit_exact(
+        self, workspace: Workspace, config: ModelConfig, request: pytest.FixtureRequest, tmp_path
+    ):
+        """hls4ml's C simulation of the project == the reference model on every hostile family
+        (saturation, beyond-range and tie values, random codes, empty and full jets, one extreme
+        track), for every kind that claims exactness."""
+        kind = KINDS[self.kind]
+        if not kind.claims_exactness:
+            pytest.skip(f"{self.kind} claims no bit-exactness: {kind.exactness}")
+        request.getfixturevalue("firmware")  # the finished project
+        rows = hostile_check(config, workspace, tmp_path)
+        assert [row["family"] for row in rows] == list(FAMILIES)
+        assert sum(row["n_vectors"] for row in rows) > 50
+        inexact = [row for row in rows if row["n_exact"] != row["n_vectors"]]
+        assert not inexact, inexact
 
     def test_firmware_stage_is_cached(
         self, workspace: Workspace, config: ModelConfig, firmware: dict[str, Any]

@@ -112,12 +112,111 @@ def test_vendor_none_without_reports(tmp_path: Path) -> None:
     assert read_vendor_cost(tmp_path, 5.0) is None
 
 
+REPORT_DIR = Path("hls4ml_prj/myproject_prj/solution1/syn/report")
+
+
 def test_vendor_corrupt_report_is_a_clear_error(tmp_path: Path) -> None:
     project = _standard_project(tmp_path, with_tcl=False)
-    xml = project / "hls4ml_prj" / "myproject_prj" / "solution1" / "syn" / "report" / "myproject_csynth.xml"
+    xml = project / REPORT_DIR / "myproject_csynth.xml"
     xml.write_text("<profile><truncated")
+    # the text report beside it is read instead, and the section says so
+    section = read_vendor_cost(project, 5.0)
+    _assert_fixture_figures(section)
+    assert any(note.startswith("myproject_csynth.xml unreadable") for note in section["notes"])
+    (project / REPORT_DIR / "myproject_csynth.rpt").unlink()
     with pytest.raises(TriggerMLError, match="not valid XML"):
         read_vendor_cost(project, 5.0)
+
+
+def _text_only(root: Path, layout: str) -> Path:
+    """A project copied back with the text reports only: no XML, no .app, no project.tcl."""
+    fixture = _fixture_dir()
+    report_dir = root / (REPORT_DIR if layout == "standard" else Path("copied-back"))
+    report_dir.mkdir(parents=True)
+    shutil.copy(fixture / "myproject_csynth.rpt", report_dir / "myproject_csynth.rpt")
+    shutil.copy(
+        fixture / "vivado_synth.rpt",
+        root / ("hls4ml_prj" if layout == "standard" else "") / "vivado_synth.rpt",
+    )
+    return root
+
+
+@pytest.mark.parametrize("layout", ["standard", "loose"])
+def test_vendor_reads_text_reports_without_the_xml(tmp_path: Path, layout: str) -> None:
+    section = read_vendor_cost(_text_only(tmp_path, layout), 5.0)
+    _assert_fixture_figures(section)
+    assert section["part"] == "xc7z020-clg400-1"
+    assert (
+        "read from the text report myproject_csynth.rpt (no readable myproject_csynth.xml)"
+        in section["notes"]
+    )
+
+
+def _truncate(path: Path) -> None:
+    """Cut the report off a fifth of the way in (a copy interrupted before the summaries)."""
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 5])
+
+
+def _garble(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(0, len(data), 7):
+        data[i] = ord("#")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garble])
+def test_an_unreadable_report_is_named_in_the_cost_section_and_on_the_terminal(
+    tmp_path: Path, damage, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = _text_only(tmp_path, "standard")
+    rpt = project / REPORT_DIR / "myproject_csynth.rpt"
+    damage(rpt)
+    with pytest.raises(TriggerMLError, match=f"{rpt}: (unreadable|not a) C-synthesis report"):
+        read_vendor_cost(project, 5.0)
+    write_json_atomic(project / "report.json", {"cost": {"sources": {"estimate": _estimate_section()}}})
+    with caplog.at_level("WARNING", logger="trigger_ml.cost"):
+        result = cost_for_project(project)
+    assert result["sources"]["vendor"] is None and result["best"]["source"] == "estimate"
+    assert str(rpt) in result["unavailable"]["vendor"]
+    assert any(str(rpt) in note and "from estimate instead" in note for note in result["best"]["notes"])
+    assert any(str(rpt) in record.getMessage() for record in caplog.records)
+    assert str(rpt) in format_cost_table(result["best"])
+
+
+def test_trigger_ml_cost_names_an_unreadable_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from trigger_ml.cli import main
+
+    project = _text_only(tmp_path, "standard")
+    rpt = project / REPORT_DIR / "myproject_csynth.rpt"
+    _truncate(rpt)
+    write_json_atomic(project / "report.json", {"cost": {"sources": {"estimate": _estimate_section()}}})
+    assert main(["cost", str(project)]) == 0
+    out = capsys.readouterr().out
+    warning = next(line for line in out.splitlines() if line.startswith("[cost] "))
+    assert str(rpt) in warning and "from estimate instead" in warning
+    assert "**Cost** (source: estimate" in out and f"- vendor report present but unreadable: {rpt}" in out
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garble])
+def test_an_unreadable_vivado_synth_report_is_named_not_zeroed(
+    tmp_path: Path, damage, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = _standard_project(tmp_path)
+    damage(project / "hls4ml_prj" / "vivado_synth.rpt")
+    with caplog.at_level("WARNING", logger="trigger_ml.cost"):
+        section = read_vendor_cost(project, 5.0)
+    assert section["logic_synthesis"] is None and section["resources"] == FIXTURE_RESOURCES
+    assert any("vivado_synth.rpt: unreadable Vivado synthesis report" in note for note in section["notes"])
+    assert any("vivado_synth.rpt" in record.getMessage() for record in caplog.records)
+
+
+def test_a_vivado_synth_report_alone_is_named(tmp_path: Path) -> None:
+    fixture = _fixture_dir()
+    shutil.copy(fixture / "vivado_synth.rpt", tmp_path / "vivado_synth.rpt")
+    with pytest.raises(TriggerMLError, match="without its C-synthesis report"):
+        read_vendor_cost(tmp_path, 5.0)
+    write_json_atomic(tmp_path / "report.json", {"cost": {"sources": {"estimate": _estimate_section()}}})
+    assert "vivado_synth.rpt" in cost_for_project(tmp_path)["unavailable"]["vendor"]
 
 
 # --- cost sections ----------------------------------------------------------------------

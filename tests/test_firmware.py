@@ -19,6 +19,7 @@ from trigger_ml.config import load_model_config
 from trigger_ml.data.dataset import quantize_to_fixed
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.firmware import build_bundle, verifier, verify_bundle
+from trigger_ml.firmware.hostile import FAMILIES
 from trigger_ml.firmware.interface import FixedType
 from trigger_ml.physics import discriminant_from_logits
 from trigger_ml.workspace import Workspace
@@ -104,6 +105,70 @@ def test_verify_passes_on_the_directory(bundle):
     assert result.firmware_id == verifier.sha256_bytes((bundle / "MANIFEST").read_bytes())
     assert result.n_vectors == len((bundle / verifier.LABELS).read_text().splitlines()) > 100
     assert [wp["b_efficiency"] for wp in result.working_points] == [0.70, 0.77, 0.85]
+    # every hostile family ran through the C simulation, bit-exact against the QKeras model
+    assert [row["family"] for row in result.hostile] == list(FAMILIES)
+    assert all(row["n_exact"] == row["n_vectors"] for row in result.hostile)
+    provenance = json.loads((bundle / "provenance.json").read_text())["hostile_vectors"]
+    assert result.n_hostile == provenance["count"] > 50
+    assert provenance["expected_outputs"].startswith("the qkeras model")
+    assert "hostile vectors in 8 families bit-exact" in result.summary()
+
+
+def _resign(root: Path, bundle_format: str = verifier.BUNDLE_FORMAT) -> None:
+    """Rewrite MANIFEST and BUILD_INFO.json after a change, as a builder would: the bundle is
+    intact by its hashes, so only the vector checks can catch what changed."""
+    names = [name for name in verifier.bundle_files(root) if name not in verifier.UNLISTED]
+    manifest = verifier.manifest_text({name: verifier.sha256_file(root / name) for name in names})
+    (root / "MANIFEST").write_text(manifest)
+    info = json.loads((root / "BUILD_INFO.json").read_text())
+    info.update(firmware_id=verifier.sha256_bytes(manifest.encode()), bundle_format=bundle_format)
+    info["checksum"] = verifier.build_info_checksum(info)
+    (root / "BUILD_INFO.json").write_text(verifier.build_info_text(info))
+
+
+@slow
+def test_a_wrong_hostile_output_is_named_with_its_family(bundle, tmp_path):
+    copy = tmp_path / bundle.name
+    shutil.copytree(bundle, copy)
+    families = (copy / verifier.HOSTILE_FAMILIES).read_text().splitlines()
+    i = families.index("beyond_range") + 3
+    path = copy / verifier.HOSTILE_OUTPUT_CODES
+    lines = path.read_text().splitlines()
+    codes = lines[i].split()
+    codes[1] = str(int(codes[1]) + 1)
+    lines[i] = " ".join(codes)
+    path.write_text("\n".join(lines) + "\n")
+    _resign(copy)
+    with pytest.raises(TriggerMLError) as caught:
+        verify_bundle(copy)
+    assert (
+        f"hostile family beyond_range: 1 of {families.count('beyond_range')} vectors differ"
+        in caught.value.message
+    )
+    assert f"hostile vector {i} ({verifier.HOSTILE_INPUTS} line {i + 1})" in caught.value.message
+    # an input code that is not the port's conversion of its value is named too
+    lines[i] = " ".join(str(int(codes[1]) - 1) if k == 1 else c for k, c in enumerate(codes))
+    path.write_text("\n".join(lines) + "\n")
+    codes_path = copy / verifier.HOSTILE_INPUT_CODES
+    rows = codes_path.read_text().splitlines()
+    rows[0] = " ".join(str(int(c) - 1) for c in rows[0].split())
+    codes_path.write_text("\n".join(rows) + "\n")
+    _resign(copy)
+    with pytest.raises(TriggerMLError, match="hostile vector 0 .* is not the port's conversion of it"):
+        verify_bundle(copy)
+
+
+@slow
+def test_a_format_1_bundle_without_hostile_vectors_still_verifies(bundle, tmp_path):
+    copy = tmp_path / bundle.name
+    shutil.copytree(bundle, copy)
+    for name in (verifier.HOSTILE_FAMILIES, verifier.HOSTILE_INPUTS, verifier.HOSTILE_INPUT_CODES):
+        (copy / name).unlink()
+    _resign(copy, bundle_format=verifier.READABLE_FORMATS[0])
+    assert verify_bundle(copy).hostile == ()
+    _resign(copy)  # format 2 must carry them
+    with pytest.raises(TriggerMLError, match=f"{verifier.HOSTILE_FAMILIES}: missing"):
+        verify_bundle(copy)
 
 
 @slow

@@ -191,7 +191,11 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from trigger_ml.seeds import check_seed_count
     from trigger_ml.symbolic import DEFAULT_COMPARE_MODELS, is_symbolic_name
+
+    _positive(args, "workers")
+    check_seed_count(args.seeds)
 
     specs = args.models or [*zoo_names(), *DEFAULT_COMPARE_MODELS]
     configs = [spec if is_symbolic_name(spec) else load_model_config(spec) for spec in specs]
@@ -212,7 +216,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    """Count options checked before any work starts (a bad one must not cost a build first)."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be at least 1 (got {value})", f"give a positive {flag} or omit it")
+
+
 def cmd_firmware(args: argparse.Namespace) -> int:
+    _positive(args, "vectors")
     config = _config(args)
     from trigger_ml.firmware import build_bundle
     from trigger_ml.pipeline import ensure_hls
@@ -232,6 +246,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from trigger_ml.scan import load_scan_spec, run_scan
+
+    _positive(args, "workers")
 
     spec = load_scan_spec(Path(args.spec))
     result = run_scan(

@@ -543,9 +543,17 @@ def read_yaml_mapping(path: Path, what: str, example: str) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{what} {path} does not exist", "check the path") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} {path} is a directory, not a YAML file", "name the file itself") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"{path}: not UTF-8 text (byte {error.start}): not a YAML file", "save it as UTF-8 text"
+        ) from None
+    except OSError as error:
+        raise UsageError(f"{what} {path} cannot be read ({error.strerror})", "check the path") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{path}: not valid YAML ({error.__class__.__name__})", "fix the file") from None
     if not isinstance(data, dict):

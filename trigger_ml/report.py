@@ -131,6 +131,16 @@ def _evaluation_lines(evaluation: dict[str, Any], labels: dict[str, str]) -> lis
     return lines + ["", "![ROC](roc.png)", ""]
 
 
+def _exactness_line(kind_name: str) -> str:
+    """Whether the model kind claims bit-exactness on any input (hostile vectors included), and
+    if not, why not (trigger_ml.kinds)."""
+    from trigger_ml.kinds import kind_named
+
+    kind = kind_named(kind_name)
+    claim = "claimed" if kind.claims_exactness else "**not claimed**"
+    return f"- exactness on any input (hostile vectors included) {claim} by the kind `{kind.name}`: {kind.exactness}"
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """report.md: the same content as report.json, laid out for a person."""
     metrics = report["metrics"]
@@ -159,6 +169,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"- C simulation == {labels[fid['reference']]}, bit for bit: "
         f"**{fid['csim_vs_reference_exact_fraction']:.6f}**",
         f"- largest |logit difference| to it: {fid['max_abs_logit_diff']:.3g}",
+        _exactness_line(report["record"]["model_kind"]),
     ]
     if fid["permutation_invariant_fraction"] is not None:
         lines.append(

@@ -209,27 +209,35 @@ def cost_for_project(project_dir: Path) -> dict[str, Any]:
 
     Vendor reports are read fresh from disk (they may have been copied back after a
     synthesis run elsewhere); the estimate (and an RTL count, if any) come from
-    ``report.json``. Returns ``{"best": section, "sources": {"vendor": ..., "estimate": ..., ...}}``.
+    ``report.json``. Returns ``{"best": section, "sources": {"vendor": ..., "estimate": ..., ...},
+    "unavailable": {...}}``. A vendor report that is present but cannot be read is never
+    silently replaced: ``unavailable["vendor"]`` names it, the best section carries a note
+    saying which figures are shown instead, and a warning says it on the terminal.
     """
     from trigger_ml.cost.vendor import read_vendor_cost
+    from trigger_ml.logs import stage_logger
 
     project_dir = Path(project_dir)
     if not project_dir.is_dir():
         raise TriggerMLError(f"{project_dir} is not a directory", "pass an hls_projects/<model> directory")
     stored = stored_sections(project_dir)
+    unavailable = stored_unavailable(project_dir)
     clock = next(iter(stored.values()))["clock_period_ns"] if stored else None
-    sources: dict[str, dict[str, Any] | None] = {
-        "vendor": read_vendor_cost(project_dir, clock),
-        "estimate": stored.get("estimate"),
-    }
+    try:
+        vendor = read_vendor_cost(project_dir, clock)
+    except TriggerMLError as error:
+        vendor = None
+        unavailable["vendor"] = f"present but unreadable: {error.message}"
+    sources: dict[str, dict[str, Any] | None] = {"vendor": vendor, "estimate": stored.get("estimate")}
     for name in ("rtl", "da4ml"):
         if name in stored:
             sources[name] = stored[name]
-    return {
-        "best": best_cost(list(sources.values())),
-        "sources": sources,
-        "unavailable": stored_unavailable(project_dir),
-    }
+    best = best_cost(list(sources.values()))
+    if vendor is None and "vendor" in unavailable and unavailable["vendor"].startswith("present but"):
+        note = f"vendor report {unavailable['vendor']}; these figures are from {best['source']} instead"
+        best = {**best, "notes": [*best["notes"], note]}
+        stage_logger("cost").warning(f"{project_dir}: {note}")
+    return {"best": best, "sources": sources, "unavailable": unavailable}
 
 
 def stored_unavailable(project_dir: Path) -> dict[str, str]:

@@ -14,6 +14,15 @@ synthesis machine often lacks one of them (only the ``syn/report`` folder copied
 hand-run ``vitis_hls`` with another layout, loose report files). When hls4ml's reader
 cannot cope, the fallback searches for ``<top>_csynth.xml`` anywhere under the directory
 and reads the same XML fields itself; a note in the section says which reader was used.
+
+Projects copied back with only the text reports (``<top>_csynth.rpt`` without its XML, as
+public repositories and colleagues often keep them) are read from the text
+(:mod:`trigger_ml.cost.vendor_text`). A report that is present but cannot be read (truncated,
+garbled), or a ``vivado_synth.rpt`` without any C-synthesis report (no latency), raises a
+one-line TriggerMLError naming the file: ``cost_for_project`` records it in the cost section
+(``unavailable.vendor`` and a note on the figures shown instead) and says it on the terminal.
+An unreadable ``vivado_synth.rpt`` beside a readable C-synthesis report is named in the
+section's notes and on the terminal; its figures are left out, never read as zeros.
 """
 
 from __future__ import annotations
@@ -26,7 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from trigger_ml.cost.sections import make_section
+from trigger_ml.cost.vendor_text import check_vivado_synth, parse_csynth_rpt, parse_vivado_synth
 from trigger_ml.errors import TriggerMLError
+from trigger_ml.logs import stage_logger
+
+logger = stage_logger("cost")
 
 HLS4ML_SUBDIR = "hls4ml_prj"
 DEFAULT_TOP = "myproject"
@@ -65,13 +78,19 @@ def _tool_of(app_file: Path | None, rpt_text: str) -> str | None:
     return None
 
 
+def _find_report(hls_dir: Path, name: str, beside: Path | None = None) -> Path | None:
+    """A report file: beside ``beside``, at hls4ml's standard path, then the shallowest anywhere below ``hls_dir``."""
+    standard = hls_dir / f"{DEFAULT_TOP}_prj" / "solution1" / "syn" / "report" / name
+    for path in ((beside.parent / name) if beside else None, standard, hls_dir / name):
+        if path is not None and path.is_file():
+            return path
+    candidates = sorted(hls_dir.rglob(name), key=lambda p: (len(p.parts), str(p)))
+    return candidates[0] if candidates else None
+
+
 def _find_csynth_xml(hls_dir: Path, top: str) -> Path | None:
     """The top function's C-synthesis XML: the standard path first, then anywhere below ``hls_dir``."""
-    standard = hls_dir / f"{top}_prj" / "solution1" / "syn" / "report" / f"{top}_csynth.xml"
-    if standard.is_file():
-        return standard
-    candidates = sorted(hls_dir.rglob(f"{top}_csynth.xml"), key=lambda p: (len(p.parts), str(p)))
-    return candidates[0] if candidates else None
+    return _find_report(hls_dir, f"{top}_csynth.xml")
 
 
 def _text(root: ET.Element, path: str) -> str | None:
@@ -110,28 +129,59 @@ def _xml_meta(xml_path: Path) -> dict[str, str | None]:
     return {"version": _text(root, "./ReportVersion/Version"), "part": _text(root, "./UserAssignments/Part")}
 
 
-def _parse_vivado_synth(rpt_path: Path) -> dict[str, str]:
-    """Fallback reader of ``vivado_synth.rpt`` (``report_utilization``), hls4ml's keys and sections."""
-    report: dict[str, str] = {}
-    section = 0
-    for line in rpt_path.read_text(errors="replace").splitlines():
-        match = re.match(r"^(\d)\.", line)
-        if match:
-            section = int(match.group(1))
-        if "|" not in line:
-            continue
-        cells = line.split("|")
-        if section == 1 and ("CLB LUTs" in line or "Slice LUTs" in line):
-            report["LUT"] = cells[2].strip()
-        elif section == 1 and ("CLB Registers" in line or "Slice Registers" in line):
-            report["FF"] = cells[2].strip()
-        elif section == 2 and "Block RAM Tile" in line:
-            report["BRAM_18K"] = cells[2].strip()
-        elif section == 2 and "URAM" in line:
-            report["URAM"] = cells[2].strip()
-        elif section == 3 and "DSPs" in line:
-            report["DSP48E"] = cells[2].strip()
-    return report
+def _csynth(
+    hls_dir: Path, top: str, notes: list[str]
+) -> tuple[dict[str, Any], dict[str, Any] | None, Path, dict] | None:
+    """(C-synthesis fields, hls4ml's Vivado synthesis dict or None, the report read, its meta):
+    hls4ml's reader, else the XML, else the text report; None when there is no C-synthesis
+    report; raises naming an unreadable one."""
+    xml_path = _find_csynth_xml(hls_dir, top)
+    rpt_path = _find_report(hls_dir, f"{top}_csynth.rpt", beside=xml_path)
+    if xml_path is not None:
+        report, why_not = _hls4ml_reports(hls_dir)
+        if report is not None:
+            notes.append("read with hls4ml.report.parse_vivado_report")
+            return report["CSynthesisReport"], report.get("VivadoSynthReport"), xml_path, _xml_meta(xml_path)
+        try:
+            csynth = _parse_csynth_xml(xml_path)
+            notes.append(f"read with trigger_ml's XML fallback: {why_not}")
+            return csynth, None, xml_path, _xml_meta(xml_path)
+        except TriggerMLError as error:
+            if rpt_path is None:
+                raise
+            notes.append(f"{xml_path.name} unreadable ({error.message}); read {rpt_path.name} instead")
+            logger.warning(notes[-1])
+    if rpt_path is None:
+        return None
+    csynth, meta = parse_csynth_rpt(rpt_path)
+    notes.append(f"read from the text report {rpt_path.name} (no readable {top}_csynth.xml)")
+    return csynth, None, rpt_path, meta
+
+
+def _logic_synthesis(
+    hls_dir: Path, from_hls4ml: dict[str, Any] | None, notes: list[str]
+) -> dict[str, Any] | None:
+    """Vivado synthesis utilisation (vivado_synth.rpt) in the section's keys, or None; an
+    unreadable report is named in ``notes`` and on the terminal, never read as zeros."""
+    path = _find_report(hls_dir, "vivado_synth.rpt")
+    if path is None:
+        return None
+    try:
+        if from_hls4ml:
+            check_vivado_synth(from_hls4ml, path)
+        vsynth = from_hls4ml or parse_vivado_synth(path)
+    except TriggerMLError as error:
+        notes.append(f"{error.message}: logic-synthesis figures left out")
+        logger.warning(notes[-1])
+        return None
+    notes.append("logic_synthesis: Vivado synthesis utilisation (vivado_synth.rpt)")
+    return {
+        "LUT": vsynth.get("LUT", 0),
+        "FF": vsynth.get("FF", 0),
+        "DSP": vsynth.get("DSP48E", 0),
+        "BRAM_18K": round(BRAM18_PER_TILE * float(vsynth.get("BRAM_18K", 0) or 0)),
+        "URAM": vsynth.get("URAM", 0),
+    }
 
 
 def _hls4ml_reports(hls_dir: Path) -> tuple[dict[str, Any] | None, str]:
@@ -160,6 +210,10 @@ def _hls4ml_reports(hls_dir: Path) -> tuple[dict[str, Any] | None, str]:
     return report, ""
 
 
+def _read_head(path: Path) -> str:
+    return path.read_text(errors="replace")[:2000]
+
+
 def _int_or_none(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
@@ -168,7 +222,8 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def read_vendor_cost(project_dir: Path, clock_period_ns: float | None = None) -> dict[str, Any] | None:
-    """The vendor cost section of an HLS project dir, or None when it holds no C-synthesis report.
+    """The vendor cost section of an HLS project dir, or None when it holds no vendor report.
+    Raises TriggerMLError naming a report that is present but cannot be read.
 
     ``project_dir`` may be ``hls_projects/<model>`` (reports under ``hls4ml_prj/``), the
     hls4ml output dir itself, or any directory the reports were copied into.
@@ -183,32 +238,29 @@ def read_vendor_cost(project_dir: Path, clock_period_ns: float | None = None) ->
         top += "_axi"
 
     notes: list[str] = []
-    report, why_not = _hls4ml_reports(hls_dir)
-    xml_path = _find_csynth_xml(hls_dir, top)
-    if xml_path is None:
-        return None
-    if report is not None:
-        csynth = report["CSynthesisReport"]
-        vsynth = report.get("VivadoSynthReport")
-        notes.append("read with hls4ml.report.parse_vivado_report")
-    else:
-        csynth = _parse_csynth_xml(xml_path)
-        rpt = next(iter(sorted(hls_dir.rglob("vivado_synth.rpt"))), None)
-        vsynth = _parse_vivado_synth(rpt) if rpt is not None else None
-        notes.append(f"read with trigger_ml's XML fallback: {why_not}")
-
-    meta = _xml_meta(xml_path)
+    found = _csynth(hls_dir, top, notes)
+    if found is None:
+        synth = _find_report(hls_dir, "vivado_synth.rpt")
+        if synth is None:
+            return None
+        raise TriggerMLError(
+            f"{synth}: a Vivado synthesis report without its C-synthesis report ({top}_csynth.xml or "
+            f"{top}_csynth.rpt), which holds the latency",
+            "copy <project>/myproject_prj/solution1/syn/report/ back too",
+        )
+    csynth, vsynth, report_path, meta = found
     app_file = next(
         (path for name in ("vivado_hls.app", "hls.app") for path in sorted(hls_dir.rglob(name))),
         None,
     )
-    rpt_path = xml_path.with_suffix(".rpt")
-    tool = _tool_of(app_file, rpt_path.read_text(errors="replace")[:2000] if rpt_path.is_file() else "")
+    text_report = report_path if report_path.suffix == ".rpt" else report_path.with_suffix(".rpt")
+    banner = meta.get("banner") or (_read_head(text_report) if text_report.is_file() else "")
+    tool = _tool_of(app_file, banner)
 
     target = float(csynth.get("TargetClockPeriod") or clock_period_ns or 0.0)
     if not target:
         raise TriggerMLError(
-            f"{xml_path} has no target clock period", "pass the clock period the design was built for"
+            f"{report_path} has no target clock period", "pass the clock period the design was built for"
         )
     if clock_period_ns is not None and abs(float(clock_period_ns) - target) > 1e-6:
         notes.append(
@@ -222,16 +274,7 @@ def read_vendor_cost(project_dir: Path, clock_period_ns: float | None = None) ->
         )
     interval = _int_or_none(csynth.get("IntervalMax")) or _int_or_none(csynth.get("IntervalMin")) or 0
 
-    logic = None
-    if vsynth:
-        logic = {
-            "LUT": vsynth.get("LUT", 0),
-            "FF": vsynth.get("FF", 0),
-            "DSP": vsynth.get("DSP48E", 0),
-            "BRAM_18K": round(BRAM18_PER_TILE * float(vsynth.get("BRAM_18K", 0) or 0)),
-            "URAM": vsynth.get("URAM", 0),
-        }
-        notes.append("logic_synthesis: Vivado synthesis utilisation (vivado_synth.rpt)")
+    logic = _logic_synthesis(hls_dir, vsynth, notes)
 
     estimated = csynth.get("EstimatedClockPeriod")
     return make_section(

@@ -25,6 +25,8 @@ and saved beside the trained model; padded tracks stay exactly zero after scalin
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,33 +61,60 @@ class RawSample:
     tracks: np.ndarray
 
 
-def read_sample(path: Path) -> RawSample:
-    """Read and check a jets.h5 file; a one-line error names what is wrong and the fix."""
+def read_sample(path: Path, fix: str | None = None) -> RawSample:
+    """Read and check a jets.h5 file; a one-line error names what is wrong and ``fix`` (default:
+    regenerate it, for files the data stage wrote)."""
     path = Path(path)
-    fix = f"delete {path.parent} and rerun `trigger-ml data`"
+    fix = fix or f"delete {path.parent} and rerun `trigger-ml data`"
+    with _open_sample(path, fix) as handle:
+        _check_layout(path, handle, fix)
+        jets = handle["jets"][()]
+        tracks = handle["tracks"][()]
+    return RawSample(path=path, jets=jets, tracks=tracks)
+
+
+def check_sample_file(path: Path, fix: str) -> None:
+    """Is ``path`` a readable jets.h5 sample (datasets, fields, shapes, at least one jet)? Reads
+    the layout only, not the data; a one-line error naming the problem and ``fix`` if not."""
+    with _open_sample(Path(path), fix) as handle:
+        _check_layout(Path(path), handle, fix)
+
+
+@contextlib.contextmanager
+def _open_sample(path: Path, fix: str) -> Iterator[h5py.File]:
+    if path.is_dir():
+        raise TriggerMLError(f"data file {path} is a directory, not a jets.h5 file", fix)
     if not path.is_file():
         raise TriggerMLError(f"data file {path} does not exist", "run `trigger-ml data MODEL` first")
     try:
-        with h5py.File(path, "r") as handle:
-            for name in ("jets", "tracks"):
-                if name not in handle:
-                    raise TriggerMLError(f"{path}: no '{name}' dataset", fix)
-            jets = handle["jets"][()]
-            tracks = handle["tracks"][()]
+        handle = h5py.File(path, "r")
     except OSError as error:
         raise TriggerMLError(f"{path}: unreadable or truncated HDF5 file ({error})", fix) from None
-    for kind, array, fields in (
+    try:
+        yield handle
+    except OSError as error:
+        raise TriggerMLError(f"{path}: unreadable or truncated HDF5 file ({error})", fix) from None
+    finally:
+        handle.close()
+
+
+def _check_layout(path: Path, handle: h5py.File, fix: str) -> None:
+    """The structured ``jets`` and ``tracks`` datasets with their required fields, one track row per jet."""
+    for name in ("jets", "tracks"):
+        if name not in handle or not isinstance(handle[name], h5py.Dataset):
+            raise TriggerMLError(f"{path}: no '{name}' dataset", fix)
+    jets, tracks = handle["jets"], handle["tracks"]
+    for kind, dataset, fields in (
         ("jets", jets, REQUIRED_JET_FIELDS),
         ("tracks", tracks, REQUIRED_TRACK_FIELDS),
     ):
-        missing = [f for f in fields if array.dtype.names is None or f not in array.dtype.names]
+        missing = [f for f in fields if dataset.dtype.names is None or f not in dataset.dtype.names]
         if missing:
             raise TriggerMLError(f"{path}: '{kind}' lacks field(s) {missing}", fix)
-    if tracks.ndim != 2 or tracks.shape[0] != jets.shape[0]:
+    if len(tracks.shape) != 2 or len(jets.shape) != 1 or tracks.shape[0] != jets.shape[0]:
         raise TriggerMLError(f"{path}: tracks shape {tracks.shape} does not match {jets.shape[0]} jets", fix)
-    if len(jets) == 0:
+    if jets.shape[0] == 0:
         raise TriggerMLError(f"{path}: the file holds no jets", fix)
-    return RawSample(path=path, jets=jets, tracks=tracks)
 
 
 def jet_feature_matrix(jets: np.ndarray, tracks: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
@@ -294,7 +323,9 @@ def _scaled_inputs(
     if jet_scaling is None:
         assert train is not None, "a scaling is fitted on training rows"
         jet_scaling = FeatureScaling.fit(jet_features[train], everywhere[train], jet_names)
-    scaled = np.concatenate([scaled.reshape(len(scaled), -1), jet_scaling.apply(jet_features, everywhere)], axis=1)
+    scaled = np.concatenate(
+        [scaled.reshape(len(scaled), -1), jet_scaling.apply(jet_features, everywhere)], axis=1
+    )
     return scaled, scaling, jet_scaling
 
 

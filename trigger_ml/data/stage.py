@@ -95,16 +95,24 @@ def _generate(settings: GeneratorSettings, data_root: Path) -> Path:
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
+FILE_FIX = "convert your file with `trigger-ml convert-ftag SRC.h5` and name its jets.h5, or fix the path"
+"""What to do about a named sample file that is not a usable jets.h5 (never: delete its folder)."""
+
+
 def _file_sha256(path: Path, what: str) -> str:
-    """sha256 of a named sample file (cached by path, size and modification time)."""
+    """sha256 of a named sample file (cached by path, size and modification time), after checking
+    that it is a jets.h5 sample: the stages' keys call this before anything is written, so a
+    bad file leaves no directory behind."""
+    if not path.exists():
+        raise UsageError(f"{what} {path} does not exist", FILE_FIX)
     if not path.is_file():
-        raise UsageError(
-            f"{what} {path} does not exist",
-            "convert your file with `trigger-ml convert-ftag SRC.h5` and name its jets.h5, or fix the path",
-        )
+        raise UsageError(f"{what} {path} is not a file", FILE_FIX)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _SHA_CACHE:
+        from trigger_ml.data.dataset import check_sample_file
+
+        check_sample_file(path, FILE_FIX)
         _SHA_CACHE[key] = sha256_of_file(path)
     return _SHA_CACHE[key]
 
@@ -117,7 +125,7 @@ def _check_file(path: Path, sha256: str, out: Path) -> None:
     """Read ``path`` as a sample (one-line error if it is not one) and record it in ``out``."""
     from trigger_ml.data.dataset import read_sample
 
-    sample = read_sample(path)
+    sample = read_sample(path, FILE_FIX)
     counts = {
         str(f): int(n) for f, n in zip(*np.unique(sample.jets["flavour"], return_counts=True), strict=True)
     }
@@ -225,7 +233,7 @@ class EvaluationSampleStage(SampleStage):
         from trigger_ml.data.dataset import read_sample, split_indices
 
         logger.info(f"{subject.name}: no evaluation.path; evaluating on the test split of {training}")
-        sample = read_sample(training)
+        sample = read_sample(training, FILE_FIX)
         rows = np.sort(split_indices(len(sample.jets), subject)["test"])
         with atomic_path(out / "jets.h5") as tmp, h5py.File(tmp, "w") as handle:
             handle.create_dataset("jets", data=sample.jets[rows], compression="gzip", track_times=False)
@@ -246,4 +254,8 @@ class EvaluationSampleStage(SampleStage):
 def sample_path(config: ModelConfig, ws: Workspace) -> Path:
     """Where the model's training sample is (whether or not it exists yet)."""
     named = SampleStage().named_file(config, ws)
-    return named.resolve() if named is not None else sample_dir(generator_settings(config), ws.data_dir) / "jets.h5"
+    return (
+        named.resolve()
+        if named is not None
+        else sample_dir(generator_settings(config), ws.data_dir) / "jets.h5"
+    )

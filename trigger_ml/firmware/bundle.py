@@ -38,11 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trigger_ml.artefacts import read_report, validate_report
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError, UsageError
-from trigger_ml.artefacts import read_report, validate_report
 from trigger_ml.fileio import atomic_path, dump_json, read_json, sha256_of_file
 from trigger_ml.firmware import verifier
+from trigger_ml.firmware.hostile import write_bundle_vectors
 from trigger_ml.firmware.interface import Interface, read_interface
 from trigger_ml.logs import stage_logger
 from trigger_ml.workspace import Workspace
@@ -437,8 +438,11 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
     split = _test_split(config, src, scaling, jet_scaling)
     n = min(n_vectors, len(split["rows"]))
     _write_vectors(root, interface, split, n)
+    hostile = write_bundle_vectors(
+        root, config, src.run_dir, src.project_dir / "hls4ml_prj", interface, root.parent / "hostile"
+    )
     report = _write_report(root, src, ws)
-    provenance = _provenance(config, src, ws, n, len(split["rows"]))
+    provenance = {**_provenance(config, src, ws, n, len(split["rows"])), "hostile_vectors": hostile}
     sample_settings = provenance["data"]["sample"].get("settings")
     in_spec = input_spec(
         config,

@@ -161,6 +161,32 @@ def _performance(report: Report) -> list[str]:
     return lines
 
 
+def _hostile(hostile: dict[str, Any] | None) -> list[str]:
+    """The hostile-vector section of the card (bundle format 2)."""
+    if not hostile:
+        return []
+    families = ", ".join(f"`{name}` {count}" for name, count in hostile["families"].items())
+    return [
+        "## Hostile vectors",
+        "",
+        f"{hostile['count']} inputs no jet of the sample looks like, in named families ({families}): every "
+        "element at the input type's largest or smallest code, values beyond its range (saturated or wrapped "
+        "by the port's overflow mode) and half or a quarter of an lsb off its grid (its rounding mode), "
+        "uniformly random codes, an empty jet, every slot filled, one track with extreme values. Expected "
+        f"outputs: {hostile['expected_outputs']}. `verify.py` runs them through the same testbench and "
+        "reports each family; every output must equal the expected one exactly.",
+        "",
+        "| file | content |",
+        "|---|---|",
+        f"| `{verifier.HOSTILE_FAMILIES}` | family of each vector |",
+        f"| `{verifier.HOSTILE_INPUTS}` | input values as exact decimals, float32 numbers (off the grid and "
+        "beyond the range on purpose) |",
+        f"| `{verifier.HOSTILE_INPUT_CODES}` | the codes the port's conversion gives them |",
+        f"| `{verifier.HOSTILE_OUTPUT_CODES}` | expected output integer codes |",
+        "",
+    ]
+
+
 def model_card(
     config: ModelConfig,
     report: dict[str, Any],
@@ -286,6 +312,7 @@ def model_card(
         f"| `{verifier.OUTPUT_CODES}` | expected output integer codes |",
         f"| `{verifier.LABELS}` | row of the jet in the data file, truth class (0 b, 1 c, 2 light) |",
         "",
+        *_hostile(provenance.get("hostile_vectors")),
         "## Files",
         "",
         "| path | content |",

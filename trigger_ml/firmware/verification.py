@@ -24,12 +24,24 @@ class VerifyResult:
     n_vectors: int
     working_points: tuple[dict[str, Any], ...]
     seconds: float
+    hostile: tuple[dict[str, Any], ...] = ()
+    """Per hostile family (trigger_ml.firmware.hostile): ``family``, ``n_vectors``, ``n_exact``
+    (all of them: verification stops at the first inexact one); empty for a format-1 bundle."""
+
+    @property
+    def n_hostile(self) -> int:
+        return sum(row["n_vectors"] for row in self.hostile)
 
     def summary(self) -> str:
         """One line for the command line."""
+        hostile = (
+            f"{self.n_hostile} hostile vectors in {len(self.hostile)} families bit-exact"
+            if self.hostile
+            else "no hostile vectors (bundle format 1)"
+        )
         return (
             f"PASS firmware {self.firmware_id} ({self.n_files} files, {self.n_vectors} vectors bit-exact, "
-            f"{len(self.working_points)} working points) in {self.seconds:.1f} s"
+            f"{hostile}, {len(self.working_points)} working points) in {self.seconds:.1f} s"
         )
 
 
@@ -42,10 +54,13 @@ def verify_bundle(path: Path) -> VerifyResult:
     try:
         result = verifier.verify(path, log=logger.info)
     except verifier.BundleError as error:
-        raise TriggerMLError(
-            f"{path}: {error}",
-            "the bundle was modified or damaged: rebuild it with `trigger-ml firmware MODEL`",
-        ) from None
+        problem = str(error).removeprefix(f"{path.name}: ")  # the path is named once
+        fix = (
+            "verify it with the verify.py inside it (`python3 verify.py`) or a trigger-ml that knows the format"
+            if "bundle format" in problem
+            else "the bundle was modified or damaged: rebuild it with `trigger-ml firmware MODEL`"
+        )
+        raise TriggerMLError(f"{path}: {problem}", fix) from None
     return VerifyResult(
         bundle=path,
         firmware_id=result["firmware_id"],
@@ -53,4 +68,5 @@ def verify_bundle(path: Path) -> VerifyResult:
         n_vectors=result["n_vectors"],
         working_points=tuple(result["working_points"]),
         seconds=result["seconds"],
+        hostile=tuple(result["hostile"]),
     )

@@ -12,11 +12,15 @@ line naming the bad file or test vector (exit status 1; 0 when everything passes
 1. ``BUILD_INFO.json`` is intact (canonical layout, its own checksum) and names this format;
 2. ``MANIFEST`` hashes to the firmware identity recorded in ``BUILD_INFO.json``;
 3. every file listed in ``MANIFEST`` exists and has its SHA-256; no file is unlisted;
-4. the test vectors agree with each other (floats, integer codes, packed input words);
+4. the test vectors agree with each other (floats, integer codes, packed input words), and
+   so do the hostile vectors (the port's own conversion of each value gives its code);
 5. the C simulation is compiled from ``hls/`` alone with g++ in a temporary directory,
    the project's own testbench runs every test vector, and each output must equal the
    expected output exactly (compared as exact fractions);
-6. the working-point thresholds give, on the vectors, the b-jet efficiency they give on
+6. the testbench runs every hostile vector (saturating, beyond-range and tie values, random
+   codes, empty and full jets, one extreme track), reported per family; each output must
+   equal the expected output exactly;
+7. the working-point thresholds give, on the vectors, the b-jet efficiency they give on
    the whole test split, within the statistical tolerance written in the output spec.
 
 This file is ``trigger_ml/firmware/verifier.py`` of the trigger-ml package, copied into every
@@ -44,7 +48,9 @@ from typing import Any
 
 import numpy as np
 
-BUNDLE_FORMAT = "trigger-ml-firmware-bundle/1"
+BUNDLE_FORMAT = "trigger-ml-firmware-bundle/2"
+READABLE_FORMATS = ("trigger-ml-firmware-bundle/1", BUNDLE_FORMAT)
+"""Formats this verifier checks; /1 bundles have no hostile vectors."""
 MANIFEST = "MANIFEST"
 BUILD_INFO = "BUILD_INFO.json"
 UNLISTED = (MANIFEST, BUILD_INFO)
@@ -59,6 +65,10 @@ INPUT_CODES = "vectors/input_codes.txt"
 INPUT_WORDS = "vectors/input_words.hex"
 OUTPUT_CODES = "vectors/output_codes.txt"
 LABELS = "vectors/labels.txt"
+HOSTILE_FAMILIES = "vectors/hostile_families.txt"
+HOSTILE_INPUTS = "vectors/hostile_inputs.dat"
+HOSTILE_INPUT_CODES = "vectors/hostile_input_codes.txt"
+HOSTILE_OUTPUT_CODES = "vectors/hostile_output_codes.txt"
 CSIM_LOG = "tb_data/csim_results.log"
 """Where the project's testbench writes its outputs (relative to the project directory)."""
 
@@ -191,9 +201,9 @@ def check_build_info(root: Path) -> dict[str, Any]:
         raise BundleError(f"{BUILD_INFO}: modified (checksum does not match its content)")
     if not re.fullmatch(r"[0-9a-f]{64}", str(info.get("firmware_id"))):
         raise BundleError(f"{BUILD_INFO}: no valid firmware_id")
-    if info.get("bundle_format") != BUNDLE_FORMAT:
+    if info.get("bundle_format") not in READABLE_FORMATS:
         raise BundleError(
-            f"{BUILD_INFO}: bundle format {info.get('bundle_format')!r}, expected {BUNDLE_FORMAT}"
+            f"{BUILD_INFO}: bundle format {info.get('bundle_format')!r}, expected one of {READABLE_FORMATS}"
         )
     return info
 
@@ -310,6 +320,81 @@ def check_vectors(root: Path, in_port: dict[str, Any], out_port: dict[str, Any])
     return {"expected": floats_out, "classes": np.array([row[1] for row in labels])}
 
 
+def port_code(value: Fraction, port: dict[str, Any]) -> int:
+    """The code the C++ conversion ``ap_fixed(value)`` gives on the port's type (its modes)."""
+    kind = port["type"]
+    rounding, overflow = (kind[key].split(":")[0] for key in ("rounding", "overflow"))
+    scaled = value * 2 ** port["fractional_bits"]
+    floor = scaled.numerator // scaled.denominator
+    codes = {
+        "AP_TRN": floor,
+        "AP_TRN_ZERO": int(scaled),
+        "AP_RND": math.floor(scaled + Fraction(1, 2)),
+        "AP_RND_CONV": round(scaled),
+    }
+    if rounding not in codes or overflow not in ("AP_SAT", "AP_WRAP"):
+        raise BundleError(f"{INPUT_SPEC}: port modes {rounding}/{overflow} are not supported by verify.py")
+    low, high, width = kind["code_min"], kind["code_max"], port["width"]
+    if overflow == "AP_SAT":
+        return min(max(codes[rounding], low), high)
+    return (codes[rounding] - low) % 2**width + low
+
+
+def check_hostile(root: Path, in_port: dict[str, Any], out_port: dict[str, Any]) -> dict[str, Any]:
+    """Read the hostile vectors: family names, float32 input values, the codes the port's own
+    conversion gives them, expected output codes; returns the families, the testbench's input
+    text and the expected outputs."""
+    families = [line.strip() for line in _text(root, HOSTILE_FAMILIES).splitlines()]
+    floats_in = _rows(root, HOSTILE_INPUTS, in_port["elements"], Fraction)
+    codes_in = _rows(root, HOSTILE_INPUT_CODES, in_port["elements"], int)
+    codes_out = _rows(root, HOSTILE_OUTPUT_CODES, out_port["elements"], int)
+    for relative, rows in (
+        (HOSTILE_INPUTS, floats_in),
+        (HOSTILE_INPUT_CODES, codes_in),
+        (HOSTILE_OUTPUT_CODES, codes_out),
+    ):
+        if len(rows) != len(families):
+            raise BundleError(f"{relative}: {len(rows)} vectors, but {HOSTILE_FAMILIES} has {len(families)}")
+    if not families or not all(re.fullmatch(r"[a-z0-9_]+", name) for name in families):
+        raise BundleError(f"{HOSTILE_FAMILIES}: expected one family name ([a-z0-9_]+) per line")
+    for i, row in enumerate(floats_in):
+        where = f"hostile vector {i} ({families[i]}, {HOSTILE_INPUTS} line {i + 1})"
+        if any(float(np.float32(float(v))) != v for v in row):
+            raise BundleError(f"{where}: a value is not a float32 number (the testbench reads float32)")
+        if [port_code(v, in_port) for v in row] != codes_in[i]:
+            raise BundleError(
+                f"{where}: {HOSTILE_INPUT_CODES} line {i + 1} is not the port's conversion of it"
+            )
+    scale = Fraction(1, 2 ** out_port["fractional_bits"])
+    return {
+        "families": families,
+        "inputs": _text(root, HOSTILE_INPUTS),
+        "expected": [[code * scale for code in row] for row in codes_out],
+    }
+
+
+def compare_families(got: list[list[Fraction]], hostile: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per hostile family: vectors and bit-exact ones; raise naming the first differing vector."""
+    families, expected = hostile["families"], hostile["expected"]
+    if len(got) != len(expected):
+        raise BundleError(f"{HOSTILE_INPUTS}: the C simulation produced {len(got)} outputs for {len(expected)} vectors")
+    exact = [got[i] == expected[i] for i in range(len(expected))]
+    rows: dict[str, dict[str, Any]] = {}
+    for i, family in enumerate(families):
+        row = rows.setdefault(family, {"family": family, "n_vectors": 0, "n_exact": 0})
+        row["n_vectors"], row["n_exact"] = row["n_vectors"] + 1, row["n_exact"] + exact[i]
+    if not all(exact):
+        i = exact.index(False)
+        row = rows[families[i]]
+        shown = [" ".join(exact_decimal(v) for v in values) for values in (got[i], expected[i])]
+        raise BundleError(
+            f"hostile family {row['family']}: {row['n_vectors'] - row['n_exact']} of {row['n_vectors']} vectors "
+            f"differ; first: hostile vector {i} ({HOSTILE_INPUTS} line {i + 1}): C simulation gives "
+            f"[{shown[0]}], {HOSTILE_OUTPUT_CODES} line {i + 1} expects [{shown[1]}]"
+        )
+    return list(rows.values())
+
+
 # --- C simulation ----------------------------------------------------------------------------
 
 
@@ -326,9 +411,6 @@ def compile_and_run(root: Path, project: str, workdir: Path, log: Log) -> list[l
     """Copy ``hls/`` into ``workdir``, build the testbench with g++, run every vector; the outputs."""
     project_dir = workdir / "hls"
     shutil.copytree(root / HLS_DIR, project_dir)
-    results = project_dir / CSIM_LOG
-    if results.exists():
-        results.unlink()
     command = [compiler(), *CXX_FLAGS, f"{project}_test.cpp", f"firmware/{project}.cpp", "-o", "csim"]
     log(f"compiling the C simulation in {project_dir}: {' '.join(command)}")
     start = time.perf_counter()
@@ -337,6 +419,21 @@ def compile_and_run(root: Path, project: str, workdir: Path, log: Log) -> list[l
         last = (built.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise BundleError(f"hls/: g++ failed to compile the C simulation ({last})")
     log(f"compiled in {time.perf_counter() - start:.1f} s; running the test vectors")
+    return run_testbench(project_dir, project)
+
+
+def run_testbench(
+    project_dir: Path, project: str, vectors: dict[str, Any] | None = None
+) -> list[list[Fraction]]:
+    """Run the compiled testbench in ``project_dir`` on its tb_data, or on ``vectors`` (hostile:
+    their input text and expected outputs); the outputs it logs."""
+    results = project_dir / CSIM_LOG
+    if results.exists():
+        results.unlink()
+    if vectors is not None:
+        expected = "".join(" ".join(exact_decimal(v) for v in row) + "\n" for row in vectors["expected"])
+        (project_dir / "tb_data" / "tb_input_features.dat").write_text(vectors["inputs"], encoding="utf-8")
+        (project_dir / "tb_data" / "tb_output_predictions.dat").write_text(expected, encoding="utf-8")
     try:
         ran = subprocess.run(
             [str(project_dir / "csim")],
@@ -463,10 +560,20 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
         out_spec = _read_json(root, OUTPUT_SPEC)
         try:
             vectors = check_vectors(root, in_spec["port"], out_spec["port"])
+            with_hostile = info["bundle_format"] != READABLE_FORMATS[0]
+            hostile = check_hostile(root, in_spec["port"], out_spec["port"]) if with_hostile else None
             n = len(vectors["expected"])
             outputs = compile_and_run(root, in_spec["project"], workdir / "csim", say)
             compare_outputs(outputs, vectors["expected"])
             say(f"{n} test vectors: C simulation == expected outputs, bit for bit")
+            families = []
+            if hostile is not None:
+                got = run_testbench(workdir / "csim" / "hls", in_spec["project"], hostile)
+                families = compare_families(got, hostile)
+                for row in families:
+                    say(f"hostile family {row['family']}: {row['n_exact']}/{row['n_vectors']} bit-exact")
+            else:
+                say(f"bundle format {info['bundle_format']}: no hostile vectors")
             working_points = check_working_points(outputs, vectors["classes"], out_spec)
         except (KeyError, TypeError, IndexError) as error:
             raise BundleError(f"{INPUT_SPEC} or {OUTPUT_SPEC}: malformed ({error!r})") from None
@@ -486,6 +593,7 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
         "firmware_id": firmware_id,
         "n_files": len(entries),
         "n_vectors": n,
+        "hostile": families,
         "working_points": working_points,
         "seconds": time.perf_counter() - start,
     }
@@ -507,9 +615,10 @@ def main(argv: list[str] | None = None) -> int:
     except BundleError as error:
         print(f"FAIL: {error}", file=sys.stderr)
         return 1
+    hostile = sum(row["n_vectors"] for row in result["hostile"])
     print(
-        f"PASS firmware {result['firmware_id']} ({result['n_files']} files, "
-        f"{result['n_vectors']} vectors bit-exact) in {result['seconds']:.1f} s"
+        f"PASS firmware {result['firmware_id']} ({result['n_files']} files, {result['n_vectors']} vectors "
+        f"and {hostile} hostile vectors in {len(result['hostile'])} families bit-exact) in {result['seconds']:.1f} s"
     )
     return 0
 

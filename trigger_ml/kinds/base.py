@@ -32,6 +32,10 @@ class ModelKind(ABC):
     """The stage whose artefact is the firmware (``hls``, ``distill``; None: no firmware)."""
     exactness: ClassVar[str]
     """What the fidelity check requires of the C simulation against the reference."""
+    claims_exactness: ClassVar[bool] = False
+    """Does the kind promise that its firmware's C simulation equals its reference bit for bit on
+    *any* input, the hostile vectors of :mod:`trigger_ml.firmware.hostile` included? (When False,
+    ``exactness`` says why not.) Checked by the contract test and by every bundle's ``verify``."""
 
     def claims(self, config: ModelConfig) -> bool:
         """Is ``config`` a model of this kind? (Network kinds; symbolic kinds go by name.)"""
@@ -77,7 +81,8 @@ class NetworkKind(TrainedKind):
 
         build_hls_project(config, run, data_path, out, evaluation_path)
 
-    exactness = "bit-exact: C simulation == reference model on every test jet"
+    exactness = "bit-exact: C simulation == reference model on every test jet and every hostile vector"
+    claims_exactness = True
 
     def reference(self, config: ModelConfig) -> str:
         """The trained model the firmware must reproduce: the quantization-aware one when

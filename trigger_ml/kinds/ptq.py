@@ -11,7 +11,11 @@ from trigger_ml.kinds.base import NetworkKind
 class PostTrainingQuantized(NetworkKind):
     name = "ptq"
     summary = "float, PTQ firmware"
-    exactness = "none by construction: C simulation vs the float model, differences reported"
+    exactness = (
+        "none by construction: the float model is rounded onto hls4ml's default fixed-point types, "
+        "so the C simulation differs from it (differences reported)"
+    )
+    claims_exactness = False
 
     def claims(self, config: ModelConfig) -> bool:
         return config.hls.enabled and not config.quantization.enabled
@@ -24,6 +28,7 @@ class FloatReference(NetworkKind):
     summary = "float"
     firmware_stage = None
     exactness = "no firmware"
+    claims_exactness = False
 
     def claims(self, config: ModelConfig) -> bool:
         return not config.hls.enabled

@@ -12,7 +12,8 @@ class SymbolicFlat(ModelKind):
     name = "symbolic-flat"
     summary = "symbolic expressions of the flat jet inputs"
     firmware_stage = "distill"
-    exactness = "C simulation within one fixed-point step of the expression in float"
+    exactness = "C simulation within one fixed-point step of the expression in float (not bit-exact)"
+    claims_exactness = False
     structure = "flat"
 
 

@@ -30,6 +30,7 @@ hls stage names the first layer where the C simulation diverges.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ def load_keras_file(path: Path) -> tf.keras.Model:
         return tf.keras.models.load_model(path, custom_objects=objects, compile=False)
     except (OSError, ValueError, TypeError, KeyError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = re.sub(r" at <[^>]*>", "", first)  # no object addresses: the same input, the same line
         raise UsageError(
             f"{path}: not a loadable Keras/QKeras model ({first})", "save it with model.save('MODEL.h5')"
         ) from None
@@ -83,6 +85,10 @@ def load_user_model(keras: Path, meta: Path | None = None) -> ModelConfig:
     """The configuration of the user's model ``keras`` described by ``meta`` (default: the
     ``.yaml`` file next to the model)."""
     keras = Path(keras).resolve()
+    if keras.is_dir():
+        raise UsageError(
+            f"model file {keras} is a directory", "give the .h5 file model.save('MODEL.h5') wrote"
+        )
     if not keras.is_file():
         raise UsageError(f"model file {keras} does not exist", "check the path")
     meta = Path(meta) if meta is not None else keras.with_suffix(".yaml")
