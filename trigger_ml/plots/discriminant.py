@@ -1,0 +1,68 @@
+"""The b-tagging discriminant D_b per flavour, with the working-point cuts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trigger_ml.physics import CLASS_NAMES
+from trigger_ml.plots.curves import WORKING_POINTS, working_point_cuts
+from trigger_ml.plots.style import FLAVOUR_COLOURS, SampleLabel, draw_label, save, style
+
+N_BINS = 60
+
+
+def plot_discriminant(
+    path: Path,
+    discriminant: np.ndarray,
+    classes: np.ndarray,
+    tagger: str,
+    label: SampleLabel | None = None,
+    efficiencies: tuple[float, ...] = WORKING_POINTS,
+) -> dict[float, float]:
+    """Normalised D_b of b, c and light jets of ``tagger`` with a vertical line at the cut of
+    each inclusive b-efficiency working point; returns the cuts."""
+    disc = np.asarray(discriminant, dtype=np.float64).reshape(-1)
+    classes = np.asarray(classes)
+    cuts = working_point_cuts(disc, classes, efficiencies)
+    low, high = np.percentile(disc, [0.05, 99.95])
+    edges = np.linspace(low, high, N_BINS + 1)
+    import matplotlib.pyplot as plt
+
+    with style():
+        fig, ax = plt.subplots(figsize=(7.5, 5.6))
+        for index, name in enumerate(CLASS_NAMES):
+            values = np.clip(disc[classes == index], low, high)  # outside: the first or last bin
+            if len(values):
+                ax.hist(
+                    values,
+                    bins=edges,
+                    density=True,
+                    histtype="step",
+                    linewidth=1.6,
+                    color=FLAVOUR_COLOURS[name],
+                    label=f"{name}-jets",
+                )
+        ax.set_yscale("log")
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, top * 10 ** (0.45 * np.log10(top / bottom)))
+        for eff, cut in cuts.items():
+            ax.axvline(cut, color="grey", linestyle="--", linewidth=1.0)
+            ax.text(
+                cut,
+                0.62,
+                f"{eff:.0%} WP",
+                rotation=90,
+                ha="right",
+                va="bottom",
+                transform=ax.get_xaxis_transform(),
+                fontsize="x-small",
+                color="dimgrey",
+            )
+        ax.set_xlabel(f"$D_b$ of {tagger}")
+        ax.set_ylabel("normalised number of jets")
+        ax.legend(loc="upper right", fontsize="small")
+        draw_label(ax, label)
+        save(fig, path)
+    return cuts

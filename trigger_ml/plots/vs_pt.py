@@ -1,0 +1,83 @@
+"""b-efficiency and light rejection against jet pT at a fixed inclusive working point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trigger_ml.plots.curves import BinnedPerformance, performance_vs_pt, pt_bin_edges, working_point_cuts
+from trigger_ml.plots.style import COLOURS, SampleLabel, draw_label, save, style
+
+WORKING_POINT = 0.70
+MARKERS = ("o", "s", "^", "v", "D", "P")
+QUANTITIES = {
+    "b_efficiency": ("b_efficiency", "b_efficiency_uncertainty", "$b$-jet efficiency", False),
+    "light_rejection": ("light_rejection", "light_rejection_uncertainty", "light-jet rejection", True),
+}
+
+
+def binned_performances(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], pt_gev: np.ndarray, efficiency: float = WORKING_POINT
+) -> dict[str, BinnedPerformance]:
+    """Each tagger's (D_b, classes) on the same jets of pT ``pt_gev``, binned in pT with the
+    cut of its own inclusive ``efficiency`` working point."""
+    first_classes = next(iter(curves.values()))[1]
+    edges = pt_bin_edges(pt_gev, first_classes)
+    return {
+        name: performance_vs_pt(
+            disc, classes, pt_gev, edges, working_point_cuts(disc, classes, (efficiency,))[efficiency]
+        )
+        for name, (disc, classes) in curves.items()
+    }
+
+
+def plot_vs_pt(
+    path: Path,
+    performances: dict[str, BinnedPerformance],
+    quantity: str,
+    label: SampleLabel | None = None,
+    efficiency: float = WORKING_POINT,
+) -> None:
+    """``quantity`` (``b_efficiency`` or ``light_rejection``) per pT bin of every tagger, the
+    bin's width as x error and the binomial uncertainty as y error."""
+    value_key, error_key, y_label, log = QUANTITIES[quantity]
+    import matplotlib.pyplot as plt
+
+    with style():
+        fig, ax = plt.subplots(figsize=(7.5, 5.6))
+        n = len(performances)
+        for i, (name, perf) in enumerate(performances.items()):
+            edges = perf.edges
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            half = 0.5 * np.diff(edges)
+            # Taggers side by side within a bin, so overlapping points stay visible.
+            shift = (i - (n - 1) / 2) * 0.12 * half
+            values, errors = getattr(perf, value_key), getattr(perf, error_key)
+            ok = np.isfinite(values)
+            ax.errorbar(
+                (centres + shift)[ok],
+                values[ok],
+                xerr=half[ok],
+                yerr=errors[ok],
+                fmt=MARKERS[i % len(MARKERS)],
+                color=COLOURS[i % len(COLOURS)],
+                markersize=5,
+                capsize=0,
+                label=name,
+            )
+        edges = next(iter(performances.values())).edges
+        ax.set_xscale("log")
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlabel("jet $p_T$ [GeV]")
+        ax.set_ylabel(y_label)
+        if log:
+            ax.set_yscale("log")
+            bottom, top = ax.get_ylim()
+            ax.set_ylim(bottom, top * 10 ** (0.5 * np.log10(top / bottom)))
+        else:
+            ax.axhline(efficiency, color="grey", linestyle="--", linewidth=0.8)
+            ax.set_ylim(max(0.0, ax.get_ylim()[0] - 0.05), min(1.35, ax.get_ylim()[1] + 0.25))
+        ax.legend(loc="upper right", fontsize="small")
+        draw_label(ax, label, f"inclusive {efficiency:.0%} $b$-efficiency working point")
+        save(fig, path)
