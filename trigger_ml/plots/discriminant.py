@@ -11,6 +11,7 @@ from trigger_ml.plots.curves import WORKING_POINTS, working_point_cuts
 from trigger_ml.plots.style import FLAVOUR_COLOURS, SampleLabel, draw_label, save, style
 
 N_BINS = 60
+WP_LINESTYLES = ("--", "-.", ":", (0, (5, 1)), (0, (1, 3)))
 
 
 def plot_discriminant(
@@ -47,19 +48,8 @@ def plot_discriminant(
         ax.set_yscale("log")
         bottom, top = ax.get_ylim()
         ax.set_ylim(bottom, top * 10 ** (0.45 * np.log10(top / bottom)))
-        for eff, cut in cuts.items():
-            ax.axvline(cut, color="grey", linestyle="--", linewidth=1.0)
-            ax.text(
-                cut,
-                0.62,
-                f"{eff:.0%} WP",
-                rotation=90,
-                ha="right",
-                va="bottom",
-                transform=ax.get_xaxis_transform(),
-                fontsize="x-small",
-                color="dimgrey",
-            )
+        for (eff, cut), dash in zip(cuts.items(), WP_LINESTYLES, strict=False):
+            ax.axvline(cut, color="dimgrey", linestyle=dash, linewidth=1.2, label=f"{eff:.0%} WP cut")
         ax.set_xlabel(f"$D_b$ of {tagger}")
         ax.set_ylabel("normalised number of jets")
         ax.legend(loc="upper right", fontsize="small")

@@ -75,10 +75,6 @@ def plot_rejection(
         draw_label(ax, label, "band: binomial stat. uncertainty")
         rax.axhline(1.0, color="grey", linewidth=0.8)
         rax.set_xlim(float(EFFICIENCY_GRID[0]), float(EFFICIENCY_GRID[-1]))
-        rax.set_ylabel(f"ratio to {_short(reference)}", fontsize="small")
+        rax.set_ylabel("ratio to ref.")
         rax.set_xlabel("$b$-jet efficiency")
         save(fig, path)
-
-
-def _short(name: str, width: int = 22) -> str:
-    return name if len(name) <= width else "…" + name[-(width - 1) :]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
 from trigger_ml.plots.curves import BinnedPerformance, performance_vs_pt, pt_bin_edges, working_point_cuts
 from trigger_ml.plots.style import COLOURS, SampleLabel, draw_label, save, style
 
 WORKING_POINT = 0.70
+PT_TICKS = (20, 30, 50, 100, 200, 300, 500, 1000, 2000)
 MARKERS = ("o", "s", "^", "v", "D", "P")
 QUANTITIES = {
     "b_efficiency": ("b_efficiency", "b_efficiency_uncertainty", "$b$-jet efficiency", False),
@@ -69,6 +71,10 @@ def plot_vs_pt(
         edges = next(iter(performances.values())).edges
         ax.set_xscale("log")
         ax.set_xlim(edges[0], edges[-1])
+        ticks = [t for t in PT_TICKS if edges[0] <= t <= edges[-1]]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in ticks]))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("jet $p_T$ [GeV]")
         ax.set_ylabel(y_label)
         if log:
