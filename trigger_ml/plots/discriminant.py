@@ -8,7 +8,7 @@ import numpy as np
 
 from trigger_ml.physics import CLASS_NAMES
 from trigger_ml.plots.curves import WORKING_POINTS, working_point_cuts
-from trigger_ml.plots.style import FLAVOUR_COLOURS, SampleLabel, draw_label, save, style
+from trigger_ml.plots.style import FLAVOUR_COLOURS, LEGEND, SampleLabel, draw_label, headroom, save, style
 
 N_BINS = 60
 WP_LINESTYLES = ("--", "-.", ":", (0, (5, 1)), (0, (1, 3)))
@@ -46,13 +46,12 @@ def plot_discriminant(
                     label=f"{name}-jets",
                 )
         ax.set_yscale("log")
-        bottom, top = ax.get_ylim()
-        ax.set_ylim(bottom, top * 10 ** (0.45 * np.log10(top / bottom)))
+        ax.set_ylim(*headroom(*ax.get_ylim(), log=True))
         for (eff, cut), dash in zip(cuts.items(), WP_LINESTYLES, strict=False):
             ax.axvline(cut, color="dimgrey", linestyle=dash, linewidth=1.2, label=f"{eff:.0%} WP cut")
         ax.set_xlabel(f"$D_b$ of {tagger}")
         ax.set_ylabel("normalised number of jets")
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(**LEGEND)
         draw_label(ax, label)
         save(fig, path)
     return cuts

@@ -9,7 +9,16 @@ import numpy as np
 
 from trigger_ml.physics import LIGHT, C
 from trigger_ml.plots.curves import EFFICIENCY_GRID, RejectionCurve, ratio_to, rejection_curve
-from trigger_ml.plots.style import COLOURS, SampleLabel, draw_label, ratio_figure, save, style
+from trigger_ml.plots.style import (
+    COLOURS,
+    LEGEND,
+    SampleLabel,
+    draw_label,
+    headroom,
+    ratio_figure,
+    save,
+    style,
+)
 
 BACKGROUNDS = {"light": (LIGHT, "light-jet rejection"), "c": (C, "c-jet rejection")}
 LINESTYLES = ("-", "--", ":", "-.")
@@ -69,9 +78,9 @@ def plot_rejection(
                 linewidth=0,
             )
         ax.set_yscale("log")
-        ax.set_ylim(1.0, highest**1.45)  # room for the label and legend above the curves
+        ax.set_ylim(*headroom(1.0, max(highest, 2.0), log=True))
         ax.set_ylabel(BACKGROUNDS[background][1])
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(**LEGEND)
         draw_label(ax, label, "band: binomial stat. uncertainty")
         rax.axhline(1.0, color="grey", linewidth=0.8)
         rax.set_xlim(float(EFFICIENCY_GRID[0]), float(EFFICIENCY_GRID[-1]))

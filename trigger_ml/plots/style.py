@@ -71,7 +71,7 @@ def sample_label(sample_path: Path, n_jets: int, which: str, f_c: float | None) 
         origin = Path(source).name if source else Path(sample_path).name
         return SampleLabel(f"jets of {origin}", None, n_jets, which, f_c)
     process = PROCESS_LABELS.get(settings.get("process", "ttbar"), settings.get("process", "?"))
-    text = rf"$\sqrt{{s}}$ = {settings.get('sqrt_s_gev', 13600.0) / 1000:g} TeV, {process} jets"
+    text = f"√s = {settings.get('sqrt_s_gev', 13600.0) / 1000:g} TeV, {process} jets"
     if settings.get("pileup_mu"):
         text += rf", $\langle\mu\rangle$ = {settings['pileup_mu']:g}"
     selection = (
@@ -94,6 +94,20 @@ def draw_label(ax: Any, label: SampleLabel | None, extra: str | None = None) -> 
     mplhep.label.exp_label(
         exp=LABEL_NAME, llabel=LABEL_TEXT, rlabel="", loc=4, com=None, supp=supp or None, ax=ax
     )
+
+
+LEGEND = {"loc": "upper right", "bbox_to_anchor": (1.0, 0.70), "fontsize": "small"}
+"""Legend placement: at the right, below the label's lines."""
+DATA_FRACTION = 0.5
+"""Fraction of the axes' height (from the bottom) the data is kept in, leaving room above for
+the label and the legend."""
+
+
+def headroom(low: float, high: float, log: bool) -> tuple[float, float]:
+    """Axis limits that put [low, high] in the bottom ``DATA_FRACTION`` of the axes."""
+    if log:
+        return low, low * (high / low) ** (1.0 / DATA_FRACTION)
+    return low, low + (high - low) / DATA_FRACTION
 
 
 def save(fig: Any, path: Path) -> None:

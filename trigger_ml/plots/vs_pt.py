@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
 from trigger_ml.plots.curves import BinnedPerformance, performance_vs_pt, pt_bin_edges, working_point_cuts
-from trigger_ml.plots.style import COLOURS, SampleLabel, draw_label, save, style
+from trigger_ml.plots.style import COLOURS, LEGEND, SampleLabel, draw_label, headroom, save, style
 
 WORKING_POINT = 0.70
 PT_TICKS = (20, 30, 50, 100, 200, 300, 500, 1000, 2000)
@@ -54,13 +54,13 @@ def plot_vs_pt(
             centres = 0.5 * (edges[1:] + edges[:-1])
             half = 0.5 * np.diff(edges)
             # Taggers side by side within a bin, so overlapping points stay visible.
-            shift = (i - (n - 1) / 2) * 0.12 * half
+            x = centres + (i - (n - 1) / 2) * 0.12 * half
             values, errors = getattr(perf, value_key), getattr(perf, error_key)
             ok = np.isfinite(values)
             ax.errorbar(
-                (centres + shift)[ok],
+                x[ok],
                 values[ok],
-                xerr=half[ok],
+                xerr=np.stack([x - edges[:-1], edges[1:] - x])[:, ok],  # the whole bin
                 yerr=errors[ok],
                 fmt=MARKERS[i % len(MARKERS)],
                 color=COLOURS[i % len(COLOURS)],
@@ -77,13 +77,29 @@ def plot_vs_pt(
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("jet $p_T$ [GeV]")
         ax.set_ylabel(y_label)
+        low, high = _extent(performances, value_key, error_key)
         if log:
             ax.set_yscale("log")
-            bottom, top = ax.get_ylim()
-            ax.set_ylim(bottom, top * 10 ** (0.5 * np.log10(top / bottom)))
+            ax.set_ylim(*headroom(max(low / 1.5, 1.0), high * 1.2, log=True))
         else:
             ax.axhline(efficiency, color="grey", linestyle="--", linewidth=0.8)
-            ax.set_ylim(max(0.0, ax.get_ylim()[0] - 0.05), min(1.35, ax.get_ylim()[1] + 0.25))
-        ax.legend(loc="upper right", fontsize="small")
+            ax.set_ylim(*headroom(max(0.0, min(low, efficiency) - 0.05), min(1.0, high) + 0.02, log=False))
+        ax.legend(**LEGEND)
         draw_label(ax, label, f"inclusive {efficiency:.0%} $b$-efficiency working point")
         save(fig, path)
+
+
+def _extent(
+    performances: dict[str, BinnedPerformance], value_key: str, error_key: str
+) -> tuple[float, float]:
+    """(lowest, highest) of value ∓ uncertainty over every tagger's finite points."""
+    lows, highs = [], []
+    for perf in performances.values():
+        values, errors = getattr(perf, value_key), getattr(perf, error_key)
+        ok = np.isfinite(values)
+        lows.append((values - np.nan_to_num(errors))[ok])
+        highs.append((values + np.nan_to_num(errors))[ok])
+    low, high = np.concatenate(lows), np.concatenate(highs)
+    if not len(low):
+        return 1.0, 10.0
+    return float(max(low.min(), 1e-3)), float(high.max())
