@@ -8,7 +8,16 @@ import numpy as np
 
 from trigger_ml.physics import CLASS_NAMES
 from trigger_ml.plots.curves import WORKING_POINTS, working_point_cuts
-from trigger_ml.plots.style import FLAVOUR_COLOURS, LEGEND, SampleLabel, draw_label, headroom, save, style
+from trigger_ml.plots.style import (
+    DATA_FRACTION,
+    FLAVOUR_COLOURS,
+    LEGEND,
+    SampleLabel,
+    draw_label,
+    headroom,
+    save,
+    style,
+)
 
 N_BINS = 60
 WP_LINESTYLES = ("--", "-.", ":", (0, (5, 1)), (0, (1, 3)))
@@ -48,7 +57,14 @@ def plot_discriminant(
         ax.set_yscale("log")
         ax.set_ylim(*headroom(*ax.get_ylim(), log=True))
         for (eff, cut), dash in zip(cuts.items(), WP_LINESTYLES, strict=False):
-            ax.axvline(cut, color="dimgrey", linestyle=dash, linewidth=1.2, label=f"{eff:.0%} WP cut")
+            ax.axvline(
+                cut,
+                ymax=DATA_FRACTION,
+                color="dimgrey",
+                linestyle=dash,
+                linewidth=1.2,
+                label=f"{eff:.0%} WP cut",
+            )
         ax.set_xlabel(f"$D_b$ of {tagger}")
         ax.set_ylabel("normalised number of jets")
         ax.legend(**LEGEND)
