@@ -65,6 +65,7 @@ def plot_discriminant(
                 linewidth=1.2,
                 label=f"{eff:.0%} WP cut",
             )
+        ax.set_xlim(low, high)
         ax.set_xlabel(f"$D_b$ of {tagger}")
         ax.set_ylabel("normalised number of jets")
         ax.legend(**LEGEND)
