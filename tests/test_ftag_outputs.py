@@ -170,6 +170,21 @@ def test_jets_table_layout_on_toy_rows():
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 
+def test_the_file_is_a_plain_jets_dataset_and_deterministic(tmp_path):
+    from trigger_ml.ftag import read_table, table_dtype, write_table
+
+    table = np.zeros(3, dtype=table_dtype(["t"]))
+    table["t_pb"] = [0.2, 0.5, 0.9]
+    for name in ("a.h5", "b.h5"):
+        write_table(tmp_path / name, table, {"taggers": {"firmware": "t"}})
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    with h5py.File(tmp_path / "a.h5", "r") as handle:
+        assert list(handle) == ["jets"] and handle["jets"].dtype == table.dtype
+    back, description = read_table(tmp_path / "a.h5")
+    np.testing.assert_array_equal(back, table)
+    assert description == {"taggers": {"firmware": "t"}}
+
+
 # ----------------------------------------------------------------------------- plots (toy)
 
 
