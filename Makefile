@@ -15,7 +15,7 @@ help:
 	@echo "make test                   ruff + the test suite (real Pythia, QKeras, hls4ml on tiny inputs)"
 	@echo "make test-fast              ruff + the tests not marked slow (the inner loop)"
 	@echo "make models | data | train | cost  MODEL=...   single stages (each cached)"
-	@echo "make compare [MODELS=...] [SEEDS=3]   table and Pareto plots across the zoo, N training seeds each"
+	@echo "make compare [MODELS=...] [SEEDS=3] [REFERENCE=M]  table and Pareto plots across the zoo, N training seeds each"
 	@echo "make scan SPEC=scans/example-bits-reuse.yaml   design-space scan on Dask (SCHEDULER=, WORKERS=, WITH=)"
 	@echo "make firmware MODEL=...     hand-off bundle firmware/<model>-<id>/ + .tar.gz; make verify BUNDLE=..."
 
@@ -62,7 +62,7 @@ hls: $(STAMP)
 # per model (default 3, on Dask: WORKERS=, SCHEDULER=); SEEDS=1 for one training each.
 SEEDS ?= 3
 compare: $(STAMP)
-	$(CLI) compare --seeds $(SEEDS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKERS),--workers $(WORKERS)) $(MODELS)
+	$(CLI) compare --seeds $(SEEDS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(REFERENCE),--reference $(REFERENCE)) $(MODELS)
 
 # A design-space scan on Dask: a LocalCluster here, or SCHEDULER=tcp://host:port.
 SPEC ?= scans/example-bits-reuse.yaml

@@ -27,11 +27,11 @@ from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import dump_json, read_json, write_json_atomic
 from trigger_ml.schema import StrictModel
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Version of what a report holds; a project written by an older version is rebuilt once
 (2: the firmware program, its emulator check, the da4ml cost source; 3: physics of record on
 the evaluation sample; 4: typed report, ``report_format`` renamed ``format_version``, the
-``record`` section)."""
+``record`` section; 5: predictions in the FTAG layout (``ftag``) and the project's ``plots``)."""
 
 REPORT_FILE = "report.json"
 Number = int | float
@@ -295,6 +295,14 @@ class Record(StrictModel):
     fidelity: FidelityRecord
 
 
+class FtagSection(StrictModel):
+    """The project's predictions in the FTAG ``jets`` layout (trigger_ml.ftag): the tagger name
+    of each model kind, and the file of each sample (relative to the project directory)."""
+
+    taggers: dict[str, str]
+    files: dict[str, str]
+
+
 class Report(StrictModel):
     """``hls_projects/<model>/report.json``."""
 
@@ -317,6 +325,8 @@ class Report(StrictModel):
     hls: HlsSection
     cost: Cost
     rtl: dict[str, Any] | None = None
+    ftag: FtagSection | None = None  # networks
+    plots: dict[str, str] | None = None  # file -> what it shows (trigger_ml.plots.project)
     timings_s: dict[str, dict[str, Number]] = {}
     """Wall times per stage (left out of a firmware bundle's copy)."""
 

@@ -208,10 +208,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         scheduler=args.scheduler,
         n_workers=args.workers,
+        reference=args.reference,
     )
     print((out / "table.md").read_text())
     print(
-        f"[compare] written to {out}/ (table.md, table.csv, table.json, rej70_vs_latency.png, rej70_vs_lut.png, roc.png)"
+        f"[compare] written to {out}/ (table.md, table.csv, table.json, rej70_vs_latency.png, rej70_vs_lut.png, "
+        "roc.png, roc_c.png)"
     )
     return 0
 
@@ -366,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scheduler", help="with --seeds: a Dask scheduler address (default: a local cluster)")
     p.add_argument("--workers", type=int, help="with --seeds: local Dask workers (default: one per core)")
+    p.add_argument(
+        "--reference",
+        metavar="MODEL",
+        help="the model the ROC plots' ratio panels divide by (default: the first model)",
+    )
     p = add(
         "firmware",
         cmd_firmware,

@@ -6,7 +6,8 @@ writes under ``comparison/``::
     table.md, table.csv, table.json    one row per model
     rej70_vs_latency.png               light rejection at 70 % vs latency (ns), Pareto front
     rej70_vs_lut.png                   light rejection at 70 % vs LUTs, Pareto front
-    roc.png                            light rejection vs b-efficiency of every model
+    roc.png, roc_c.png                 light / c rejection vs b-efficiency of every model, ratio
+                                       panel to the reference model (--reference, default the first)
 
 Physics is measured on the evaluation sample of record (:mod:`trigger_ml.evaluation`):
 firmware models on what the firmware computes (the emulator of its firmware program, checked
@@ -299,42 +300,74 @@ def plot_front(path: Path, rows: list[dict[str, Any]], x_key: str, x_label: str)
     plt.close(fig)
 
 
-def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c: float) -> None:
-    """:func:`plot_discriminant_rocs` of each model's (logits, classes), D_b at ``f_c``."""
-    from trigger_ml.physics import discriminant_from_logits
+ROC_FILES = {"roc.png": "light", "roc_c.png": "c"}
+"""The ROC plots of a comparison and the background of each."""
 
-    plot_discriminant_rocs(
-        path,
-        {
-            name: (discriminant_from_logits(logits, f_c), classes)
-            for name, (logits, classes) in curves.items()
-        },
+
+def plot_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], f_c: float) -> None:
+    """Light rejection vs b-efficiency of each model's (logits, classes), D_b at ``f_c``, with
+    the ratio to the first model (:func:`trigger_ml.plots.roc.plot_rejection`)."""
+    from trigger_ml.physics import discriminant_from_logits
+    from trigger_ml.plots.roc import plot_rejection
+
+    discriminants = {
+        name: (discriminant_from_logits(logits, f_c), classes) for name, (logits, classes) in curves.items()
+    }
+    plot_rejection(path, discriminants, "light")
+
+
+def write_rocs(
+    out_dir: Path,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    reference: str | None = None,
+    label: Any = None,
+) -> None:
+    """``ROC_FILES`` of each model's (D_b, classes), ratio panel to ``reference`` (default: the
+    first model), the sample ``label`` (:class:`trigger_ml.plots.style.SampleLabel`) on each."""
+    from trigger_ml.plots.roc import plot_rejection
+
+    for name, background in ROC_FILES.items():
+        plot_rejection(out_dir / name, curves, background, reference, label)
+
+
+def check_reference(reference: str | None, configs: list[ModelConfig | str]) -> str | None:
+    """The compared model ``reference`` names (zoo spelling or canonical name), or a one-line
+    error listing the models."""
+    if reference is None:
+        return None
+    names = [c if isinstance(c, str) else c.name for c in configs]
+    if reference in names:
+        return reference
+    from trigger_ml.config import load_model_config
+    from trigger_ml.errors import TriggerMLError
+
+    try:
+        canonical = load_model_config(reference).name
+    except TriggerMLError:
+        canonical = None
+    if canonical in names:
+        return canonical
+    raise UsageError(
+        f"--reference {reference} is not one of the compared models",
+        f"choose one of: {', '.join(names)}",
     )
 
 
-def plot_discriminant_rocs(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """Light rejection vs b-efficiency of each model's (discriminant D_b, classes)."""
-    import matplotlib
+def _sample_label(
+    configs: list[ModelConfig | str], ws: Workspace, rows: list[ComparisonRow], n_jets: int
+) -> Any:
+    """The sample label of the comparison's ROC plots: the first network model's evaluation
+    sample (symbolic rows, on their test split, are named as such)."""
+    from trigger_ml.pipeline import ensure_evaluation_data
+    from trigger_ml.plots.style import sample_label
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from trigger_ml.physics import roc_of_discriminant
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for name, (disc, classes) in curves.items():
-        eff, rej = roc_of_discriminant(disc, classes)
-        keep = eff >= 0.5
-        ax.plot(eff[keep], rej[keep], label=name)
-    ax.set_yscale("log")
-    ax.set_xlim(0.5, 1.0)
-    ax.set_xlabel("b-jet efficiency")
-    ax.set_ylabel("light-jet rejection")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    networks = [c for c in configs if not isinstance(c, str)]
+    if not networks:
+        return None
+    which = "evaluation sample"
+    if any(row.physics_sample.startswith("test split") for row in rows):
+        which += "; symbolic: test split"
+    return sample_label(ensure_evaluation_data(networks[0], ws), n_jets, which, networks[0].physics.f_c)
 
 
 def compare(
@@ -345,6 +378,7 @@ def compare(
     seeds: int = 1,
     scheduler: str | None = None,
     n_workers: int | None = None,
+    reference: str | None = None,
 ) -> Path:
     """Build what is missing for every model, then write the table and plots; returns the folder.
 
@@ -352,7 +386,8 @@ def compare(
     firmware row takes its cost from ``cost_source`` (one of ``COST_SOURCES``). With
     ``seeds`` > 1 every network model is trained with that many training seeds on Dask
     (:mod:`trigger_ml.seeds`; ``scheduler``/``n_workers`` as for scans) and its physics
-    figures are means over the seeds with their spread.
+    figures are means over the seeds with their spread. The ROC plots' ratio panels divide by
+    the model ``reference`` (default: the first).
     """
     if cost_source not in COST_SOURCES:
         raise UsageError(f"unknown cost source '{cost_source}'", f"choose one of: {', '.join(COST_SOURCES)}")
@@ -360,6 +395,7 @@ def compare(
     from trigger_ml.symbolic import compare_row
 
     check_seed_count(seeds)
+    reference = check_reference(reference, configs)
     networks = [c for c in configs if not isinstance(c, str)]
     seed_rows = (
         train_seeds(networks, seeds, ws, cost_source, scheduler, n_workers) if seeds > 1 and networks else {}
@@ -390,5 +426,6 @@ def compare(
         write_table_json(tmp / "table.json", table)
         plot_front(tmp / "rej70_vs_latency.png", plain, "latency_ns", "latency (ns)")
         plot_front(tmp / "rej70_vs_lut.png", plain, "LUT", "LUT")
-        plot_discriminant_rocs(tmp / "roc.png", curves)
+        first = curves[reference or rows[0].model][1] if rows else np.zeros(0)
+        write_rocs(tmp, curves, reference, _sample_label(configs, ws, rows, len(first)))
     return out_dir

@@ -9,7 +9,8 @@ stage); a model without an exact program is evaluated by the C simulation itself
 QKeras (or HGQ proxy) and float models of the same run are evaluated beside it.
 
 Files: ``hls_projects/<model>/evaluation_predictions.h5`` (classes and logits of each model
-kind on the whole sample); for physics-only float references, ``runs/<model>/<hash>/
+kind on the whole sample) and ``ftag_evaluation.h5`` (the same as probabilities in the FTAG
+``jets`` layout, :mod:`trigger_ml.ftag`); for physics-only float references, ``runs/<model>/<hash>/
 evaluation-<sample sha256[:16]>.h5`` plus ``.json``.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from trigger_ml import ftag
 from trigger_ml.config import ModelConfig
 from trigger_ml.data.stage import evaluation_origin
 from trigger_ml.fileio import atomic_path, read_json, sha256_of_file, write_json_atomic
@@ -47,6 +49,7 @@ class EvaluationSample:
     scaled: np.ndarray  # float inputs (what a float model takes)
     inputs: np.ndarray  # the model's exact inputs: on the firmware's input type when quantized
     classes: np.ndarray
+    jets: np.ndarray  # the sample's jets rows (pT, eta, flavour label, ...: the jets.h5 layout)
 
     def describe(self, config: ModelConfig) -> dict[str, Any]:
         """The ``evaluation`` fields that say which sample this is."""
@@ -65,9 +68,10 @@ def load_evaluation_sample(config: ModelConfig, run: Any, path: Path) -> Evaluat
     """Read ``path`` and prepare every jet with the training run's scaling."""
     from trigger_ml.data.dataset import model_inputs, prepare_all, read_sample
 
-    scaled, classes = prepare_all(read_sample(path), config, run.scaling, run.jet_scaling)
+    raw = read_sample(path)
+    scaled, classes = prepare_all(raw, config, run.scaling, run.jet_scaling)
     return EvaluationSample(
-        Path(path), sha256_of_file(path), scaled, np.asarray(model_inputs(scaled, config)), classes
+        Path(path), sha256_of_file(path), scaled, np.asarray(model_inputs(scaled, config)), classes, raw.jets
     )
 
 
@@ -145,6 +149,13 @@ def evaluate_firmware(
         kind: physics(values, sample.classes, config.physics.f_c) for kind, values in logits.items()
     }
     write_predictions(out_dir / PREDICTIONS_FILE, sample.classes, logits)
+    ftag.write_predictions(
+        out_dir / ftag.EVALUATION_FILE,
+        config,
+        sample.jets,
+        logits,
+        {"path": str(sample.path), "sha256": sample.sha256, "jets": "the whole evaluation sample of record"},
+    )
     return section
 
 

@@ -6,18 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import h5py
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from trigger_ml.artefacts import Report, write_report_json  # noqa: E402
-from trigger_ml.config import ModelConfig  # noqa: E402
-from trigger_ml.cost import format_cost_table  # noqa: E402
-from trigger_ml.fileio import write_text_atomic  # noqa: E402
-from trigger_ml.physics import discriminant_from_logits, roc_of_discriminant  # noqa: E402
+from trigger_ml.artefacts import Report, write_report_json
+from trigger_ml.config import ModelConfig
+from trigger_ml.cost import format_cost_table
+from trigger_ml.fileio import write_text_atomic
 
 MODEL_LABELS = {
     "float": "float twin",
@@ -36,40 +28,6 @@ METRIC_ROWS = (
 
 def _fmt(value: Any, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
-
-
-def plot_roc(path: Path, discriminants: dict[str, np.ndarray], classes: np.ndarray, title: str) -> None:
-    """Light rejection vs b-efficiency of each b-tagging discriminant D_b."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    styles = {"float": "-", "qkeras": "--", "csim": ":", "firmware": ":"}
-    for kind, values in discriminants.items():
-        eff, rej = roc_of_discriminant(values, classes)
-        keep = eff >= 0.5
-        ax.plot(eff[keep], rej[keep], styles.get(kind, "-"), label=MODEL_LABELS.get(kind, kind))
-    ax.set_yscale("log")
-    ax.set_xlabel("b-jet efficiency")
-    ax.set_ylabel("light-jet rejection")
-    ax.set_xlim(0.5, 1.0)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_logit_diff(path: Path, diff: np.ndarray, class_names: tuple[str, ...], title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for i, name in enumerate(class_names):
-        ax.hist(diff[:, i], bins=80, histtype="step", label=f"logit {name}")
-    ax.set_yscale("log")
-    ax.set_xlabel("firmware - float logit")
-    ax.set_ylabel("jets")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _labels(report: dict[str, Any]) -> dict[str, str]:
@@ -128,7 +86,37 @@ def _evaluation_lines(evaluation: dict[str, Any], labels: dict[str, str]) -> lis
             f"- firmware == {labels[evaluation['reference']]} on all {evaluation['n_jets']} evaluation "
             f"jets: **{evaluation['firmware_vs_reference_exact_fraction']:.6f}**"
         )
-    return lines + ["", "![ROC](roc.png)", ""]
+    return lines + [""]
+
+
+def _plot_and_ftag_lines(report: dict[str, Any]) -> list[str]:
+    """The plots (on the evaluation sample) and the FTAG predictions files of a project."""
+    lines: list[str] = []
+    plots = report.get("plots") or {}
+    if plots:
+        lines += ["## Plots (evaluation sample)", ""]
+        lines += [f"- `{name}`: {what}" for name, what in plots.items()]
+        if "cost_per_layer.png" not in plots:
+            lines.append("- no per-layer cost plot: no cost source of this project has per-layer figures")
+        lines.append("")
+        lines += [f"![{name}]({name})" for name in plots]
+        lines.append("")
+    ftag = report.get("ftag")
+    if ftag:
+        lines += [
+            "## Predictions in the FTAG layout",
+            "",
+            "HDF5 compound dataset `jets` (`<tagger>_pb`, `_pc`, `_pu`, `HadronConeExclTruthLabelID`, "
+            "`pt` in MeV, `eta`, `eventNumber`; docs/data-formats.md): "
+            + ", ".join(f"`{file}` ({which})" for which, file in ftag["files"].items())
+            + ".",
+            "",
+            "| model kind | tagger |",
+            "|---|---|",
+        ]
+        lines += [f"| {kind} | `{name}` |" for kind, name in ftag["taggers"].items()]
+        lines.append("")
+    return lines
 
 
 def _exactness_line(kind_name: str) -> str:
@@ -158,6 +146,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     ]
     labels = _labels(report)
     lines += _evaluation_lines(report["evaluation"], labels)
+    lines += _plot_and_ftag_lines(report)
     lines += ["## Physics on the test split of the training sample", ""]
     lines += _metric_table(metrics, labels)
     fid = report["fidelity"]
@@ -187,7 +176,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     if diff:
         lines += [
             "",
-            "C simulation - float twin, per logit, on the test split (the plot: firmware - float on the evaluation sample):",
+            "C simulation - float twin, per logit, on the test split (logit_diff.png: firmware - float on the evaluation sample):",
             "",
             "| logit | mean | std | 1 % | 99 % | max abs |",
         ]
@@ -196,7 +185,6 @@ def markdown_report(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {row['mean']:.4f} | {row['std']:.4f} | {row['p01']:.4f} | {row['p99']:.4f} | {row['max_abs']:.4f} |"
             )
-        lines += ["", "![logit differences](logit_diff.png)"]
     hls = report["hls"]
     lines += [
         "",
@@ -222,25 +210,14 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 
 def write_report(directory: Path, report: Report | dict[str, Any], config: ModelConfig) -> Report:
-    """Write report.json (validated, trigger_ml.artefacts), report.md, roc.png and logit_diff.png
-    (both on the evaluation sample, from its predictions file) into ``directory``; returns the
-    typed report."""
-    from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE
+    """Write the plots (on the evaluation sample: :mod:`trigger_ml.plots.project`),
+    report.json (validated, trigger_ml.artefacts, with the plots it lists) and report.md into
+    ``directory``; returns the typed report."""
+    from trigger_ml.evaluation import PREDICTIONS_FILE
+    from trigger_ml.plots.project import write_project_plots
 
-    with h5py.File(directory / PREDICTIONS_FILE, "r") as handle:
-        classes = handle["classes"][()]
-        logits = {key.removeprefix("logits_"): handle[key][()] for key in handle if key.startswith("logits_")}
-    title = f"{config.name} (evaluation sample)"
-    f_c = config.physics.f_c
-    discriminants = {kind: discriminant_from_logits(values, f_c) for kind, values in logits.items()}
-    plot_roc(directory / "roc.png", discriminants, classes, title)
-    if "float" in logits:
-        plot_logit_diff(
-            directory / "logit_diff.png",
-            logits[FIRMWARE] - logits["float"],
-            config.architecture.classes,
-            title,
-        )
-    typed = write_report_json(directory, report)
+    content = report.as_json() if isinstance(report, Report) else dict(report)
+    content["plots"] = write_project_plots(directory, content, config, PREDICTIONS_FILE)
+    typed = write_report_json(directory, content)
     write_text_atomic(directory / "report.md", markdown_report(typed.as_json()))
     return typed

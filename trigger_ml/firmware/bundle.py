@@ -8,7 +8,7 @@
     verify.py            standalone verifier (python3 + numpy + g++)
     provenance.json      configuration, its hashes, training and data hashes, seeds
     spec/                input_spec.json, output_spec.json (types, layout, working points)
-    report/              report.json, report.md, roc.png, logit_diff.png of the HLS project
+    report/              report.json, report.md and the plots (roc.png, ...) of the HLS project
     hls/                 the hls4ml project: firmware/, testbench, build scripts, tb_data/
     vectors/             input codes and words, output codes, truth classes
 
@@ -289,7 +289,7 @@ def _write_report(root: Path, src: _Sources, ws: Workspace) -> dict[str, Any]:
     (root / "report" / "report.json").write_text(dump_json(report), encoding="utf-8")
     markdown = markdown_report({**report, "timings_s": {}}).split("\n## Timings (s)\n")[0]
     (root / "report" / "report.md").write_text(markdown.rstrip("\n") + "\n", encoding="utf-8")
-    for name in ("roc.png", "logit_diff.png"):
+    for name in report.get("plots") or ("roc.png", "logit_diff.png"):  # the plots report.md shows
         if (src.project_dir / name).is_file():
             shutil.copyfile(src.project_dir / name, root / "report" / name)
     return report

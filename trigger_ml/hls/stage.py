@@ -7,10 +7,11 @@ the conversion, the C simulation, the fidelity checks and the report all succeed
         hls4ml_prj/            the hls4ml project (firmware/, build_prj.tcl, ...)
         csim_predictions.h5    test-split logits of float, QKeras and C simulation
         evaluation_predictions.h5   logits on the whole evaluation sample (trigger_ml.evaluation)
+        ftag_predictions.h5    test-split probabilities in the FTAG ``jets`` layout (trigger_ml.ftag)
+        ftag_evaluation.h5     the same on the evaluation sample
         report.json            machine-readable report (see trigger_ml.report)
         report.md              the same for people
-        roc.png                light rejection vs b-efficiency on the evaluation sample
-        logit_diff.png         C simulation - float logits, per class
+        *.png                  plots on the evaluation sample (trigger_ml.plots.project)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from trigger_ml import ftag
 from trigger_ml.artefacts import BIT_EXACT, FORMAT_VERSION, read_report
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost import estimate_cost
@@ -181,6 +183,14 @@ def build_hls_project(
         handle.create_dataset("classes", data=classes, track_times=False)
         for kind, values in all_logits.items():
             handle.create_dataset(f"logits_{kind}", data=values, track_times=False)
+    ftag_logits = {kind: all_logits[kind] for kind in ("float", "qkeras") if kind in all_logits}
+    taggers = ftag.write_predictions(
+        out / ftag.TEST_FILE,
+        config,
+        sample.jets[data.indices["test"]],
+        {**ftag_logits, FIRMWARE: logits_csim},
+        {"path": str(data_path), "sha256": sha256_of_file(data_path), "jets": "the test split"},
+    )
 
     steps, fidelity["emulator"] = check_program(hls_model, np.asarray(x_test), logits_csim)
     if steps is not None:
@@ -256,6 +266,10 @@ def build_hls_project(
         },
         # Latency and resources; `trigger-ml cost` adds vendor figures read from the project.
         "cost": cost,
+        "ftag": {
+            "taggers": taggers,
+            "files": {"test split": ftag.TEST_FILE, "evaluation": ftag.EVALUATION_FILE},
+        },
         "timings_s": {"train": run_metrics["timings_s"], "hls": timings},
     }
     write_report(out, report, config)

@@ -13,7 +13,7 @@ import sympy
 from trigger_ml.artefacts import Report, write_report_json
 from trigger_ml.cost import format_cost_table
 from trigger_ml.fileio import write_json_atomic, write_text_atomic
-from trigger_ml.report import METRIC_ROWS, plot_roc
+from trigger_ml.report import METRIC_ROWS
 from trigger_ml.symbolic.inputs import Job
 from trigger_ml.symbolic.metrics import STORED_REJECTIONS
 from trigger_ml.symbolic.selection import metric_label
@@ -138,7 +138,12 @@ def write_symbolic_report(
         "expression_float": "expression (float)",
         "csim": "expression C simulation",
     }
-    plot_roc(directory / "roc.png", {labels[k]: v for k, v in disc.items()}, classes, report["model"])
+    from trigger_ml.plots.roc import plot_rejection
+    from trigger_ml.plots.style import sample_label
+
+    label = sample_label(Path(report["data"]["path"]), int(len(classes)), "test split", None)
+    curves = {labels[k]: (v, classes) for k, v in disc.items()}
+    plot_rejection(directory / "roc.png", curves, "light", labels["teacher"], label)
     typed = write_report_json(directory, report)
     write_text_atomic(directory / "report.md", symbolic_markdown(typed.as_json()))
     return typed
