@@ -127,10 +127,11 @@ def test_a_yosys_failure_keeps_its_log(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "broken.v").write_text("module broken(input a, output b); assign b = ; endmodule\n")
-    with pytest.raises(TriggerMLError, match="Yosys failed") as error:
-        run_yosys(work, ["broken.v"], "broken", "xcup", failed_log=tmp_path / "failed.log")
-    assert str(tmp_path / "failed.log") in error.value.one_line()
-    assert "broken.v" in (tmp_path / "failed.log").read_text()
+    log = tmp_path / "logs" / "yosys.log"
+    with pytest.raises(TriggerMLError, match="Yosys failed with exit code") as error:
+        run_yosys(work, ["broken.v"], "broken", "xcup", log_path=log)
+    assert str(log) in error.value.one_line()
+    assert "broken.v" in log.read_text()
 
 
 @pytest.fixture(scope="module")

