@@ -18,7 +18,7 @@ from pathlib import Path
 from trigger_ml.artefacts import NetworkFidelity, PhysicsMetrics, SymbolicFidelity, read_report
 from trigger_ml.compare import COST_SOURCES, DEFAULT_COST_SOURCE
 from trigger_ml.config import ModelConfig, load_config_file, load_model_config, zoo_names
-from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.errors import TriggerMLError, UsageError, storage_error
 from trigger_ml.logs import configure
 from trigger_ml.workspace import Workspace
 
@@ -414,6 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; finished stages are kept, rerun to continue", file=sys.stderr)
         return 130
+    except Exception as error:  # a full disk or a file size limit is one line too
+        storage = storage_error(error)
+        if storage is None:
+            raise
+        print(storage.one_line(), file=sys.stderr)
+        return storage.exit_code
 
 
 if __name__ == "__main__":
