@@ -419,7 +419,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if storage is None:
             raise
         print(storage.one_line(), file=sys.stderr)
+        if argv is None:
+            _exit_now(storage.exit_code)
         return storage.exit_code
+
+
+def _exit_now(code: int) -> None:
+    """End the command at once, without the interpreter's cleanup: HDF5 cannot close a file
+    whose last write failed, and trying to at exit prints tracebacks or crashes Python. The
+    outputs are written atomically, so there is nothing to finish."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 
 
 class TriggerMLError(Exception):
@@ -58,7 +59,9 @@ def storage_error(error: BaseException) -> TriggerMLError | None:
             text = str(current)
             code = next((c for marker, c in _STORAGE_TEXTS.items() if marker in text), None)
         if code in _STORAGE_ERRNOS:
-            name = getattr(current, "filename", None)
+            name = getattr(current, "filename", None) or _named_file(str(current))
+            # The temporary of an atomic write (trigger_ml.fileio) is reported as its final name.
+            name = re.sub(r"/\.([^/]+)\.[a-z0-9_]{8}\.tmp/\1$", r"/\1", str(name)) if name else None
             where = f" while writing {name}" if name else ""
             return TriggerMLError(
                 f"{_STORAGE_ERRNOS[code]}{where}",
@@ -67,3 +70,9 @@ def storage_error(error: BaseException) -> TriggerMLError | None:
             )
         current = current.__cause__ or current.__context__
     return None
+
+
+def _named_file(text: str) -> str | None:
+    """The file an HDF5 error message names (``filename = '...'``), if any."""
+    match = re.search(r"filename = '([^']+)'", text)
+    return match.group(1) if match else None

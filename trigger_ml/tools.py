@@ -13,8 +13,8 @@ the log. A log larger than :data:`GZIP_ABOVE_BYTES` is compressed (``.log.gz``).
 
 :func:`check_fits` compares an :class:`Estimate` of the run's peak memory and duration (made by
 the caller from the size of the design) with the memory the machine has available and with
-the time limit, and refuses a run that cannot fit, before it starts
-(``TRIGGER_ML_IGNORE_ESTIMATES=1`` runs it anyway).
+the time limit, and refuses a run that cannot fit before it starts (warns when it may not;
+``TRIGGER_ML_IGNORE_ESTIMATES=1`` runs it anyway).
 
 Logs of tools that failed inside a build whose output directory is then removed are copied
 to the directory :func:`failed_logs_in` names (the runner names ``<TRIGGER_ML_HOME>/logs/``),
@@ -115,32 +115,35 @@ def duration(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Estimate:
-    """What a run is expected to need: peak memory (bytes) and wall time (low, high seconds),
-    and what the figures are scaled from (shown to the user)."""
+    """What a run is expected to need: peak memory (low, high bytes) and wall time (low, high
+    seconds), and what the figures are scaled from (shown to the user)."""
 
-    memory_bytes: float
+    memory_bytes: tuple[float, float]
     seconds: tuple[float, float]
     basis: str
 
     def describe(self) -> str:
-        low, high = self.seconds
-        return f"about {self.memory_bytes / GB:.1f} GB and {duration(low)} to {duration(high)} ({self.basis})"
+        (m_low, m_high), (low, high) = self.memory_bytes, self.seconds
+        return (
+            f"{m_low / GB:.1f} to {m_high / GB:.1f} GB and {duration(low)} to {duration(high)} ({self.basis})"
+        )
 
 
-def check_fits(name: str, estimate: Estimate, timeout_s: float | None, variable: str) -> None:
-    """Refuse (TriggerMLError) a run that ``estimate`` says needs more memory than is available
-    now, or more time than its limit ``timeout_s`` (set by ``variable``), unless
-    ``TRIGGER_ML_IGNORE_ESTIMATES=1``."""
+def check_fits(
+    name: str, estimate: Estimate, timeout_s: float | None, variable: str, logger: logging.Logger
+) -> None:
+    """Refuse (TriggerMLError) a run that cannot fit: even the low ``estimate`` needs more memory
+    than is available now (or than ``TRIGGER_ML_TOOL_MEMORY_GB``), or more time than its limit
+    ``timeout_s`` (set by ``variable``); warn when only the high estimate does.
+    ``TRIGGER_ML_IGNORE_ESTIMATES=1`` skips the check."""
     if os.environ.get(IGNORE_ESTIMATES_ENV, "") not in ("", "0"):
         return
-    available = psutil.virtual_memory().available
+    available = float(psutil.virtual_memory().available)
     limit = memory_limit()
-    if estimate.memory_bytes > available or (limit is not None and estimate.memory_bytes > limit):
-        have = (
-            f"{available / GB:.1f} GB available"
-            if limit is None or available < limit
-            else f"{MEMORY_ENV}={limit / GB:g}"
-        )
+    room, have = available, f"{available / GB:.1f} GB available"
+    if limit is not None and limit < available:
+        room, have = limit, f"{MEMORY_ENV}={limit / GB:g}"
+    if estimate.memory_bytes[0] > room:
         raise TriggerMLError(
             f"{name} would need {estimate.describe()}; this machine has {have}",
             f"run it on a machine with more memory, or set {IGNORE_ESTIMATES_ENV}=1 to try anyway",
@@ -150,6 +153,10 @@ def check_fits(name: str, estimate: Estimate, timeout_s: float | None, variable:
             f"{name} would take {estimate.describe()}, longer than its limit {variable}={timeout_s:g}",
             f"raise {variable} (seconds; 0 for no limit), or set {IGNORE_ESTIMATES_ENV}=1 to try anyway",
         )
+    if estimate.memory_bytes[1] > room:
+        logger.warning(f"{name} may need more memory than the {have}; it is stopped if it runs out")
+    if timeout_s is not None and estimate.seconds[1] > timeout_s:
+        logger.warning(f"{name} may take longer than its limit {variable}={timeout_s:g}")
 
 
 @dataclass(frozen=True)

