@@ -252,3 +252,138 @@ def test_a_damaged_sample_is_regenerated_identically(tmp_path, workspace, tiny_s
     assert result.returncode == 0, result.stderr
     assert "jets.h5 was changed after it was written" in result.stdout and "rebuilding" in result.stdout
     assert sha256_of_file(jets) == sha256_of_file(tiny_sample)
+
+
+# --------------------------------------------------------------------------- training, conversion, bundles
+
+
+def _run_dir(home: Path, config) -> Path:
+    return Workspace(home).run_dir(config.name, config.training_digest())
+
+
+RUN_FILES = ("qkeras.weights.h5", "float.weights.h5", "predictions.h5", "scaling.json", "history.json")
+HLS_FILES = (
+    "csim_predictions.h5",
+    "evaluation_predictions.h5",
+    "firmware_program.json",
+    "da4ml_pipeline.json.gz",
+)
+
+
+@pytest.fixture(scope="module")
+def reference(workspace, tiny_config, tiny_sample):
+    """The uninterrupted chain, in process: samples, run, HLS project, bundle."""
+    from trigger_ml.firmware import build_bundle
+    from trigger_ml.pipeline import ensure_evaluation_data, ensure_hls
+
+    evaluation = ensure_evaluation_data(tiny_config, workspace)
+    ensure_hls(tiny_config, workspace)
+    bundle = build_bundle(tiny_config, workspace, verify=False)
+    return {
+        "samples": (tiny_sample, evaluation),
+        "run": _run_dir(workspace.root, tiny_config),
+        "hls": workspace.hls_dir(tiny_config.name),
+        "bundle": bundle,
+    }
+
+
+def _same_files(got: Path, want: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        assert sha256_of_file(got / name) == sha256_of_file(want / name), f"{got / name} differs"
+
+
+@pytest.mark.slow
+def test_killed_in_training_conversion_and_bundle_writing_then_completes_identically(
+    tmp_path, workspace, tiny_config, reference
+):
+    copy_samples(workspace, tmp_path, *reference["samples"])
+    rng = random.Random(SEED)
+    command = ("firmware", TINY_MODEL)
+    kills = [
+        ("fitting the qkeras model", rng.uniform(0.5, 3.0)),  # training
+        ("compiling the C simulation", rng.uniform(0.5, 4.0)),  # g++ running under hls4ml
+        ("verifying it", rng.uniform(0.2, 2.0)),  # the bundle being checked and written
+    ]
+    for line, delay in kills:
+        kill_during(tmp_path, command, after=line, delay=delay)
+        assert_consistent(tmp_path)
+    result = cli(tmp_path, *command)
+    assert result.returncode == 0, f"killed at {kills}: {result.stderr}"
+    assert_consistent(tmp_path)
+    _same_files(_run_dir(tmp_path, tiny_config), reference["run"], RUN_FILES)
+    _same_files(Workspace(tmp_path).hls_dir(tiny_config.name), reference["hls"], HLS_FILES)
+    bundle = tmp_path / "firmware" / reference["bundle"].name  # the same firmware identity
+    _same_files(bundle, reference["bundle"], ("MANIFEST",))
+    hidden = [p for p in tmp_path.rglob(".*") if p.is_dir()]
+    assert hidden == [], f"left behind: {hidden}"
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_in_training_conversion_and_bundle_writing(
+    tmp_path, workspace, tiny_config, reference
+):
+    copy_samples(workspace, tmp_path, *reference["samples"])
+    run_dir = _run_dir(tmp_path, tiny_config)
+    # Training: the weights (about 33 KiB) do not fit under 20 KiB.
+    line = one_error_line(cli(tmp_path, "train", TINY_MODEL, fsize_kb=20))
+    assert "file size limit (ulimit -f) while writing" in line and str(run_dir.parent) in line
+    assert not run_dir.exists()
+    assert_consistent(tmp_path)
+    # Conversion: hls4ml's headers and the C simulation library do not fit under 200 KiB.
+    shutil.copytree(reference["run"], run_dir)
+    line = one_error_line(cli(tmp_path, "hls", TINY_MODEL, fsize_kb=200))
+    assert "file size limit" in line or "SIGXFSZ" in line
+    assert not Workspace(tmp_path).hls_dir(tiny_config.name).exists()
+    assert_consistent(tmp_path)
+    # The bundle: its tarball does not fit under 100 KiB.
+    shutil.copytree(reference["hls"], Workspace(tmp_path).hls_dir(tiny_config.name))
+    line = one_error_line(cli(tmp_path, "firmware", TINY_MODEL, fsize_kb=100))
+    assert "file size limit" in line or "SIGXFSZ" in line
+    assert [p for p in (tmp_path / "firmware").iterdir() if not p.name.startswith(".")] == []
+    assert_consistent(tmp_path)
+
+
+@pytest.mark.slow
+def test_damaged_weights_are_found_and_retrained_identically(tmp_path, workspace, tiny_config, reference):
+    copy_samples(workspace, tmp_path, *reference["samples"])
+    run_dir = _run_dir(tmp_path, tiny_config)
+    shutil.copytree(reference["run"], run_dir)
+    weights = run_dir / "qkeras.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:4096])
+    result = cli(tmp_path, "train", TINY_MODEL)
+    assert result.returncode == 0, result.stderr
+    assert "qkeras.weights.h5 has 4096 bytes, its stamp says" in result.stdout
+    _same_files(run_dir, reference["run"], RUN_FILES)
+    # A damaged report (not vouched for by the stamp: later commands add to it) is named.
+    hls_dir = Workspace(tmp_path).hls_dir(tiny_config.name)
+    shutil.copytree(reference["hls"], hls_dir)
+    (hls_dir / "report.json").write_text('{"model": ')
+    line = one_error_line(cli(tmp_path, "hls", TINY_MODEL))
+    assert f"{hls_dir / 'report.json'} is not valid JSON" in line
+
+
+# --------------------------------------------------------------------------- scans
+
+
+@pytest.mark.slow
+def test_a_killed_scan_resumes_and_completes(tmp_path, workspace, reference):
+    import json
+
+    copy_samples(workspace, tmp_path, *reference["samples"])
+    spec = tmp_path / "killed.yaml"
+    spec.write_text(
+        f"name: killed\nbase: '{TINY_MODEL.replace('epochs=4', 'epochs=2')}'\n"
+        "points: [{seed: 11}, {seed: 12}]\nstages: train\n"
+    )
+    command = ("scan", str(spec), "--workers", "2")
+    points = tmp_path / "scans" / "killed" / "points"
+    kill_during(tmp_path, command, after="fitting", delay=random.Random(SEED).uniform(0.5, 5.0))
+    assert_consistent(tmp_path)
+    before = {p.name: p.read_bytes() for p in points.glob("*.json")} if points.is_dir() else {}
+    result = cli(tmp_path, *command)
+    assert result.returncode == 0, result.stderr
+    assert_consistent(tmp_path)
+    records = {p.name: json.loads(p.read_text()) for p in points.glob("*.json")}
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
+    for name, data in before.items():  # what finished before the kill is kept as it was
+        assert json.loads(data)["status"] != "ok" or (points / name).read_bytes() == data

@@ -61,7 +61,7 @@ def storage_error(error: BaseException) -> TriggerMLError | None:
         if code in _STORAGE_ERRNOS:
             name = getattr(current, "filename", None) or _named_file(str(current))
             # The temporary of an atomic write (trigger_ml.fileio) is reported as its final name.
-            name = re.sub(r"/\.([^/]+)\.[a-z0-9_]{8}\.tmp/\1$", r"/\1", str(name)) if name else None
+            name = re.sub(r"/\.([^/]+)\.[a-z0-9_]{8}\.tmp/\1(?=/|$)", r"/\1", str(name)) if name else None
             where = f" while writing {name}" if name else ""
             return TriggerMLError(
                 f"{_STORAGE_ERRNOS[code]}{where}",

@@ -310,7 +310,9 @@ def run_tool(
         )
     if code < 0:
         how = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        oom = " (out of memory?)" if -code == signal.SIGKILL else ""
+        oom = {signal.SIGKILL: " (out of memory?)", signal.SIGXFSZ: " (the file size limit, ulimit -f)"}.get(
+            -code, ""
+        )
         raise TriggerMLError(
             f"{name} was killed by {how}{oom} after {duration(seconds)}, peak {peak / GB:.2f} GB",
             f"see its log {kept}",
