@@ -107,10 +107,12 @@ def assert_consistent(home: Path) -> None:
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    """The command failed with status 1 and one error line, no traceback (library warnings
+    and progress bars may share stderr)."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode == 1, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    return errors[0]
 
 
 def copy_samples(workspace: Workspace, home: Path, *samples: Path) -> None:

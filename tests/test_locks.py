@@ -137,3 +137,30 @@ def test_an_unsupported_file_system_is_one_clear_error(tmp_path, monkeypatch):
         with output_lock(tmp_path / "x", "x", stage_logger("test")):
             pass
     assert "TRIGGER_ML_LOCKS=off" in error.value.one_line()
+
+
+@pytest.mark.slow
+def test_processes_asking_for_one_sample_generate_it_once(tmp_path, tiny_sample):
+    from conftest import TINY_MODEL
+
+    from trigger_ml.fileio import sha256_of_file
+
+    env = {**os.environ, "TRIGGER_ML_HOME": str(tmp_path), "PYTHONPATH": str(REPO), "TRIGGER_ML_WORKERS": "1"}
+    command = [sys.executable, "-m", "trigger_ml.cli", "data", TINY_MODEL]
+    start = time.monotonic()
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    wall = time.monotonic() - start
+    assert all(p.returncode == 0 for p in processes), outputs
+    waited = [out for out in outputs if "waiting for data of" in out]
+    assert len(waited) == 2, outputs  # one generated, two waited for it ...
+    builder = next(p.pid for p, out in zip(processes, outputs, strict=True) if out not in waited)
+    assert all(f"built by pid {builder} on host" in out and "reusing" in out for out in waited)
+    (sample,) = tmp_path.glob("data/*/jets.h5")
+    info = json.loads((sample.parent / "sample.json").read_text())
+    assert info["timing"]["generated_jets"] == 800 and info["timing"]["reused_shards"] == 0
+    assert sha256_of_file(sample) == sha256_of_file(tiny_sample)  # ... and all got the same jets
+    print(f"3 processes, one generation: {wall:.1f} s wall")

