@@ -391,3 +391,12 @@ def test_a_killed_scan_resumes_and_completes(tmp_path, workspace, reference):
     records = {p.name: json.loads(p.read_text()) for p in points.glob("*.json")}
     assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
     assert done.read_bytes() == kept  # what finished before the kill is kept as it was
+
+
+@pytest.mark.slow
+def test_the_bundle_verifier_bounds_its_g_plus_plus_build(reference, monkeypatch):
+    from trigger_ml.firmware import verifier
+
+    monkeypatch.setenv("TRIGGER_ML_GXX_TIMEOUT_S", "0.01")
+    with pytest.raises(verifier.BundleError, match="did not compile the C simulation in 0.01 s"):
+        verifier.verify(reference["bundle"])
