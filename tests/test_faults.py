@@ -376,7 +376,7 @@ def test_a_killed_scan_resumes_and_completes(tmp_path, workspace, reference):
     # Two points on two workers; the second trains longer, and is killed while it does.
     spec.write_text(
         f"name: killed\nbase: '{TINY_MODEL.replace('epochs=4', 'epochs=2')}'\n"
-        "points: [{seed: 11}, {seed: 12, epochs: 20}]\nstages: train\n"
+        "points: [{seed: 11}, {seed: 12, epochs: 100}]\nstages: train\n"
     )
     command = ("scan", str(spec), "--workers", "2")
     points = tmp_path / "scans" / "killed" / "points"
