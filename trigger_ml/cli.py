@@ -18,7 +18,7 @@ from pathlib import Path
 from trigger_ml.artefacts import NetworkFidelity, PhysicsMetrics, SymbolicFidelity, read_report
 from trigger_ml.compare import COST_SOURCES, DEFAULT_COST_SOURCE
 from trigger_ml.config import ModelConfig, load_config_file, load_model_config, zoo_names
-from trigger_ml.errors import TriggerMLError, UsageError
+from trigger_ml.errors import TriggerMLError, UsageError, storage_error
 from trigger_ml.logs import configure
 from trigger_ml.workspace import Workspace
 
@@ -437,6 +437,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; finished stages are kept, rerun to continue", file=sys.stderr)
         return 130
+    except Exception as error:  # a full disk or a file size limit is one line too
+        storage = storage_error(error)
+        if storage is None:
+            raise
+        print(storage.one_line(), file=sys.stderr)
+        if argv is None:
+            _exit_now(storage.exit_code)
+        return storage.exit_code
+
+
+def _exit_now(code: int) -> None:
+    """End the command at once, without the interpreter's cleanup: HDF5 cannot close a file
+    whose last write failed, and trying to at exit prints tracebacks or crashes Python. The
+    outputs are written atomically, so there is nothing to finish."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -71,6 +72,30 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(target, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def leftovers(final: str | os.PathLike[str]) -> list[Path]:
+    """What interrupted :func:`atomic_path` writes of ``final`` left beside it: temporary
+    directories (``.<name>.<8 random characters>.tmp``) and replaced directories not yet removed
+    (``.<name>.old-<pid>``). Remove them only while no other process writes ``final`` (under its
+    lock, trigger_ml.locks)."""
+    final = Path(final)
+    name = re.escape(final.name)
+    pattern = re.compile(rf"\.{name}\.(?:[a-z0-9_]{{8}}\.tmp|old-\d+)")
+    if not final.parent.is_dir():
+        return []
+    return sorted(p for p in final.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+def remove_leftovers(final: str | os.PathLike[str]) -> list[Path]:
+    """Remove :func:`leftovers` of ``final``; returns what was removed."""
+    found = leftovers(final)
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

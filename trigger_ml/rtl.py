@@ -21,6 +21,7 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json, write_json_atomic, write_text_atomic
 from trigger_ml.logs import stage_logger, timed
 from trigger_ml.runner import Inputs, Need, Stage
+from trigger_ml.tools import run_tool, timeout_variable, tool_timeout
 from trigger_ml.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
 logger = stage_logger("rtl")
 
 RTL_SUBDIR = "rtl"
+LOGS_SUBDIR = "logs"
+"""Logs of tools running for (or failed on) a project: hls_projects/<model>/logs/."""
+VERILATOR_TIMEOUT_S = 3600.0
 TOP = "myproject"
 SECTION = "cost_section.json"
 SUMMARY = "summary.json"
@@ -97,12 +102,42 @@ def _verilator_on_path() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def verilator_predict(rtl_model: VerilogModel, inputs: np.ndarray) -> np.ndarray:
+def verilator_predict(rtl_model: VerilogModel, inputs: np.ndarray, name: str = "Verilator") -> np.ndarray:
     """Write ``rtl_model``, build its Verilator simulation (da4ml's C++ wrapper: one input
     per clock through the real pipeline registers) and run ``inputs`` through it."""
+    rtl_model.write()
     with _verilator_on_path():
-        rtl_model.compile(nproc=1, openmp=False)
+        _build_simulation(rtl_model, name)
     return np.asarray(rtl_model.predict(inputs.reshape(len(inputs), -1), n_threads=1), dtype=np.float64)
+
+
+def _build_simulation(rtl_model: VerilogModel, name: str) -> None:
+    """Build the Verilator simulation of the written ``rtl_model`` as da4ml 0.5's
+    ``VerilogModel._compile`` does (its makefile, one job, no OpenMP), through
+    :func:`trigger_ml.tools.run_tool`: a time limit (``TRIGGER_ML_VERILATOR_TIMEOUT_S``), a
+    heartbeat and the log in ``sim/verilator_build.log``; then load the library."""
+    sim = Path(rtl_model._path) / "sim"
+    stamp = str(uuid.uuid4())
+    env = {
+        **os.environ,
+        "VM_PREFIX": f"{rtl_model._prj_name}_wrapper",
+        "STAMP": stamp,
+        "EXTRA_CXXFLAGS": "",
+        "VERILATOR_FLAGS": "-Wall",
+        "N_JOBS": "1",
+    }
+    run_tool(
+        ["make", "-f", "build_binder.mk"],
+        name=name,
+        log_path=sim / "verilator_build.log",
+        timeout_s=tool_timeout("verilator", VERILATOR_TIMEOUT_S),
+        timeout_variable=timeout_variable("verilator"),
+        logger=logger,
+        cwd=sim,
+        env=env,
+    )
+    shutil.rmtree(sim / "obj_dir", ignore_errors=True)
+    rtl_model._load_lib(stamp)
 
 
 def _test_inputs(config: ModelConfig, run: TrainedRun, data_path: Path, test_index: np.ndarray) -> np.ndarray:
@@ -261,7 +296,7 @@ def write_rtl(
     if verilate:
         logger.info(f"{config.name}: Verilator simulation of {len(x_test)} test jets")
         with timed(timings, "verilator_s"):
-            logits_sim = verilator_predict(rtl_model, x_test)
+            logits_sim = verilator_predict(rtl_model, x_test, name=f"Verilator ({config.name})")
         verilated = _require_csim(
             config.name,
             "the Verilator simulation of the RTL",
@@ -276,9 +311,20 @@ def write_rtl(
     sources = sorted(str(p.relative_to(out)) for p in (out / "src" / "static").glob("*.v"))
     sources += [f"src/{TOP}_stage{i}.v" for i in range(n_stages)] + [f"src/{TOP}.v"]
     logger.info(f"{config.name}: Yosys synth_xilinx -family {family} (no place and route)")
+    # The log lives in the project while Yosys runs (`tail -f` it; kept there if Yosys fails),
+    # and moves into rtl/ with the result.
     counts = run_yosys(
-        out, sources, TOP, family, failed_log=project_dir / "rtl_yosys_failed.log", dsp=multipliers > 0
+        out,
+        sources,
+        TOP,
+        family,
+        log_path=project_dir / LOGS_SUBDIR / "rtl-yosys.log",
+        dsp=multipliers > 0,
+        estimated_luts=float(pipeline.cost),
+        name=f"Yosys ({config.name})",
     )
+    kept = Path(counts.pop("log"))
+    shutil.move(kept, out / kept.name.replace("rtl-yosys", "yosys"))
     timings["yosys_s"] = counts["seconds"]
     section = rtl_section(
         counts,
@@ -304,7 +350,8 @@ def write_rtl(
         "n_test_jets": int(len(same)),
         "rtl_vs_csim_exact_fraction": float(same.mean()),
         "verilator_vs_csim_exact_fraction": verilator_exact,
-        "yosys": {key: counts[key] for key in counts if key != "seconds"},
+        "yosys": {key: counts[key] for key in counts if key not in ("seconds", "peak_rss_gb")},
+        "peak_rss_gb": {"yosys": counts["peak_rss_gb"]},
         "timings_s": {**timings, "yosys_s": counts["seconds"]},
     }
     write_json_atomic(out / SUMMARY, summary)

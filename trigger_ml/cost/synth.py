@@ -10,7 +10,9 @@ hls4ml output dir, exactly as hls4ml's backends do:
   ``vitis-run`` cannot pass arguments to a script: the options are written there and the
   script is run with ``vitis-run --mode hls --tcl build_prj.tcl`` (or ``vitis_hls -f``).
 
-The reports are then read with :func:`trigger_ml.cost.vendor.read_vendor_cost`.
+The reports are then read with :func:`trigger_ml.cost.vendor.read_vendor_cost`. The tool runs
+through :func:`trigger_ml.tools.run_tool`: a line every minute while it runs, its log kept in
+the project, a time limit (``TRIGGER_ML_VENDOR_HLS_TIMEOUT_S``, default 24 h).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from trigger_ml.cost.vendor import hls4ml_dir, project_settings, read_vendor_cost
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import write_text_atomic
+from trigger_ml.logs import stage_logger
+from trigger_ml.tools import run_tool, timeout_variable, tool_timeout
 
 # Tools in order of preference for each hls4ml backend (None: backend unknown).
 TOOLS_BY_BACKEND = {
@@ -34,6 +38,9 @@ TOOLS_BY_BACKEND = {
 VERSION_FLAGS = {"vivado_hls": "-version", "vitis_hls": "-version", "vitis-run": "--version"}
 BUILD_LOG = "vendor_build.log"
 VERSION_TIMEOUT_S = 120
+TIMEOUT_TOOL = "vendor_hls"
+DEFAULT_TIMEOUT_S = 24 * 3600.0
+"""C synthesis of a large design takes hours; a day catches a hung tool."""
 
 
 def _tool_version(tool: str) -> str:
@@ -129,13 +136,17 @@ def run_vendor_synthesis(project_dir: Path, logic_synthesis: bool = False) -> di
         raise _missing_tool_error(project_dir, hls_dir)
     tool, _version = found
     command = _command(tool, hls_dir, logic_synthesis)
-    log_path = hls_dir / BUILD_LOG
-    with open(log_path, "w") as log:
-        done = subprocess.run(command, cwd=hls_dir, stdout=log, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        raise TriggerMLError(
-            f"{tool} failed with exit code {done.returncode}", f"see {log_path} for the tool's messages"
-        )
+    ran = run_tool(
+        command,
+        name=f"{tool} ({project_dir.name})",
+        log_path=hls_dir / BUILD_LOG,
+        timeout_s=tool_timeout(TIMEOUT_TOOL, DEFAULT_TIMEOUT_S),
+        timeout_variable=timeout_variable(TIMEOUT_TOOL),
+        logger=stage_logger("cost"),
+        heartbeat_s=60.0,
+        cwd=hls_dir,
+    )
+    log_path = ran.log_path
     clock = settings.get("clock_period")
     section = read_vendor_cost(project_dir, float(clock) if clock else None)
     if section is None:

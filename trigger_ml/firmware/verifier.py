@@ -74,6 +74,8 @@ CSIM_LOG = "tb_data/csim_results.log"
 
 CXX_FLAGS = ("-std=c++11", "-O1", "-Ifirmware", "-Ifirmware/ap_types", '-DWEIGHTS_DIR="firmware/weights"')
 CSIM_TIMEOUT_S = 1800
+COMPILE_TIMEOUT_S = 1800.0
+COMPILE_TIMEOUT_ENV = "TRIGGER_ML_GXX_TIMEOUT_S"
 WP_SIGMAS = 3.0
 """Working-point tolerance: this many standard deviations of the efficiency on the vectors."""
 
@@ -398,6 +400,19 @@ def compare_families(got: list[list[Fraction]], hostile: dict[str, Any]) -> list
 # --- C simulation ----------------------------------------------------------------------------
 
 
+def compile_timeout() -> float | None:
+    """Seconds g++ may take to compile the C simulation: $TRIGGER_ML_GXX_TIMEOUT_S (0: no
+    limit), else COMPILE_TIMEOUT_S."""
+    raw = os.environ.get(COMPILE_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return COMPILE_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BundleError(f"{COMPILE_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    return value if value > 0 else None
+
+
 def compiler() -> str:
     """The C++ compiler: $CXX, else g++ on PATH."""
     cxx = os.environ.get("CXX") or "g++"
@@ -414,7 +429,13 @@ def compile_and_run(root: Path, project: str, workdir: Path, log: Log) -> list[l
     command = [compiler(), *CXX_FLAGS, f"{project}_test.cpp", f"firmware/{project}.cpp", "-o", "csim"]
     log(f"compiling the C simulation in {project_dir}: {' '.join(command)}")
     start = time.perf_counter()
-    built = subprocess.run(command, cwd=project_dir, capture_output=True, text=True)
+    limit = compile_timeout()
+    try:
+        built = subprocess.run(command, cwd=project_dir, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise BundleError(
+            f"hls/: g++ did not compile the C simulation in {limit:g} s ({COMPILE_TIMEOUT_ENV} sets the limit)"
+        ) from None
     if built.returncode != 0:
         last = (built.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise BundleError(f"hls/: g++ failed to compile the C simulation ({last})")

@@ -39,6 +39,8 @@ from trigger_ml.config import ModelConfig
 from trigger_ml.errors import UsageError
 from trigger_ml.hls.precision import fixed_type, pooling_types
 from trigger_ml.kinds import kind_of
+from trigger_ml.logs import stage_logger
+from trigger_ml.tools import run_tool, timeout_variable, tool_timeout
 
 __all__ = [
     "PROJECT_NAME",
@@ -52,6 +54,10 @@ __all__ = [
 ]
 
 PROJECT_NAME = "myproject"
+GXX_TIMEOUT_S = 1800.0
+"""g++ builds the C simulation of dips-small in under a minute; half an hour catches a hang."""
+
+logger = stage_logger("hls")
 
 
 def hls_config_for(model: tf.keras.Model, config: ModelConfig) -> dict[str, Any]:
@@ -108,10 +114,44 @@ def convert(model: tf.keras.Model, config: ModelConfig, output_dir: str, trace: 
         )
 
 
-def compile_csim(hls_model: Any) -> None:
-    """Write the project and build its C simulation library with g++."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        hls_model.compile()
+def compile_csim(hls_model: Any, name: str = "g++ C simulation") -> None:
+    """Write the project and build its C simulation library with g++.
+
+    hls4ml's own build (``build_lib.sh``) runs through :func:`trigger_ml.tools.run_tool`: a
+    time limit (``TRIGGER_ML_GXX_TIMEOUT_S``, default :data:`GXX_TIMEOUT_S`), a heartbeat, and
+    its output in ``build_lib.log`` beside the script; ``name`` names it in lines and errors.
+    hls4ml then loads the library as usual.
+    """
+    from hls4ml.backends.fpga.fpga_backend import FPGABackend
+
+    backend = hls_model.config.backend
+
+    def build(model: Any) -> str:
+        project_dir = Path(model.config.get_output_dir())
+        run_tool(
+            ["./build_lib.sh"],
+            name=name,
+            log_path=project_dir / "build_lib.log",
+            timeout_s=tool_timeout("gxx", GXX_TIMEOUT_S),
+            timeout_variable=timeout_variable("gxx"),
+            logger=logger,
+            cwd=project_dir,
+        )
+        # The library FPGABackend.compile builds (hls4ml 1.3).
+        stamp = model.config.get_config_value("Stamp")
+        return f"{project_dir}/firmware/{model.config.get_project_name()}-{stamp}.so"
+
+    if type(backend).compile is not FPGABackend.compile:  # a backend with its own build
+        with contextlib.redirect_stdout(io.StringIO()):
+            hls_model.compile()
+        return
+    # The backend object is shared by every model of its kind: replaced for this call only.
+    backend.compile = build
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            hls_model.compile()
+    finally:
+        del backend.compile
 
 
 def make_relocatable(project_dir: Path) -> None:

@@ -83,6 +83,9 @@ class HLSStage(Stage[dict[str, Any]]):
     name = "hls"
     version = REPORT_FORMAT
     requires = ("train", "data", "evaluation-data")
+    # `trigger-ml rtl` and `trigger-ml cost` add cost sections to a finished project; a vendor
+    # C synthesis of a Vitis-backend project rewrites its options file.
+    mutable_outputs = ("report.json", "report.md", "hls4ml_prj/build_opt.tcl")
 
     def needs(self, subject: ModelConfig) -> dict[str, Need]:
         if not subject.hls.enabled:

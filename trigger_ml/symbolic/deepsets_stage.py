@@ -57,7 +57,7 @@ def build_deepsets(job: Job, out: Path) -> None:
         fitted.update(result=result, deployed=deployed)
 
     with timed(timings, "fit_s"):
-        if cached_dir(job.fit_dir, fit_material(job), fit):
+        if cached_dir(job.fit_dir, fit_material(job), fit, stage="distill"):
             result, deployed = fitted["result"], fitted["deployed"]
         else:
             result = read_json(job.fit_dir / "expressions.json")

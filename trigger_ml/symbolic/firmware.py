@@ -245,8 +245,9 @@ def build_project(
         hls_include_path="",
         hls_libs_path="",
     )
-    hls_model.write()
-    hls_model.compile()
+    from trigger_ml.hls.convert import compile_csim
+
+    compile_csim(hls_model, name="g++ C simulation of the expressions")
     return hls_model
 
 

@@ -91,6 +91,8 @@ class DistillStage(Stage[dict[str, Any]]):
 
     name = "distill"
     version = REPORT_FORMAT
+    # `trigger-ml rtl` and `trigger-ml cost` add cost sections to a finished project.
+    mutable_outputs = ("report.json", "report.md")
 
     def needs(self, subject: DistillRequest) -> dict[str, Need]:
         teacher, settings = subject.teacher, subject.settings
@@ -187,7 +189,7 @@ def _ensure_fit(job: Job, data: DistillData) -> tuple[dict[str, Any], list[sympy
         )
         fitted.update(result=result, chosen=chosen)
 
-    if cached_dir(job.fit_dir, fit_material(job), fit):
+    if cached_dir(job.fit_dir, fit_material(job), fit, stage="distill"):
         return fitted["result"], fitted["chosen"]
     result = read_json(job.fit_dir / "expressions.json")
     return result, list(sympy.sympify((job.fit_dir / "chosen.sympy").read_text()))
