@@ -41,6 +41,19 @@ def _small_evaluation_samples(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stage, "_generate", guarded)
 
 
+@pytest.fixture(autouse=True)
+def _project_logging_as_found():
+    """Tests that run the CLI in-process configure the project's logger (``logs.configure``);
+    each test leaves it as it found it, so library-use tests see an unconfigured logger."""
+    import logging
+
+    logger = logging.getLogger("trigger_ml")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(tmp_path_factory.mktemp("workspace"))
