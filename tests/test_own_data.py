@@ -4,6 +4,7 @@ files are written here in the training-dataset-dumper's layout (tests/test_data_
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -135,3 +136,39 @@ def test_own_jets_through_train_hls_and_firmware(
     assert report["data"]["path"] == str(train_file.resolve())
     bundle = build_bundle(config, in_workspace, n_vectors=100, verify=False)
     assert verify_bundle(bundle).n_vectors == 100
+
+
+@pytest.mark.slow
+def test_own_jets_through_compare_scan_and_distill(
+    tmp_path: Path, in_workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``compare``, ``scan`` and ``distill`` on a converted file, as ``hls`` and ``firmware`` above."""
+    from trigger_ml.pipeline import ensure_distilled
+    from trigger_ml.scan import ScanSpec, run_scan
+    from trigger_ml.symbolic.settings import load_symbolic_config
+
+    path, _ = convert(
+        write_ftag(tmp_path / "own.h5", *ftag_arrays(n_jets=600, n_tracks=16, seed=8)), in_workspace, capsys
+    )
+    relative = path.relative_to(in_workspace.root)
+    deep_set = TINY_FILE_MODEL.format(path=relative)
+    dense = f"dense-small@sample.path={relative},epochs=2,architecture.f_widths=[8]"
+
+    assert main(["compare", "--cost-source", "estimate", deep_set, dense]) == 0
+    capsys.readouterr()
+    table = json.loads((in_workspace.root / "comparison" / "table.json").read_text())
+    firmware = [row for row in table["rows"] if row["kind"] != "float-reference"]
+    assert len(firmware) == 2 and all(row["exact_fraction"] == 1.0 for row in firmware)
+    for row in table["rows"]:  # the test split of the 600 jets: no file evaluation.path
+        assert row["physics_sample"].endswith("(180 jets)"), row["physics_sample"]
+
+    spec = ScanSpec(name="own-file", base=deep_set, points=[{"bits": 6}], cost_source="estimate")
+    result = run_scan(spec, in_workspace, n_workers=1)
+    assert [r["status"] for r in result.records] == ["ok"], [r.get("error") for r in result.records]
+
+    settings = load_symbolic_config(
+        "backend=operon,generations=4,population_size=40,subsample=100,max_complexity=[5,9],select_features=4"
+    )
+    report = ensure_distilled(load_model_config(dense), settings, in_workspace)
+    assert report["data"]["path"] == str(path.resolve())
+    assert report["fidelity"]["within_step_fraction"] == 1.0
