@@ -7,6 +7,8 @@ model's real project (read with plain h5py, as a puma or salt user would).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -344,3 +346,39 @@ def test_compare_writes_both_rocs_with_a_reference(tiny_project, workspace, tiny
     out = compare([tiny_config], workspace, tmp_path / "comparison", reference=tiny_config.name)
     for name in ("roc.png", "roc_c.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG"), name
+
+
+def _readme_snippet() -> str:
+    """The Python block of README's "Predictions in the FTAG layout" section."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Predictions in the FTAG layout", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_readme_snippet_reads_the_evaluation_file_and_gives_the_report_rejection(
+    tiny_project, tiny_config, monkeypatch
+):
+    """The README's snippet, run as a user runs it, on this project's file: its discriminant is the
+    report's D_b (to float32 precision), and cutting it as the report does gives the report's
+    light rejections at 70 and 77 %."""
+    project, report = tiny_project
+    f_c = tiny_config.physics.f_c
+    snippet = (
+        _readme_snippet()
+        .replace("hls_projects/dips-small/", f"hls_projects/{project.name}/")
+        .replace("trigml_dips_small_firmware", report["ftag"]["taggers"]["firmware"])
+        .replace("0.018", repr(f_c))
+        .replace("0.982", repr(1 - f_c))
+    )
+    monkeypatch.chdir(project.parent.parent)  # the snippet's path is relative to the workspace
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)  # noqa: S102 - the documented snippet itself
+    disc, label = scope["disc"], scope["label"]
+    assert len(disc) == report["evaluation"]["n_jets"] and np.all(np.isfinite(disc))
+    metrics = report["evaluation"]["metrics"]["firmware"]
+    for efficiency in (70, 77):
+        cut = threshold_at_efficiency(disc[label == 5], efficiency / 100)
+        assert rejection(disc[label == 0], cut) == pytest.approx(
+            metrics[f"rej_light_at_{efficiency}"], rel=1e-12
+        )
