@@ -152,6 +152,113 @@ def test_vendor_reads_text_reports_without_the_xml(tmp_path: Path, layout: str) 
     )
 
 
+# The layout of a Vitis HLS 2024.2 ``<top>_csynth.rpt`` (its banner, the latency table with the
+# "Pipeline Type" column, the summary's "Utilization (%)" row with "~0" cells and detail tables
+# with Total rows of their own after the summary); the figures are this test's own.
+VITIS_CSYNTH_RPT = """\
+================================================================
+== Vitis HLS Report for 'myproject'
+================================================================
+* Date:           Thu Oct  8 00:43:43 2026
+
+* Version:        2024.2 (Build 5238294 on Nov  8 2024)
+* Project:        myproject_prj
+* Solution:       solution1 (Vivado IP Flow Target)
+* Product family: virtexuplus
+* Target device:  xcvu13p-flga2577-2-e
+
+
+================================================================
+== Performance Estimates
+================================================================
++ Timing:
+    * Summary:
+    +--------+---------+----------+------------+
+    |  Clock |  Target | Estimated| Uncertainty|
+    +--------+---------+----------+------------+
+    |ap_clk  |  5.00 ns|  3.912 ns|     1.35 ns|
+    +--------+---------+----------+------------+
+
++ Latency:
+    * Summary:
+    +---------+---------+-----------+-----------+-----+-----+---------+
+    |  Latency (cycles) |   Latency (absolute)  |  Interval | Pipeline|
+    |   min   |   max   |    min    |    max    | min | max |   Type  |
+    +---------+---------+-----------+-----------+-----+-----+---------+
+    |        9|        9|  45.000 ns|  45.000 ns|    1|    1|      yes|
+    +---------+---------+-----------+-----------+-----+-----+---------+
+
+    + Detail:
+        * Instance:
+        N/A
+
+
+
+================================================================
+== Utilization Estimates
+================================================================
+* Summary:
++---------------------+---------+------+---------+---------+-----+
+|         Name        | BRAM_18K|  DSP |    FF   |   LUT   | URAM|
++---------------------+---------+------+---------+---------+-----+
+|DSP                  |        -|     -|        -|        -|    -|
+|Expression           |        -|     -|        0|    41230|    -|
+|Register             |        -|     -|     6021|        -|    -|
++---------------------+---------+------+---------+---------+-----+
+|Total                |        0|     3|     6021|    41230|    0|
++---------------------+---------+------+---------+---------+-----+
+|Available SLR        |     1344|  3072|   864000|   432000|  320|
++---------------------+---------+------+---------+---------+-----+
+|Utilization SLR (%)  |        0|    ~0|       ~0|        9|    0|
++---------------------+---------+------+---------+---------+-----+
+|Available            |     5376| 12288|  3456000|  1728000| 1280|
++---------------------+---------+------+---------+---------+-----+
+|Utilization (%)      |        0|    ~0|       ~0|        2|    0|
++---------------------+---------+------+---------+---------+-----+
+
++ Detail:
+    * Register:
+    +----------+----+----+-----+-----------+
+    |   Name   | FF | LUT| Bits| Const Bits|
+    +----------+----+----+-----+-----------+
+    |ap_CS_fsm |   1|   0|    1|          0|
+    +----------+----+----+-----+-----------+
+    |Total     |   1|   0|    1|          0|
+    +----------+----+----+-----+-----------+
+"""
+
+
+def test_vitis_text_report_layout_is_read(tmp_path: Path) -> None:
+    from trigger_ml.cost.vendor_text import parse_csynth_rpt
+
+    rpt = tmp_path / "myproject_csynth.rpt"
+    rpt.write_text(VITIS_CSYNTH_RPT)
+    fields, meta = parse_csynth_rpt(rpt)
+    assert meta == {"version": "2024.2", "part": "xcvu13p-flga2577-2-e", "banner": "Vitis HLS Report"}
+    assert (fields["TargetClockPeriod"], fields["EstimatedClockPeriod"]) == ("5.00", "3.912")
+    assert (fields["BestLatency"], fields["WorstLatency"], fields["IntervalMin"], fields["IntervalMax"]) == (
+        "9",
+        "9",
+        "1",
+        "1",
+    )
+    assert {key: fields[key] for key in ("LUT", "FF", "DSP", "BRAM_18K", "URAM")} == {
+        "LUT": "41230",
+        "FF": "6021",
+        "DSP": "3",
+        "BRAM_18K": "0",
+        "URAM": "0",
+    }
+    assert fields["AvailableLUT"] == "1728000"  # the device's, not the SLR's
+    # a copied-back Vitis project holding only this text report: the vendor section reads it
+    report_dir = tmp_path / "project" / REPORT_DIR
+    report_dir.mkdir(parents=True)
+    shutil.copy(rpt, report_dir / "myproject_csynth.rpt")
+    section = read_vendor_cost(tmp_path / "project", 5.0)
+    assert section["resources"]["LUT"] == 41230 and section["latency_cycles"] == {"min": 9, "max": 9}
+    assert section["part"] == "xcvu13p-flga2577-2-e" and section["initiation_interval"] == 1
+
+
 def _truncate(path: Path) -> None:
     """Cut the report off a fifth of the way in (a copy interrupted before the summaries)."""
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 5])
