@@ -14,6 +14,7 @@ from trigger_ml.data.dataset import quantize_to_fixed
 from trigger_ml.firmware import verifier
 from trigger_ml.firmware.hostile import (
     FAMILIES,
+    TRACK_FAMILIES,
     InputLayout,
     agreement,
     hostile_vectors,
@@ -75,6 +76,12 @@ def test_dense_layout_keeps_jet_features_random_behind_the_tracks():
     empty = vectors.values[vectors.of_family("empty_jet")]
     assert len(empty) == 8 and not empty[:, : DENSE.n_track_elements].any()
     assert np.unique(empty[:, DENSE.n_track_elements :], axis=0).shape[0] > 1
+
+
+def test_a_flat_layout_has_no_track_families():
+    vectors = hostile_vectors(InputLayout(0, (), n_jet_features=5), PORT, per_family=4)
+    assert list(dict.fromkeys(vectors.families)) == [f for f in FAMILIES if f not in TRACK_FAMILIES]
+    assert vectors.values.shape == (1 + 1 + 3 * 4, 5)
 
 
 def test_port_values_are_the_quantized_inputs_the_models_are_fed():

@@ -117,6 +117,8 @@ class SymbolicFidelity(StrictModel):
     lut_functions: dict[str, Any]
     max_abs_deviation_to_emulated_tables: float | None = None
     within_step_fraction_to_emulated_tables: float | None = None
+    # the same rule on the hostile families (trigger_ml.firmware.hostile): measured, not claimed
+    hostile: list[dict[str, Any]] | None = None
 
 
 Fidelity = Annotated[NetworkFidelity | SymbolicFidelity, Field(discriminator="reference")]

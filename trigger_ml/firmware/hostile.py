@@ -51,6 +51,8 @@ FAMILIES = (
     "all_slots_filled",
     "single_extreme_track",
 )
+TRACK_FAMILIES = ("empty_jet", "all_slots_filled", "single_extreme_track")
+"""The families about track slots: a layout without slots (flat inputs) has none of them."""
 DEFAULT_PER_FAMILY = 16
 DEFAULT_SEED = 20_260_318
 VALID = "valid"
@@ -172,6 +174,8 @@ def hostile_vectors(
     families: list[str] = []
     blocks = []
     for index, name in enumerate(FAMILIES):
+        if name in TRACK_FAMILIES and not layout.slots:
+            continue
         constant = name in ("max_codes", "min_codes") or (name == "empty_jet" and not layout.n_jet_features)
         n = 1 if constant else per_family
         blocks.append(_family(name, np.random.default_rng([seed, index]), n, layout, fixed))

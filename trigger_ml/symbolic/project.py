@@ -52,9 +52,10 @@ def simulate_project(
     teacher: ModelConfig,
     out_dir: Path,
     timings: dict[str, float],
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Convert ``deployed`` with hls4ml into ``out_dir``, compile it and C-simulate ``x_test``;
-    records convert_compile_s and csim_s in ``timings``; returns the C simulation's outputs."""
+    records convert_compile_s, csim_s and hostile_s in ``timings``; returns the C simulation's
+    outputs and the rule on the hostile families (:func:`hostile_rows`)."""
     logger.info(f"{name}: hls4ml symbolic project, g++ C simulation of {len(x_test)} jets")
     with timed(timings, "convert_compile_s"):
         hls_model = build_project(
@@ -68,7 +69,41 @@ def simulate_project(
         )
     with timed(timings, "csim_s"):
         outputs_csim = csim_predict(hls_model, x_test)
-    return outputs_csim
+    with timed(timings, "hostile_s"):
+        hostile = hostile_rows(hls_model, deployed, x_test.shape[1], fp)
+    return outputs_csim, hostile
+
+
+def hostile_rows(
+    hls_model: Any, deployed: list[sympy.Expr], n_inputs: int, fp: FixedPoint
+) -> list[dict[str, Any]]:
+    """The symbolic rule (C simulation within one fixed-point step of the expression in float)
+    measured on the hostile families of :mod:`trigger_ml.firmware.hostile`: the expression is
+    evaluated on what the input port holds (the design type saturates), the C simulation on the
+    raw values. Reported per family, not claimed: outside the training range the design type's
+    saturation inside the expression departs from the float expression."""
+    from trigger_ml.firmware.hostile import InputLayout, hostile_vectors, port_values
+    from trigger_ml.firmware.interface import FixedType
+
+    fixed = FixedType(True, fp.bits, fp.integer + 1, "AP_TRN", "AP_SAT")
+    vectors = hostile_vectors(InputLayout(0, (), n_inputs), fixed)
+    deviation = np.abs(
+        csim_predict(hls_model, vectors.values) - evaluate(deployed, port_values(vectors.values, fixed))
+    )
+    within = np.all(deviation <= fixed_point_step(fp), axis=1)
+    rows = []
+    for family in dict.fromkeys(vectors.families):
+        where = vectors.of_family(family)
+        worst = float(deviation[where].max())
+        rows.append(
+            {
+                "family": family,
+                "n_vectors": int(where.sum()),
+                "n_within_step": int(within[where].sum()),
+                "max_abs_deviation": worst if np.isfinite(worst) else None,  # None: not a number
+            }
+        )
+    return rows
 
 
 def metrics_section(
@@ -249,8 +284,9 @@ def simulate_and_compare(
         teacher, job.ws, job.inputs.teacher_report, test_rows, classes, keras_logits
     )
     outputs_float = evaluate(deployed, x_test)
-    outputs_csim = simulate_project(job.name, deployed, x_test, fp, luts, teacher, out_dir, timings)
+    outputs_csim, hostile = simulate_project(job.name, deployed, x_test, fp, luts, teacher, out_dir, timings)
     fidelity = fidelity_section(outputs_csim, outputs_float, fp, luts)
+    fidelity["hostile"] = hostile
     if luts:
         step = fixed_point_step(fp)
         emulated = evaluate(deployed, x_test, luts, fp)

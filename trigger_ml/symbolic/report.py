@@ -106,6 +106,17 @@ def symbolic_markdown(report: dict[str, Any]) -> str:
             f"emulated tables {fid['max_abs_deviation_to_emulated_tables']:.3g} "
             f"(within one step: {fid['within_step_fraction_to_emulated_tables']:.6f})"
         )
+    if fid.get("hostile"):
+        lines += [
+            "- hostile inputs (trigger_ml.firmware.hostile; the rule measured, not claimed, outside the",
+            "  training range the design type saturates inside the expression):",
+            "",
+            "| family | vectors | within one step | largest difference |",
+            "| --- | --- | --- | --- |",
+        ]
+        for row in fid["hostile"]:
+            worst = "not a number" if row["max_abs_deviation"] is None else f"{row['max_abs_deviation']:.3g}"
+            lines.append(f"| {row['family']} | {row['n_vectors']} | {row['n_within_step']} | {worst} |")
     hls = report["hls"]
     lines += [
         "",
