@@ -89,7 +89,9 @@ def write_conifer_project(config: ModelConfig, document: dict[str, Any], out_dir
     write_text_atomic(saved, dump_json(content))
     bridge = out_dir / "bridge.cpp"
     if bridge.is_file():
-        write_text_atomic(bridge, bridge.read_text().replace(f"conifer_bridge_{model._stamp}", "conifer_bridge"))
+        write_text_atomic(
+            bridge, bridge.read_text().replace(f"conifer_bridge_{model._stamp}", "conifer_bridge")
+        )
 
 
 def trees_text(document: dict[str, Any]) -> str:
@@ -103,7 +105,11 @@ def trees_text(document: dict[str, Any]) -> str:
         for ic, tree in enumerate(rnd):
             lines.append(f"{ic} {len(tree['feature'])}")
             for node in zip(
-                tree["feature"], tree["threshold"], tree["value"], tree["children_left"], tree["children_right"],
+                tree["feature"],
+                tree["threshold"],
+                tree["value"],
+                tree["children_left"],
+                tree["children_right"],
                 strict=True,
             ):
                 lines.append(f"{node[0]} {float(node[1])!s} {float(node[2])!s} {node[3]} {node[4]}")
@@ -212,7 +218,9 @@ def write_tree_csim(config: ModelConfig, document: dict[str, Any], directory: Pa
     assert settings is not None
     directory.mkdir(parents=True, exist_ok=True)
     types = TYPES_H.format(
-        input=hls_type(config.quantization.input), threshold=hls_type(settings.threshold), score=hls_type(settings.score)
+        input=hls_type(config.quantization.input),
+        threshold=hls_type(settings.threshold),
+        score=hls_type(settings.score),
     )
     write_text_atomic(directory / "types.h", types)
     write_text_atomic(directory / "tree_csim.cpp", TREE_CSIM_CPP)

@@ -28,7 +28,13 @@ from trigger_ml.bdt.train import FLOAT_TREES, QUANTIZED_TREES, load_trees, quant
 from trigger_ml.config import ModelConfig
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
 from trigger_ml.errors import TriggerMLError
-from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE, load_evaluation_sample, physics, write_predictions
+from trigger_ml.evaluation import (
+    FIRMWARE,
+    PREDICTIONS_FILE,
+    load_evaluation_sample,
+    physics,
+    write_predictions,
+)
 from trigger_ml.fileio import sha256_of_file
 from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import discriminant_from_logits, tagging_metrics
@@ -74,12 +80,16 @@ def departures(quantized: QuantizedEnsemble, x: np.ndarray, f_c: float) -> dict[
         "thresholds_moved_by_quantization": int(moved.sum()),
         "thresholds": int(split.sum()),
         "trees_with_a_changed_path": int(changed_trees.sum()),
-        "moved_thresholds_in_changed_trees_by_feature": dict(sorted(by_feature.items(), key=lambda kv: int(kv[0]))),
+        "moved_thresholds_in_changed_trees_by_feature": dict(
+            sorted(by_feature.items(), key=lambda kv: int(kv[0]))
+        ),
         "score_step": quantized.score_step,
     }
 
 
-def write_bdt_project(config: ModelConfig, run: Any, data_path: Path, out: Path, evaluation_path: Path) -> None:
+def write_bdt_project(
+    config: ModelConfig, run: Any, data_path: Path, out: Path, evaluation_path: Path
+) -> None:
     """Write the conifer project, simulate and check it, evaluate it, and write the report."""
     timings: dict[str, float] = {}
     settings = config.bdt
@@ -124,7 +134,9 @@ def write_bdt_project(config: ModelConfig, run: Any, data_path: Path, out: Path,
             "code grows with the trees (docs/bdt.md); the run-time C simulation is checked against it in the tests"
         )
     if not same.all():
-        logger.warning(f"{config.name}: the C simulation differs from the quantized trees on {int((~same).sum())} jets")
+        logger.warning(
+            f"{config.name}: the C simulation differs from the quantized trees on {int((~same).sum())} jets"
+        )
     fidelity = {
         "reference": REFERENCE,
         "n_jets": int(len(same)),
@@ -188,7 +200,11 @@ def write_bdt_project(config: ModelConfig, run: Any, data_path: Path, out: Path,
                 "metrics": evaluation["metrics"][FIRMWARE],
                 "predictions": {"path": PREDICTIONS_FILE, "dataset": f"logits_{FIRMWARE}"},
             },
-            "fidelity": {"exact_fraction": fidelity["csim_vs_reference_exact_fraction"], "rule": BIT_EXACT, "reference": REFERENCE},
+            "fidelity": {
+                "exact_fraction": fidelity["csim_vs_reference_exact_fraction"],
+                "rule": BIT_EXACT,
+                "reference": REFERENCE,
+            },
         },
         "n_params": run_metrics["n_params"],
         "evaluation": evaluation,
@@ -211,7 +227,10 @@ def write_bdt_project(config: ModelConfig, run: Any, data_path: Path, out: Path,
             **run_metrics["bdt"],
             "conifer_version": _conifer_version(),
         },
-        "ftag": {"taggers": taggers, "files": {"test split": ftag.TEST_FILE, "evaluation": ftag.EVALUATION_FILE}},
+        "ftag": {
+            "taggers": taggers,
+            "files": {"test split": ftag.TEST_FILE, "evaluation": ftag.EVALUATION_FILE},
+        },
         "timings_s": {"train": run_metrics["timings_s"], "hls": timings},
     }
     write_report(out, report, config)
@@ -223,7 +242,9 @@ def _conifer_version() -> str:
     return str(conifer.__version__)
 
 
-def evaluate(config: ModelConfig, run: Any, quantized: QuantizedEnsemble, out: Path, path: Path) -> dict[str, Any]:
+def evaluate(
+    config: ModelConfig, run: Any, quantized: QuantizedEnsemble, out: Path, path: Path
+) -> dict[str, Any]:
     """The ``evaluation`` section: the C simulation on every evaluation jet, checked against the
     emulator on all of them; the float trees beside it."""
     sample = load_evaluation_sample(config, run, path)
@@ -238,7 +259,11 @@ def evaluate(config: ModelConfig, run: Any, quantized: QuantizedEnsemble, out: P
             f"{config.name}: the C simulation differs from the quantized trees on {int((~same).sum())} evaluation jets",
             "report this with the model name",
         )
-    logits = {FLOAT_TREES: quantized.ensemble.float_logits(x)[0], QUANTIZED_TREES: emulated, FIRMWARE: firmware}
+    logits = {
+        FLOAT_TREES: quantized.ensemble.float_logits(x)[0],
+        QUANTIZED_TREES: emulated,
+        FIRMWARE: firmware,
+    }
     section: dict[str, Any] = sample.describe(config)
     section.update(
         {
