@@ -32,7 +32,7 @@ from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import dump_json, write_text_atomic
 from trigger_ml.logs import stage_logger
-from trigger_ml.tools import run_tool, tool_timeout, timeout_variable
+from trigger_ml.tools import run_tool, timeout_variable, tool_timeout
 
 logger = stage_logger("hls")
 

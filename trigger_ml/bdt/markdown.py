@@ -47,7 +47,7 @@ def bdt_markdown(report: dict[str, Any]) -> str:
         f"- g++ C simulation == quantized trees, bit for bit: **{fid['csim_vs_reference_exact_fraction']:.6f}** of "
         f"{fid['n_jets']} test jets; {evaluation['csim_check']['emulator_vs_csim_exact_fraction']:.6f} of "
         f"{evaluation['csim_check']['n_jets']} evaluation jets",
-        f"- conifer's HLS code (g++) == the C simulation: "
+        "- conifer's HLS code (g++) == the C simulation: "
         + (
             f"{hls['hls_vs_tree_csim_exact_fraction']:.6f} of {hls['n_jets']} test jets"
             if hls["n_jets"]

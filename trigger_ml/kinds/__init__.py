@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError
-from trigger_ml.kinds.bdt import BDT
 from trigger_ml.kinds.base import FLOAT, QUANTIZED, ModelKind, NetworkKind, TrainedKind
+from trigger_ml.kinds.bdt import BDT
 from trigger_ml.kinds.hgq import HGQ
 from trigger_ml.kinds.ptq import FloatReference, PostTrainingQuantized
 from trigger_ml.kinds.qkeras import QKerasDeepSet, QKerasDense
