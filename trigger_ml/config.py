@@ -273,8 +273,9 @@ class BDTConfig(StrictModel):
     n_trees: int = Field(100, ge=1, le=2000)  # boosting rounds (each adds one tree per class)
     max_depth: int = Field(3, ge=1, le=8)
     learning_rate: float = Field(0.1, gt=0, le=1)
+    # Fraction of the training jets each tree sees (stochastic boosting: < 1 makes the
+    # ensemble depend on training.seed, the seed `compare --seeds` varies).
     subsample: float = Field(1.0, gt=0, le=1)
-    seed: int = Field(0, ge=0)
     # Threshold type (QKeras convention: integer bits exclude the sign); as wide as the input
     # type, a threshold between two input codes compares exactly like the float threshold.
     threshold: FixedPoint = FixedPoint(bits=10, integer=3)

@@ -44,7 +44,7 @@ def fit_classifier(config: ModelConfig, x: np.ndarray, y: np.ndarray) -> Any:
         max_depth=settings.max_depth,
         learning_rate=settings.learning_rate,
         subsample=settings.subsample,
-        random_state=settings.seed,
+        random_state=config.training.seed,
     )
     return classifier.fit(x, y)
 
