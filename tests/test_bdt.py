@@ -110,3 +110,29 @@ def test_bdt_needs_flat_quantized_inputs():
     with pytest.raises(UsageError, match="a bdt model takes the flat inputs"):
         load_model_config("dips-small@bdt={n_trees: 3}")
     assert load_model_config("bdt-medium").bdt.n_trees > load_model_config("bdt-small").bdt.n_trees
+
+
+def test_departures_name_the_jets_whose_path_changes(trained):
+    from trigger_ml.bdt.project import departures
+
+    config, _, document, quantized = trained
+    x = _grid_inputs(2000, 5)
+    exact = departures(quantized, x, 0.018)
+    assert exact["jets_with_a_changed_path"]["n_jets"] == 0  # threshold type as wide as the inputs
+    assert exact["jets_with_the_same_paths"]["n_jets"] == len(x)
+    coarse = config.model_copy(
+        update={"bdt": config.bdt.model_copy(update={"threshold": FixedPoint(bits=8, integer=3)})}
+    )
+    moved = departures(quantized_ensemble(coarse, document), x, 0.018)
+    changed = moved["jets_with_a_changed_path"]
+    assert changed["n_jets"] > 0 and changed["max_abs_logit_diff"] > 0
+    assert moved["trees_with_a_changed_path"] > 0 and moved["moved_thresholds_in_changed_trees_by_feature"]
+
+
+def test_a_bdt_bundle_is_refused_in_one_line(tmp_path: Path):
+    from trigger_ml.firmware import build_bundle
+    from trigger_ml.workspace import Workspace
+
+    with pytest.raises(UsageError, match="conifer projects are not bundled yet"):
+        build_bundle(load_model_config("bdt-small"), Workspace(tmp_path))
+    assert not (tmp_path / "firmware").exists()
