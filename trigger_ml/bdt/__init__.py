@@ -10,5 +10,6 @@ module             does
 ``csim``           the conifer HLS project, the g++ C simulation of its arithmetic
 ``cost``           latency and resources from a per-node comparator + adder-tree model
 ``project``        the ``hls`` stage's project: fidelity, evaluation, cost, report
+``markdown``       report.md of a BDT project
 =================  ==============================================================
 """
