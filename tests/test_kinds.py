@@ -179,3 +179,11 @@ def test_user_model_bad_inputs_are_one_line(tmp_path: Path) -> None:
     path.with_suffix(".yaml").write_text("sample: {n_jets: 800}\nclasess: [b]\n")
     with pytest.raises(UsageError, match=r"unknown key\(s\) \['clasess'\]"):
         load_user_model(path)
+
+
+class TestBDT(NetworkKindContract):
+    kind = "bdt"
+    spec = f"bdt-small@{TINY},bdt.n_trees=3"
+    no_bundle = (
+        "firmware bundles hold hls4ml projects (trigger_ml.firmware); conifer projects are not bundled yet"
+    )

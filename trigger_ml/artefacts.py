@@ -121,7 +121,20 @@ class SymbolicFidelity(StrictModel):
     hostile: list[dict[str, Any]] | None = None
 
 
-Fidelity = Annotated[NetworkFidelity | SymbolicFidelity, Field(discriminator="reference")]
+class BDTFidelity(StrictModel):
+    """The C simulation of a BDT against its quantized trees (trigger_ml.bdt), bit for bit, and
+    where both depart from the float trees."""
+
+    reference: Literal["quantized_trees"]
+    n_jets: int
+    csim_vs_reference_exact_fraction: float
+    max_abs_logit_diff: float
+    hls_csim: dict[str, Any]
+    score_range_fits: bool
+    vs_float_trees: dict[str, Any]
+
+
+Fidelity = Annotated[NetworkFidelity | SymbolicFidelity | BDTFidelity, Field(discriminator="reference")]
 
 
 # --------------------------------------------------------------------------- cost
@@ -324,6 +337,7 @@ class Report(StrictModel):
     fidelity: Fidelity
     output_diff_csim_minus_float: dict[str, OutputDiff] | None = None
     symbolic: SymbolicSection | None = None
+    bdt: dict[str, Any] | None = None  # a BDT's settings and trees (trigger_ml.bdt)
     hls: HlsSection
     cost: Cost
     rtl: dict[str, Any] | None = None

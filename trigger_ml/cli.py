@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from trigger_ml.artefacts import NetworkFidelity, PhysicsMetrics, SymbolicFidelity, read_report
+from trigger_ml.artefacts import BDTFidelity, NetworkFidelity, PhysicsMetrics, SymbolicFidelity, read_report
 from trigger_ml.compare import COST_SOURCES, DEFAULT_COST_SOURCE
 from trigger_ml.config import ModelConfig, load_config_file, load_model_config, zoo_names
 from trigger_ml.errors import TriggerMLError, UsageError, storage_error
@@ -125,7 +125,7 @@ def cmd_hls(args: argparse.Namespace) -> int:
     project = Workspace.default().hls_dir(config.name)
     report = read_report(project)
     fid, evaluation = report.fidelity, report.evaluation
-    if not isinstance(fid, NetworkFidelity) or evaluation is None:
+    if not isinstance(fid, NetworkFidelity | BDTFidelity) or evaluation is None:
         raise TriggerMLError(
             f"{project}/report.json is not a network's report",
             f"rebuild with `trigger-ml hls --force {config.name}`",
@@ -147,7 +147,7 @@ def cmd_hls(args: argparse.Namespace) -> int:
     )
     exact = fid.csim_vs_reference_exact_fraction
     line = f"  C sim == {fid.reference} on {exact:.4%} of {fid.n_jets} test jets"
-    if fid.permutation_invariant_fraction is not None:
+    if isinstance(fid, NetworkFidelity) and fid.permutation_invariant_fraction is not None:
         line += f"; permutation invariant on {fid.permutation_invariant_fraction:.4%}"
     print(line)
     best = report.cost.best
@@ -158,7 +158,7 @@ def cmd_hls(args: argparse.Namespace) -> int:
         f"BRAM_18K {res.BRAM_18K} (source: {best.source}; `trigger-ml cost {project}`)"
     )
     if exact < 1.0 and args.require_exact:
-        blame = fid.first_divergent_layer or {}
+        blame = getattr(fid, "first_divergent_layer", None) or {}
         raise TriggerMLError(
             f"C simulation differs from the {fid.reference} model on {1 - exact:.4%} of jets, "
             f"first at layer {blame.get('layer', '?')}",

@@ -264,6 +264,25 @@ class HLSConfig(StrictModel):
     enabled: bool = True
 
 
+class BDTConfig(StrictModel):
+    """A boosted decision tree peer (trigger_ml.bdt): scikit-learn's GradientBoostingClassifier
+    (one tree per class and boosting round, softmax loss) on the flat inputs of a dense model,
+    quantized onto the input type ``quantization.input`` exactly like them; its firmware is a
+    conifer HLS project whose thresholds and leaf scores are ap_fixed of the types below."""
+
+    n_trees: int = Field(100, ge=1, le=2000)  # boosting rounds (each adds one tree per class)
+    max_depth: int = Field(3, ge=1, le=8)
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    # Fraction of the training jets each tree sees (stochastic boosting: < 1 makes the
+    # ensemble depend on training.seed, the seed `compare --seeds` varies).
+    subsample: float = Field(1.0, gt=0, le=1)
+    # Threshold type (QKeras convention: integer bits exclude the sign); as wide as the input
+    # type, a threshold between two input codes compares exactly like the float threshold.
+    threshold: FixedPoint = FixedPoint(bits=10, integer=3)
+    # Type of the leaf scores, of the initial prediction and of their sum (the logits).
+    score: FixedPoint = FixedPoint(bits=18, integer=7)
+
+
 class ModelConfig(StrictModel):
     # outside("training"): not part of what determines the weights (training_digest)
     name: str = Field(json_schema_extra=outside("training"))
@@ -279,6 +298,23 @@ class ModelConfig(StrictModel):
     hls: HLSConfig = Field(HLSConfig(), json_schema_extra=outside("training"))
     # A model trained elsewhere (trigger-ml hls --keras): imported instead of trained.
     user_model: UserModelConfig | None = None
+    # A boosted decision tree instead of a network (trigger_ml.bdt, kind ``bdt``).
+    bdt: BDTConfig | None = None
+
+    @model_validator(mode="after")
+    def _bdt_on_flat_quantized_inputs(self) -> ModelConfig:
+        if self.bdt is not None and (
+            self.architecture.kind != "dense"
+            or not self.quantization.enabled
+            or self.quantization.is_hgq
+            or not self.hls.enabled
+        ):
+            raise ValueError(
+                "a bdt model takes the flat inputs of a dense model on the input type "
+                "quantization.input: it needs architecture.kind dense, quantization enabled (QKeras) "
+                "and hls.enabled"
+            )
+        return self
 
     @model_validator(mode="after")
     def _evaluation_file_goes_with_a_file_sample(self) -> ModelConfig:

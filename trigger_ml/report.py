@@ -131,6 +131,10 @@ def _exactness_line(kind_name: str) -> str:
 
 def markdown_report(report: dict[str, Any]) -> str:
     """report.md: the same content as report.json, laid out for a person."""
+    if report.get("bdt") is not None:  # a BDT's report has its own layout
+        from trigger_ml.bdt.markdown import bdt_markdown
+
+        return bdt_markdown(report)
     metrics = report["metrics"]
     lines = [
         f"# {report['model']}",

@@ -521,6 +521,11 @@ def build_bundle(
     """
     if n_vectors < 1:
         raise UsageError(f"the number of test vectors must be at least 1, got {n_vectors}")
+    if config.bdt is not None:
+        raise UsageError(
+            f"{config.name} is a BDT: firmware bundles hold hls4ml projects, conifer projects are not bundled yet",
+            f"use hls_projects/{config.name}/conifer_prj/ (`trigger-ml hls {config.name}`); see docs/bdt.md",
+        )
 
     def say(message: str) -> None:
         logger.info(f"{config.name}: {message}")

@@ -11,6 +11,7 @@ kind                   what                                            firmware 
 ``symbolic-flat``      expressions of the flat inputs (``-sr``)        ``distill``
 ``symbolic-deepsets``  symbolic Deep Set (``-srds``)                   ``distill``
 ``user-keras``         a user's QKeras model, imported (``--keras``)    ``hls``
+``bdt``                gradient-boosted trees, conifer firmware        ``hls``
 =====================  ==============================================  ============
 
 A network configuration belongs to exactly one network kind (``kind_of``); a new kind is a
@@ -24,6 +25,7 @@ from __future__ import annotations
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.kinds.base import FLOAT, QUANTIZED, ModelKind, NetworkKind, TrainedKind
+from trigger_ml.kinds.bdt import BDT
 from trigger_ml.kinds.hgq import HGQ
 from trigger_ml.kinds.ptq import FloatReference, PostTrainingQuantized
 from trigger_ml.kinds.qkeras import QKerasDeepSet, QKerasDense
@@ -43,6 +45,7 @@ KINDS: dict[str, ModelKind] = {
         SymbolicFlat(),
         SymbolicDeepSet(),
         UserKeras(),
+        BDT(),
     )
 }
 """Every model kind by name: the one place a kind is registered."""

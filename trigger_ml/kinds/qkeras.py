@@ -29,6 +29,7 @@ class _QKerasKind(NetworkKind):
             and not q.is_hgq
             and config.architecture.kind == self.architecture
             and config.user_model is None
+            and config.bdt is None
         )
 
     def prepare_for_conversion(self, model: tf.keras.Model, config: ModelConfig) -> None:
