@@ -28,6 +28,8 @@ from trigger_ml.l1.preprocess import (
     LOG_FRAC,
     MANT_BITS,
     N_BINS,
+    PHI_MUL,
+    PHI_SHIFT,
     RINV_BIN_SHIFT,
     SIG_SHIFT,
     TANL_BIN_SHIFT,
@@ -156,8 +158,8 @@ inline void track_features(const l1_track_word_t w, const l1_sector_t sector, co
     bool valid = w[95];
     bool good_sector = sector < 9;
     ap_int<16> phi_g = phi + SECTOR_OFFSET[good_sector ? int(sector) : 0];
-    ap_int<23> phi_45 = phi_g * 45;
-    ap_int<14> dphi = ap_int<15>(phi_45 >> 8) - jet_phi;
+    ap_int<23> phi_45 = phi_g * {PHI_MUL};
+    ap_int<14> dphi = ap_int<15>(phi_45 >> {PHI_SHIFT}) - jet_phi;
     if (dphi >= 720) dphi -= 1440;
     else if (dphi < -720) dphi += 1440;
     ap_uint<17> abs_tanl = tanl < 0 ? ap_uint<17>(-ap_int<17>(tanl)) : ap_uint<17>(tanl);

@@ -8,7 +8,7 @@ Per input word (``n_in`` per jet; the jet's pT/eta/phi and the vertex z as integ
 :mod:`trigger_ml.l1.word`):
 
 1. geometry: global phi = local phi + the sector centre (a 9-entry table, track-phi LSB), into
-   the jet's LSB (pi/720) by *45 >> 8 (720/4096 = 45/256, exact); eta from |tanL| >> 4 by a
+   the jet's LSB (pi/720) by * 45 >> 9 (720/8192 = 45/512, exact); eta from |tanL| >> 4 by a
    2048-entry table; dphi wrapped to [-720, 720); dR^2 = deta^2 + dphi^2 in (pi/720)^2;
 2. selection: valid bit, sector < 9, dR^2 < round((R / (pi/720))^2), |z0 - z_vertex| < dz_max;
 3. lifetime signs: d0 is positive when d0 * (jet phi - track phi) >= 0, dz when
@@ -60,6 +60,9 @@ SIG_SHIFT = 12
 """Right shift after the 1/sigma multiplication."""
 RINV_BIN_SHIFT, TANL_BIN_SHIFT, N_BINS = 10, 11, 16
 ETA_LUT_SHIFT, ETA_LUT_SIZE = 4, 2048
+PHI_MUL, PHI_SHIFT = 45, 9
+"""Track phi (LSB pi/8192) into the jet's LSB (pi/720): * 45 >> 9 (720/8192 = 45/512)."""
+assert abs(PHI_MUL / 2**PHI_SHIFT - STEP_PHI0 / JET_ETAPHI_LSB) < 1e-9
 SD0_SCALE = 4.0
 """sd0 and sz0 are divided by this (value = significance / 4)."""
 LOG_PTFRAC_OFFSET, LOG_DR_OFFSET = 2.0, 4.0
@@ -183,7 +186,7 @@ def track_features(
     )
     good_sector = sector < N_SECTORS
     phi_g = f["phi"] + t["sector_offset"][np.where(good_sector, sector, 0)]
-    dphi = ((phi_g * 45) >> 8) - jet_phi
+    dphi = ((phi_g * PHI_MUL) >> PHI_SHIFT) - jet_phi
     dphi = np.where(dphi >= 720, dphi - 1440, np.where(dphi < -720, dphi + 1440, dphi))
     abs_tanl = np.abs(f["tanl"])
     eta_abs = t["eta"][np.minimum(abs_tanl >> ETA_LUT_SHIFT, ETA_LUT_SIZE - 1)]
