@@ -23,6 +23,7 @@ import numpy as np
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import write_text_atomic
 from trigger_ml.l1.preprocess import (
+    D0_SHIFT,
     ETA_LUT_SHIFT,
     ETA_LUT_SIZE,
     LOG_FRAC,
@@ -33,6 +34,7 @@ from trigger_ml.l1.preprocess import (
     RINV_BIN_SHIFT,
     SIG_SHIFT,
     TANL_BIN_SHIFT,
+    Z0_SHIFT,
     L1Preprocessing,
 )
 
@@ -189,8 +191,8 @@ inline void track_features(const l1_track_word_t w, const l1_sector_t sector, co
     f[1] = signed_code<31>(sz0, dz_neg);
     f[2] = saturate<22>(lpf >> {shift_ptfrac});
     f[3] = saturate<22>(ldr >> {shift_ptfrac + 1});
-    f[4] = signed_code<15>(ap_uint<15>(abs_d0) << 1, d0_neg);
-    f[5] = signed_code<16>(ap_uint<16>(abs_dz) << 2, dz_neg);
+    f[4] = signed_code<20>(ap_uint<20>(abs_d0) << {spec.out_frac - D0_SHIFT}, d0_neg);
+    f[5] = signed_code<20>(ap_uint<20>(abs_dz) << {spec.out_frac - Z0_SHIFT}, dz_neg);
     f[6] = {1 << spec.out_frac};
     if (!selected) {{
         for (int i = 0; i < L1_N_FEATURES; i++) {{

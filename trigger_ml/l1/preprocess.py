@@ -19,7 +19,7 @@ Per input word (``n_in`` per jet; the jet's pT/eta/phi and the vertex z as integ
    |Rinv| >> 10 and |tanL| >> 11, times the feature scale), signed; sz0 likewise with dz;
    log_ptfrac = ln(pT / pT_jet) + 2 and log_dr = ln(dR) + 4 from one shift-based logarithm
    (leading-one position * ln 2 + a 64-entry mantissa table, 10 fractional bits);
-   d0 = signed d0 * 2 (value: d0 [cm] * 8); z0 = signed dz * 4 (value: dz / 16 LSB);
+   d0 = signed d0 code / 2^5 (d0 [cm] * 8); z0 = signed dz code / 2^4;
    valid = 1.0;
 5. ordering: by |sd0| descending, ties by the feature vector (descending, lexicographic), the
    first ``max_tracks`` kept; unselected tracks and empty slots are all zero. Equal keys are
@@ -66,6 +66,8 @@ assert abs(PHI_MUL / 2**PHI_SHIFT - STEP_PHI0 / JET_ETAPHI_LSB) < 1e-9
 SD0_SCALE = 4.0
 """sd0 and sz0 are divided by this (value = significance / 4)."""
 LOG_PTFRAC_OFFSET, LOG_DR_OFFSET = 2.0, 4.0
+D0_SHIFT, Z0_SHIFT = 5, 4
+"""Feature d0 = d0 code / 2^5 (d0 [cm] * 8); feature z0 = dz code / 2^4 (dz in units of 16 LSB)."""
 
 
 def _resolution_cm(const_um: float, ms_um_gev: float, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -96,6 +98,8 @@ class L1Preprocessing:
     def __post_init__(self) -> None:
         if self.features != FEATURES:
             raise ValueError(f"the L1 preprocessing computes {FEATURES}")
+        if not 5 <= self.out_frac <= LOG_FRAC or self.out_bits > 16:
+            raise ValueError("need 5 <= out_frac <= 10 and out_bits <= 16")
         if not 1 <= self.max_tracks <= self.n_in <= 64:
             raise ValueError("need 1 <= max_tracks <= n_in <= 64")
 
@@ -217,8 +221,8 @@ def track_features(
                 hi,
             ),
             np.clip((log_fixed(dr2) + c["K_DR"]) >> (LOG_FRAC - spec.out_frac + 1), lo, hi),
-            signed(abs_d0 * 2, d0_neg),
-            signed(abs_dz * 4, dz_neg),
+            signed(abs_d0 << (spec.out_frac - D0_SHIFT), d0_neg),
+            signed(abs_dz << (spec.out_frac - Z0_SHIFT), dz_neg),
             np.full(dz.shape, 1 << spec.out_frac, dtype=np.int64),
         ],
         axis=-1,
