@@ -243,3 +243,61 @@ def test_tiny_l1_model_through_train_and_hls(workspace, tmp_path) -> None:
     b_or_light = (flavour == 5) | (flavour == 0)
     leading_sd0 = python[b_or_light, :, 0].max(axis=1)
     assert roc_auc_score(flavour[b_or_light] == 5, leading_sd0) > 0.75
+
+
+def test_track_word_front_end_snippets_compile_and_match(tmp_path) -> None:
+    """The front end's C++ (top parameters, fill, testbench load) around l1_preprocess.h gives the
+    Python's codes in the network's input type, also for shuffled words."""
+    import subprocess
+
+    from trigger_ml.config import load_model_config
+    from trigger_ml.l1.frontend import TrackWordFrontEnd
+
+    fe = TrackWordFrontEnd(load_model_config("dips-l1@inputs.max_tracks=4"), n_in=8)
+    for name, text in fe.files.items():
+        (tmp_path / name).write_text(text)
+    params = ", ".join(fe.parameters)
+    args = "track_words, sectors, jet_pt, jet_eta, jet_phi, vertex_z0"
+    (tmp_path / "tb.cpp").write_text(
+        f"""#include <cstdio>
+#include "ap_fixed.h"
+#include {fe.includes[0]}
+typedef ap_fixed<10, 4> input_t;
+void top({params}, input_t x[{fe.n_input}]) {{
+{fe.fill_network_input}}}
+int main() {{
+    long long words[{fe.n_words}];
+{fe.testbench_declarations}    for (;;) {{
+        for (int i = 0; i < {fe.n_words}; i++) if (scanf("%lld", &words[i]) != 1) return 0;
+{fe.testbench_load}        input_t x[{fe.n_input}];
+        top({args}, x);
+        for (int i = 0; i < {fe.n_input}; i++) printf("%d ", (int)(x[i] * 64));
+        printf("\\n");
+    }}
+}}
+"""
+    )
+    binary = tmp_path / "tb"
+    subprocess.run(
+        [
+            "g++",
+            "-std=c++11",
+            "-O1",
+            f"-I{hls.ap_types_dir()}",
+            f"-I{tmp_path}",
+            "-o",
+            str(binary),
+            str(tmp_path / "tb.cpp"),
+        ],
+        check=True,
+    )
+    rng = np.random.default_rng(5)
+    flat = hls.flat_words(
+        *tuple(np.concatenate(p) for p in zip(_jets(rng, 200, 8), _hostile(rng), strict=True))
+    )
+    for words in (flat, fe.shuffled(flat, seed=3)):
+        text = "\n".join(" ".join(map(str, row)) for row in words) + "\n"
+        out = subprocess.run([str(binary)], input=text, capture_output=True, text=True, check=True).stdout
+        cpp = np.array([list(map(int, line.split())) for line in out.splitlines()])
+        assert (cpp == fe.network_codes(words)).all()
+    assert not (fe.shuffled(flat, seed=3) == flat).all()
