@@ -301,3 +301,24 @@ int main() {{
         cpp = np.array([list(map(int, line.split())) for line in out.splitlines()])
         assert (cpp == fe.network_codes(words)).all()
     assert not (fe.shuffled(flat, seed=3) == flat).all()
+
+
+def test_block_cost_parts_synthesize_and_make_a_labelled_section(tmp_path) -> None:
+    """Yosys maps the small parts onto Xilinx cells; the front end's cost section carries the
+    counted LUT and says what is assumed."""
+    from trigger_ml.config import load_model_config
+    from trigger_ml.l1.frontend import TrackWordFrontEnd
+    from trigger_ml.l1.rtl import compare_verilog, rank_verilog, synthesize
+
+    compare = synthesize(compare_verilog(SPEC), "l1_compare", tmp_path / "compare")
+    rank = synthesize(rank_verilog(SPEC), "l1_rank", tmp_path / "rank")
+    assert compare["counts"]["LUT"] > 10 and compare["ltp_length"] > 1
+    assert rank["counts"]["LUT"] > 0
+    fe = TrackWordFrontEnd(load_model_config("dips-l1"))
+    section = fe.cost(5.0, block={"lut": 1234, "dsp": 0, "lut_levels_on_path": 17, "source": "test"})
+    assert (
+        section["resources"]["LUT"] == 1234
+        and section["latency_cycles"] == [3, 3]
+        or section["latency_cycles"] == (3, 3)
+    )
+    assert any("ASSUMED" in note for note in section["notes"])

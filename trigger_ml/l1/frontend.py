@@ -136,7 +136,7 @@ class TrackWordFrontEnd:
             clock_period_ns=clock_period_ns,
             latency_cycles=(cycles, cycles),
             initiation_interval=1,
-            resources={"LUT": int(block["lut"]), "FF": None, "DSP": 0, "BRAM_18K": 0},
+            resources={"LUT": int(block["lut"]), "DSP": int(block.get("dsp", 0)), "BRAM_18K": 0},
             notes=[
                 f"L1 preprocessing: {block['source']}",
                 f"latency: {levels} LUT levels on the path (Yosys ltp) at an ASSUMED "

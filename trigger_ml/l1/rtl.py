@@ -172,14 +172,14 @@ PARTS = {
 }
 
 
-def synthesize(verilog: str, top: str, workdir: Path) -> dict[str, Any]:
-    """Yosys synth_xilinx (xcup, no DSP: every product in LUTs) of one part: cell counts and the
-    longest path in LUT levels (``ltp -noff``)."""
+def synthesize(verilog: str, top: str, workdir: Path, dsp: bool = False) -> dict[str, Any]:
+    """Yosys synth_xilinx (xcup; without ``dsp`` every product in LUTs) of one part: cell counts
+    and the longest path in LUT levels (``ltp -noff``)."""
     command, _ = find_yosys()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{top}.v").write_text(verilog)
     script = (
-        f"read_verilog {top}.v\nsynth_xilinx -family xcup -top {top} -flatten -noiopad -noclkbuf -nodsp\n"
+        f"read_verilog {top}.v\nsynth_xilinx -family xcup -top {top} -flatten -noiopad -noclkbuf{'' if dsp else ' -nodsp'}\n"
         "tee -q -o stat.json stat -json\ntee -o ltp.txt ltp -noff\n"
     )
     (workdir / "synth.ys").write_text(script)
@@ -201,7 +201,7 @@ def synthesize(verilog: str, top: str, workdir: Path) -> dict[str, Any]:
     return {"counts": cell_counts(cells), "ltp_length": int(match.group(1)) if match else None}
 
 
-def block_cost(spec: L1Preprocessing, workdir: Path | None = None) -> dict[str, Any]:
+def block_cost(spec: L1Preprocessing, workdir: Path | None = None, dsp: bool = False) -> dict[str, Any]:
     """Every part's Yosys figures and the block's counted totals (LUT, CARRY cells)."""
     multiplicity = {
         "l1_track": spec.n_in,
@@ -212,16 +212,18 @@ def block_cost(spec: L1Preprocessing, workdir: Path | None = None) -> dict[str, 
     }
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(workdir or tmp)
-        parts = {name: synthesize(make(spec), name, base / name) for name, make in PARTS.items()}
+        parts = {name: synthesize(make(spec), name, base / name, dsp) for name, make in PARTS.items()}
     total_lut = sum(parts[n]["counts"]["LUT"] * k for n, k in multiplicity.items())
     total_ff = sum(parts[n]["counts"]["FF"] * k for n, k in multiplicity.items())
+    total_dsp = sum(parts[n]["counts"]["DSP"] * k for n, k in multiplicity.items())
     return {
-        "source": "Yosys 0.23 synth_xilinx -family xcup -nodsp of each part, counted (trigger_ml.l1.rtl)",
+        "source": f"Yosys synth_xilinx -family xcup{'' if dsp else ' -nodsp'} of each part, counted (trigger_ml.l1.rtl)",
         "n_in": spec.n_in,
         "max_tracks": spec.max_tracks,
         "parts": {n: {**parts[n], "count": multiplicity[n]} for n in parts},
         "lut": total_lut,
         "ff": total_ff,
+        "dsp": total_dsp,
         "lut_levels_on_path": sum(
             parts[n]["ltp_length"] or 0 for n in ("l1_track", "l1_compare", "l1_rank", "l1_slot")
         ),
@@ -237,9 +239,10 @@ def main() -> None:
     parser.add_argument("--n-in", type=int, default=32)
     parser.add_argument("--max-tracks", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--dsp", action="store_true", help="let Yosys map products to DSP48E2")
     args = parser.parse_args()
     configure(0)
-    cost = block_cost(L1Preprocessing(n_in=args.n_in, max_tracks=args.max_tracks), args.workdir)
+    cost = block_cost(L1Preprocessing(n_in=args.n_in, max_tracks=args.max_tracks), args.workdir, args.dsp)
     stage_logger("rtl").info(json.dumps(cost, indent=1))
 
 
