@@ -208,8 +208,8 @@ def test_offline_sample_keeps_its_digest_and_l1_is_its_own() -> None:
 
 
 TINY_L1 = (
-    "dips-l1@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,epochs=4,"
-    "architecture.phi_widths=[8,8],architecture.f_widths=[8],sample.pileup_mu=10,sample.pileup_pool_events=50"
+    "dips-l1@n_jets=800,sample.jets_per_shard=400,eval_jets=600,evaluation.jets_per_shard=600,epochs=4,"
+    "architecture.phi_widths=[8,8],architecture.f_widths=[8],sample.pileup_mu=0"
 )
 
 
