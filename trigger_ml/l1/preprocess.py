@@ -70,6 +70,12 @@ D0_SHIFT, Z0_SHIFT = 5, 4
 """Feature d0 = d0 code / 2^5 (d0 [cm] * 8); feature z0 = dz code / 2^4 (dz in units of 16 LSB)."""
 
 
+LOG_MANTISSA = np.round(
+    np.log1p((np.arange(1 << MANT_BITS) + 0.5) / (1 << MANT_BITS)) * (1 << LOG_FRAC)
+).astype(np.int64)
+"""ln(1 + (m + 0.5) / 2^MANT_BITS) * 2^LOG_FRAC: the logarithm's mantissa table."""
+
+
 def _resolution_cm(const_um: float, ms_um_gev: float, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
     sin_theta = 1.0 / np.cosh(eta)
     return np.hypot(const_um, ms_um_gev / (pt * np.sqrt(sin_theta))) * 1e-4
@@ -137,13 +143,12 @@ class L1Preprocessing:
             eta_grid
         )
         scale = (1 << SIG_SHIFT) * one / SD0_SCALE
-        mant = np.round(np.log1p((np.arange(1 << MANT_BITS) + 0.5) / (1 << MANT_BITS)) * (1 << LOG_FRAC))
         return {
             "sector_offset": sector_offset.astype(np.int64),
             "eta": eta.astype(np.int64),
             "inv_sigma_d0": np.round(scale * STEP_D0 / sig_d0).astype(np.int64).ravel(),
             "inv_sigma_z0": np.round(scale * STEP_Z0 / sig_z0).astype(np.int64).ravel(),
-            "log_mantissa": mant.astype(np.int64),
+            "log_mantissa": LOG_MANTISSA.copy(),
         }
 
     @cached_property
@@ -168,7 +173,7 @@ def log_fixed(x: np.ndarray) -> np.ndarray:
     p = np.frexp(x.astype(np.float64))[1].astype(np.int64) - 1  # exact below 2^53
     m = np.where(p >= MANT_BITS, x >> np.maximum(p - MANT_BITS, 0), x << np.maximum(MANT_BITS - p, 0))
     m &= (1 << MANT_BITS) - 1
-    table = L1Preprocessing().tables["log_mantissa"]
+    table = LOG_MANTISSA
     return p * int(round(math.log(2) * (1 << LOG_FRAC))) + table[m]
 
 
