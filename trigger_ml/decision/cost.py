@@ -39,14 +39,20 @@ def verilog(spec: ScoreSpec, thresholds: list[int]) -> str:
     combinational logic the check simulates)."""
     w, wa, ws, n = spec.result.width, spec.accum.width, spec.score.width, len(thresholds)
     signed_in = "signed " if spec.result.signed else ""
-    ext = (lambda name: f"{{{{{wa - w}{{{name}[{w - 1}]}}}}, {name}}}") if spec.result.signed else (
-        lambda name: f"{{{wa - w}'d0, {name}}}"
+    ext = (
+        (lambda name: f"{{{{{wa - w}{{{name}[{w - 1}]}}}}, {name}}}")
+        if spec.result.signed
+        else (lambda name: f"{{{wa - w}'d0, {name}}}")
     )
     terms = []
     if spec.offset_c is not None:
-        terms.append(f"    wire signed [{wa - 1}:0] c = $signed({ext('z_c')}) + {_literal(wa, spec.offset_c)};")
+        terms.append(
+            f"    wire signed [{wa - 1}:0] c = $signed({ext('z_c')}) + {_literal(wa, spec.offset_c)};"
+        )
     if spec.offset_l is not None:
-        terms.append(f"    wire signed [{wa - 1}:0] l = $signed({ext('z_l')}) + {_literal(wa, spec.offset_l)};")
+        terms.append(
+            f"    wire signed [{wa - 1}:0] l = $signed({ext('z_l')}) + {_literal(wa, spec.offset_l)};"
+        )
     if len(terms) == 2:
         biggest = "(c > l) ? c : l"
     else:
@@ -68,7 +74,7 @@ module {MODULE} #(parameter REGISTERED = 1) (
 );
 {chr(10).join(terms)}
     wire signed [{wa - 1}:0] m = {biggest};
-    wire signed [{wa - 1}:0] s = $signed({ext('z_b')}) - m;
+    wire signed [{wa - 1}:0] s = $signed({ext("z_b")}) - m;
     wire signed [{ws - 1}:0] sc = s >>> {spec.shift};
     wire [{n - 1}:0] t = {{{compares}}};
     reg [{ws - 1}:0] score_q;
@@ -126,29 +132,39 @@ _GATES = {
 }
 
 
-def simulate_gates(netlist: dict[str, Any], logits: np.ndarray, spec: ScoreSpec) -> tuple[np.ndarray, np.ndarray]:
+def simulate_gates(
+    netlist: dict[str, Any], logits: np.ndarray, spec: ScoreSpec
+) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate Yosys' JSON gate netlist of the combinational module on integer logit codes
     ``(n, 3)``: (score codes, tag words)."""
     module = netlist["modules"][MODULE]
     n = len(logits)
     nets: dict[Any, np.ndarray] = {"0": np.zeros(n, bool), "1": np.ones(n, bool)}
     for name, column in (("z_b", 0), ("z_c", 1), ("z_l", 2)):
-        for bit, values in zip(module["ports"][name]["bits"], _bits(logits[:, column], spec.result.width), strict=True):
+        for bit, values in zip(
+            module["ports"][name]["bits"], _bits(logits[:, column], spec.result.width), strict=True
+        ):
             nets[bit] = values
     pending = list(module["cells"].values())
     while pending:
         waiting = []
         for cell in pending:
             if cell["type"] not in _GATES:
-                raise TriggerMLError(f"decision gate netlist has a {cell['type']} cell", "report this as a bug")
-            inputs = {p: c[0] for p, c in cell["connections"].items() if cell["port_directions"][p] == "input"}
+                raise TriggerMLError(
+                    f"decision gate netlist has a {cell['type']} cell", "report this as a bug"
+                )
+            inputs = {
+                p: c[0] for p, c in cell["connections"].items() if cell["port_directions"][p] == "input"
+            }
             if all(bit in nets for bit in inputs.values()):
                 value = _GATES[cell["type"]]({p: nets[bit] for p, bit in inputs.items()})
                 nets[cell["connections"]["Y"][0]] = value
             else:
                 waiting.append(cell)
         if len(waiting) == len(pending):
-            raise TriggerMLError("decision gate netlist has a loop or an undriven net", "report this as a bug")
+            raise TriggerMLError(
+                "decision gate netlist has a loop or an undriven net", "report this as a bug"
+            )
         pending = waiting
     score = _word([nets[b] for b in module["ports"]["score"]["bits"]], signed=True)
     tags = _word([nets[b] for b in module["ports"]["tags"]["bits"]], signed=False)
@@ -186,7 +202,13 @@ def check_and_cost(
             "report this as a bug",
         )
     counts = run_yosys(
-        workdir, [VERILOG], MODULE, xilinx_family(part), log_path=workdir / "yosys.log", dsp=False, name="Yosys (decision)"
+        workdir,
+        [VERILOG],
+        MODULE,
+        xilinx_family(part),
+        log_path=workdir / "yosys.log",
+        dsp=False,
+        name="Yosys (decision)",
     )
     section = make_section(
         source="rtl",

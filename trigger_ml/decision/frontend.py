@@ -131,9 +131,7 @@ class FeatureFrontEnd(FrontEnd):
     @property
     def testbench_load(self) -> str:
         frac = self.interface.input.fixed.fractional_bits
-        return (
-            f"        for (int i = 0; i < {self.n_words}; i++) features[i] = from_code<input_t>(words[i], {frac});\n"
-        )
+        return f"        for (int i = 0; i < {self.n_words}; i++) features[i] = from_code<input_t>(words[i], {frac});\n"
 
     def words(self, network_inputs: np.ndarray) -> np.ndarray:
         flat = np.asarray(network_inputs, dtype=np.float64).reshape(len(network_inputs), -1)
@@ -149,7 +147,9 @@ class FeatureFrontEnd(FrontEnd):
 
         features = list(self.config.inputs.track_features)
         tracks = np.asarray(words).reshape(len(words), self.config.inputs.max_tracks, len(features))
-        valid = tracks[:, :, features.index("valid")] != 0 if "valid" in features else np.any(tracks != 0, axis=2)
+        valid = (
+            tracks[:, :, features.index("valid")] != 0 if "valid" in features else np.any(tracks != 0, axis=2)
+        )
         return shuffle_valid_tracks(tracks, valid, seed).reshape(len(words), -1)
 
     def cost(self, clock_period_ns: float) -> dict[str, Any]:
@@ -160,7 +160,9 @@ class FeatureFrontEnd(FrontEnd):
             latency_cycles=(0, 0),
             initiation_interval=1,
             resources={},
-            notes=["front end `features`: the network's input port passed through (wires): no logic, no cycle"],
+            notes=[
+                "front end `features`: the network's input port passed through (wires): no logic, no cycle"
+            ],
         )
 
     def spec(self) -> dict[str, Any]:

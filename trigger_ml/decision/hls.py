@@ -128,7 +128,12 @@ def _argument(declaration: str) -> str:
 def top_sources(front: FrontEnd, interface: Interface) -> dict[str, str]:
     """trigger_top.h and trigger_top.cpp."""
     out = interface.output
-    params = [*front.parameters, f"{out.type_name} logits[{out.size_expr}]", "btag_score_t &score", "btag_tags_t &tags"]
+    params = [
+        *front.parameters,
+        f"{out.type_name} logits[{out.size_expr}]",
+        "btag_score_t &score",
+        "btag_tags_t &tags",
+    ]
     includes = "".join(f'#include "{name}"\n' for name in front.includes)
     header = f"""\
 // trigger-ml: the end-to-end top: front end ({front.name}) -> {interface.project} -> b-tag decision.
@@ -139,7 +144,7 @@ def top_sources(front: FrontEnd, interface: Interface) -> dict[str, str]:
 #include "decision_config.h"
 {includes}
 void {TOP}(
-    {(',' + chr(10) + '    ').join(params)}
+    {("," + chr(10) + "    ").join(params)}
 );
 
 #endif
@@ -149,7 +154,7 @@ void {TOP}(
 #include "decision.h"
 
 void {TOP}(
-    {(',' + chr(10) + '    ').join(params)}
+    {("," + chr(10) + "    ").join(params)}
 ) {{
     #pragma HLS PIPELINE II=1
     #pragma HLS ARRAY_PARTITION variable=logits complete
@@ -292,7 +297,9 @@ def run_top(build: Build, words: np.ndarray, workdir: Path, n_outputs: int) -> n
     with open(inputs, "w", encoding="utf-8") as handle:
         for row in np.asarray(words, dtype=np.int64):
             handle.write(" ".join(map(str, row.tolist())) + "\n")
-    ran = subprocess.run([str(build.binary), str(inputs), str(outputs)], capture_output=True, text=True, check=False)
+    ran = subprocess.run(
+        [str(build.binary), str(inputs), str(outputs)], capture_output=True, text=True, check=False
+    )
     if ran.returncode != 0:
         raise TriggerMLError(
             f"the C simulation of {TOP} exited with status {ran.returncode} ({ran.stderr.strip()[-200:]})",

@@ -89,7 +89,9 @@ class ScoreSpec:
             "accum_type": self.accum.c_type,
             "accum_code_bounds": list(self.accum_bounds),
             "score_type": self.score.to_dict(),
-            "score_from_accum": "exact" if self.shift == 0 else f"floor(accum_code / 2^{self.shift}) (AP_TRN)",
+            "score_from_accum": "exact"
+            if self.shift == 0
+            else f"floor(accum_code / 2^{self.shift}) (AP_TRN)",
             "comparison": "tag = score_code >= threshold_code",
         }
 
