@@ -41,7 +41,9 @@ class VerifyResult:
         )
         return (
             f"PASS firmware {self.firmware_id} ({self.n_files} files, {self.n_vectors} vectors bit-exact, "
-            f"{hostile}, {len(self.working_points)} working points) in {self.seconds:.1f} s"
+            f"{hostile}, "
+            + (f"trigger_top logits, score and tag bits on {self.n_top_vectors} vectors bit-exact, " if self.n_top_vectors else "")
+            + f"{len(self.working_points)} working points) in {self.seconds:.1f} s"
         )
 
 
@@ -69,4 +71,5 @@ def verify_bundle(path: Path) -> VerifyResult:
         working_points=tuple(result["working_points"]),
         seconds=result["seconds"],
         hostile=tuple(result["hostile"]),
+        n_top_vectors=result.get("n_top_vectors", 0),
     )
