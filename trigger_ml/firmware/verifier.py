@@ -669,7 +669,8 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
             n = len(vectors["expected"])
             decision = out_spec.get("decision") if info["bundle_format"] == BUNDLE_FORMAT else None
             top_rows = None
-            if decision is None and (root / HLS_DIR / "firmware" / f"{TOP}.cpp").is_file():
+            top_source = root / HLS_DIR / "firmware" / f"{TOP}.cpp"
+            if info["bundle_format"] == BUNDLE_FORMAT and decision is None and top_source.is_file():
                 raise BundleError(f"{OUTPUT_SPEC}: no decision section, but hls/ holds {TOP}")
             if decision is not None:
                 scale = 2 ** out_spec["port"]["fractional_bits"]
