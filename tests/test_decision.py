@@ -216,7 +216,7 @@ def test_comparison_rows_add_the_blocks(tiny_report, workspace, tiny_config):
     block = tiny_report["cost"]["blocks"]["decision"]
     assert row["LUT"] == network["resources"]["LUT"] + block["resources"]["LUT"]
     assert row["latency_cycles"] == network["latency_cycles"]["max"] + 1
-    assert row["blocks"] == "front_end (estimate), decision (rtl)" and row["cost_source"] == "da4ml"
+    assert row["blocks"] == "decision (rtl), front_end (estimate)" and row["cost_source"] == "da4ml"
 
 
 def _resign(root: Path) -> None:

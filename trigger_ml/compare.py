@@ -96,7 +96,7 @@ def cost_columns(project: Path, cost_source: str) -> dict[str, Any]:
     blocks = stored_blocks(project)
     section = add_blocks(section, blocks)
     return {
-        "blocks": ", ".join(f"{name} ({block['source']})" for name, block in blocks.items()) or None,
+        "blocks": ", ".join(f"{name} ({blocks[name]['source']})" for name in sorted(blocks)) or None,
         "latency_cycles": section["latency_cycles"]["max"],
         "latency_ns": section["latency_ns"]["max"],
         "initiation_interval": section["initiation_interval"],

@@ -100,10 +100,12 @@ class DecisionStage(Stage[dict[str, Any]]):
     def output_dir(self, subject: ModelConfig, ws: Workspace) -> Path:
         return ws.hls_dir(subject.name) / SUBDIR
 
-    def key(self, subject: ModelConfig, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    def key(self, subject: ModelConfig, inputs: Any) -> dict[str, Any]:
         report = inputs["hls"]
+        network = inputs.ws.hls_dir(subject.name) / PROJECT_SUBDIR / "firmware" / f"{PROJECT_NAME}.cpp"
         return {
             "config_sha256": report["config_sha256"],
+            "firmware_sha256": sha256_of_file(network),  # a rebuilt network rebuilds the top
             "data_sha256": inputs["data"].sha256,
             "evaluation_sha256": inputs["evaluation-data"].sha256,
             "decision": subject.decision_settings.model_dump(mode="json"),
