@@ -27,6 +27,8 @@ class VerifyResult:
     hostile: tuple[dict[str, Any], ...] = ()
     """Per hostile family (trigger_ml.firmware.hostile): ``family``, ``n_vectors``, ``n_exact``
     (all of them: verification stops at the first inexact one); empty for a format-1 bundle."""
+    n_top_vectors: int = 0
+    """Vectors trigger_top (front end -> network -> decision) ran bit-exact (0: no decision block)."""
 
     @property
     def n_hostile(self) -> int:
