@@ -114,7 +114,9 @@ int main() {{
     ap_types = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
     subprocess.run(["g++", "-O1", f"-I{ap_types}", "-I.", "main.cpp", "-o", "main"], cwd=tmp_path, check=True)
     out = np.loadtxt(
-        subprocess.run(["./main"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.splitlines(),
+        subprocess.run(
+            ["./main"], cwd=tmp_path, capture_output=True, text=True, check=True
+        ).stdout.splitlines(),
         dtype=np.int64,
     )
     score = max_form_codes(spec, codes)
