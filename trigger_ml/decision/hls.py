@@ -5,7 +5,9 @@ testbench, compiled once with g++ and fed every jet in one process.
 
 The network is not recompiled: the testbench links the shared library hls4ml's own build left
 in the project (``firmware/myproject-<stamp>.so``, the distributed-arithmetic code compiled once
-with hls4ml's flags); only when it is missing is ``firmware/myproject.cpp`` compiled here.
+with hls4ml's flags). ``firmware/myproject.cpp`` is compiled here only when that library is
+missing, or when the network reads its weights from text files at run time (hls4ml's
+Latency/Resource templates: the library names the directory it was built in).
 """
 
 from __future__ import annotations
@@ -271,12 +273,16 @@ def compile_top(directory: Path, project_dir: Path, project: str, log_dir: Path)
     flags = gxx_flags()
     libraries = sorted(firmware.glob(f"{project}-*.so"))
     sources = [str(directory / TESTBENCH), str(directory / "firmware" / f"{TOP}.cpp")]
-    if libraries:
+    # A network that reads its weights from text files at run time (hls4ml's Latency/Resource
+    # templates) has the directory of its build baked into the library: recompile it here.
+    reads_weights = "load_weights_from_txt" in (firmware / f"{project}.cpp").read_text(encoding="utf-8")
+    if libraries and not reads_weights:
         network = [str(libraries[-1]), f"-Wl,-rpath,{firmware}"]
         how = f"linked against hls4ml's build {libraries[-1].name}"
     else:
         network = [str(firmware / f"{project}.cpp"), f'-DWEIGHTS_DIR="{firmware / "weights"}"']
-        how = f"compiled from firmware/{project}.cpp (no hls4ml library in the project)"
+        why = "its weights are read from firmware/weights at run time" if libraries else "no hls4ml library"
+        how = f"compiled from firmware/{project}.cpp ({why})"
     binary = directory / BINARY
     run_tool(
         ["g++", *flags, *includes, *sources, *network, "-o", str(binary)],
