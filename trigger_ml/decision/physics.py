@@ -25,6 +25,12 @@ def _passing(values: np.ndarray, passed: np.ndarray) -> float | None:
     return float(len(values) / n) if n else None
 
 
+def _passing_stat(values: np.ndarray, passed: np.ndarray) -> float | None:
+    """Binomial uncertainty of :func:`_passing` (as trigger_ml.physics.rejection_stat_uncertainty)."""
+    total, n = len(values), int(np.count_nonzero(passed))
+    return float(total / n * np.sqrt((1.0 - n / total) / n)) if n else None
+
+
 def decision_physics(
     spec: ScoreSpec,
     logits: np.ndarray,
@@ -47,6 +53,7 @@ def decision_physics(
                 "b_efficiency": efficiency,
                 "exact": {
                     "rej_light": rejection(disc[light], cut),
+                    "rej_light_stat": _passing_stat(disc[light], disc[light] > cut),
                     "rej_c": rejection(disc[c], cut) if c.any() else None,
                     "b_efficiency": float(np.mean(disc[b] > cut)),
                 },
@@ -60,6 +67,7 @@ def decision_physics(
                     "threshold_code": code,
                     "b_efficiency": float(np.mean(tagged[b])),
                     "rej_light": _passing(score[light], tagged[light]),
+                    "rej_light_stat": _passing_stat(score[light], tagged[light]),
                     "rej_c": _passing(score[c], tagged[c]) if c.any() else None,
                 },
             }

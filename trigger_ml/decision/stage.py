@@ -91,7 +91,7 @@ class DecisionStage(Stage[dict[str, Any]]):
     also stored in report.json."""
 
     name = "decision"
-    version = 1
+    version = 2
 
     def needs(self, subject: ModelConfig) -> dict[str, Need]:
         check_supported(subject)

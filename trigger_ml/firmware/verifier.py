@@ -507,6 +507,7 @@ def run_top(project_dir: Path, expected: list[list[int]]) -> None:
     try:
         ran = subprocess.run(
             [str(project_dir / f"{TOP}_csim"), str(project_dir.parent / "top_inputs.txt"), str(out)],
+            cwd=project_dir,  # WEIGHTS_DIR is relative: networks that read their weights at run time
             capture_output=True,
             text=True,
             timeout=CSIM_TIMEOUT_S,
