@@ -238,6 +238,7 @@ def test_bundle_verify_checks_the_tag_bits(tiny_report, workspace, tiny_config, 
     bundle = build_bundle(tiny_config, workspace, verify=False)
     spec = json.loads((bundle / verifier.OUTPUT_SPEC).read_text())["decision"]
     assert [row["b_efficiency"] for row in spec["thresholds"]] == [0.70, 0.77, 0.85]
+    assert "### Decision in firmware: `trigger_top`" in (bundle / "README.md").read_text()
     result = verify_bundle(bundle)
     n_hostile = len((bundle / verifier.HOSTILE_FAMILIES).read_text().splitlines())
     assert result.n_top_vectors == result.n_vectors + n_hostile
