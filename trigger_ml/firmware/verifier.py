@@ -673,13 +673,9 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
             top_source = root / HLS_DIR / "firmware" / f"{TOP}.cpp"
             if info["bundle_format"] == BUNDLE_FORMAT and decision is None and top_source.is_file():
                 raise BundleError(f"{OUTPUT_SPEC}: no decision section, but hls/ holds {TOP}")
-            if decision is not None:
-                scale = 2 ** out_spec["port"]["fractional_bits"]
-                logits = [[int(v * scale) for v in row] for row in vectors["expected"]]
-                logits += [[int(v * scale) for v in row] for row in hostile["expected"]] if hostile else []
-                top_rows = check_top_vectors(root, decision, logits, out_spec["port"]["elements"])
-                say(f"{len(top_rows)} {TOP} vectors: score codes and tag bits are the decision of their logits")
-            outputs = compile_and_run(root, in_spec["project"], workdir / "csim", say, with_top=top_rows is not None)
+            outputs = compile_and_run(
+                root, in_spec["project"], workdir / "csim", say, with_top=decision is not None
+            )
             compare_outputs(outputs, vectors["expected"])
             say(f"{n} test vectors: C simulation == expected outputs, bit for bit")
             families = []
@@ -690,11 +686,16 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
                     say(f"hostile family {row['family']}: {row['n_exact']}/{row['n_vectors']} bit-exact")
             else:
                 say(f"bundle format {info['bundle_format']}: no hostile vectors")
-            if top_rows is not None:
+            working_points = check_working_points(outputs, vectors["classes"], out_spec)
+            if decision is not None:
+                scale = 2 ** out_spec["port"]["fractional_bits"]
+                logits = [[int(v * scale) for v in row] for row in vectors["expected"]]
+                logits += [[int(v * scale) for v in row] for row in hostile["expected"]] if hostile else []
+                top_rows = check_top_vectors(root, decision, logits, out_spec["port"]["elements"])
+                say(f"{len(top_rows)} {TOP} vectors: score codes and tag bits are the decision of their logits")
                 shutil.copyfile(root / TOP_INPUTS, workdir / "csim" / "top_inputs.txt")
                 run_top(workdir / "csim" / "hls", top_rows)
                 say(f"{TOP}: C simulation == expected logits, score codes and tag bits on {len(top_rows)} vectors")
-            working_points = check_working_points(outputs, vectors["classes"], out_spec)
         except (KeyError, TypeError, IndexError) as error:
             raise BundleError(f"{INPUT_SPEC} or {OUTPUT_SPEC}: malformed ({error!r})") from None
         for wp in working_points:
