@@ -99,7 +99,8 @@ class FrontEnd(ABC):
 
 class FeatureFrontEnd(FrontEnd):
     """Today's input: the features already scaled and quantized onto the network's input type
-    (``input_t``), passed through unchanged."""
+    (``input_t``, or whatever the project names it, e.g. ``tracks_t`` for HGQ), passed through
+    unchanged."""
 
     name = "features"
 
@@ -109,7 +110,7 @@ class FeatureFrontEnd(FrontEnd):
 
     @property
     def parameters(self) -> list[str]:
-        return [f"input_t features[{self.n_input}]"]
+        return [f"{self.interface.input.type_name} features[{self.n_input}]"]
 
     @property
     def fill_network_input(self) -> str:
@@ -126,12 +127,12 @@ class FeatureFrontEnd(FrontEnd):
 
     @property
     def testbench_declarations(self) -> str:
-        return f"    input_t features[{self.n_input}];\n"
+        return f"    {self.interface.input.type_name} features[{self.n_input}];\n"
 
     @property
     def testbench_load(self) -> str:
         frac = self.interface.input.fixed.fractional_bits
-        return f"        for (int i = 0; i < {self.n_words}; i++) features[i] = from_code<input_t>(words[i], {frac});\n"
+        return f"        for (int i = 0; i < {self.n_words}; i++) features[i] = from_code<{self.interface.input.type_name}>(words[i], {frac});\n"
 
     def words(self, network_inputs: np.ndarray) -> np.ndarray:
         flat = np.asarray(network_inputs, dtype=np.float64).reshape(len(network_inputs), -1)

@@ -235,7 +235,8 @@ def build_decision(
     )
     hls.write_sources(out, front, interface, spec, thresholds, settings.working_points)
     with timed(timings, "compile_s"):
-        build = hls.compile_top(out, prj, PROJECT_NAME, out / "logs")
+        # The log beside the project's other logs, kept when g++ fails (``out`` is then removed).
+        build = hls.compile_top(out, prj, PROJECT_NAME, project_dir / "logs")
     parts = list(words)
     logger.info(
         f"{config.name}: C simulation of trigger_top on "
