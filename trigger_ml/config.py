@@ -259,6 +259,23 @@ class PhysicsConfig(StrictModel):
     working_points: tuple[float, ...] = (0.70, 0.77, 0.85)
 
 
+class DecisionConfig(StrictModel):
+    """The b-tag decision in firmware (trigger_ml.decision): the max-form score of the logits at
+    physics.f_c, its working points as integer thresholds, and the tag bits."""
+
+    enabled: bool = True
+    working_points: tuple[float, ...] = (0.70, 0.77, 0.85)
+    # Fractional bits of the score (default: the logits' own, the score exact; fewer truncate it).
+    score_fractional_bits: int | None = Field(None, ge=0, le=40)
+
+    @field_validator("working_points")
+    @classmethod
+    def _efficiencies(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not 0.0 < eff < 1.0 for eff in value):
+            raise ValueError("decision.working_points are b-efficiencies strictly between 0 and 1")
+        return value
+
+
 class HLSConfig(StrictModel):
     backend: Literal["Vitis", "Vivado"] = "Vitis"
     part: str = "xcvu13p-flga2577-2-e"
@@ -311,6 +328,8 @@ class ModelConfig(StrictModel):
     training: TrainingConfig = TrainingConfig()
     physics: PhysicsConfig = Field(PhysicsConfig(), json_schema_extra=outside("training"))
     hls: HLSConfig = Field(HLSConfig(), json_schema_extra=outside("training"))
+    # None: the default decision (on); hashes leave None out, so older results stay valid.
+    decision: DecisionConfig | None = Field(None, json_schema_extra=outside("training"))
     # A model trained elsewhere (trigger-ml hls --keras): imported instead of trained.
     user_model: UserModelConfig | None = None
     # A boosted decision tree instead of a network (trigger_ml.bdt, kind ``bdt``).
@@ -439,6 +458,11 @@ class ModelConfig(StrictModel):
         if h.track_parallelization not in (None, self.inputs.max_tracks):
             return f"tracks processed {h.track_parallelization} per clock, not all at once"
         return None
+
+    @property
+    def decision_settings(self) -> DecisionConfig:
+        """The decision section, its defaults when the configuration has none."""
+        return self.decision if self.decision is not None else DecisionConfig()
 
     # Hashes leave out fields that are None (unset optional settings), so adding a new
     # optional section to the schema does not invalidate every cached result.
