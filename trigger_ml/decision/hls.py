@@ -278,7 +278,8 @@ def compile_top(directory: Path, project_dir: Path, project: str, log_dir: Path)
     reads_weights = "load_weights_from_txt" in (firmware / f"{project}.cpp").read_text(encoding="utf-8")
     if libraries and not reads_weights:
         network = [str(libraries[-1]), f"-Wl,-rpath,{firmware}"]
-        how = f"linked against hls4ml's build {libraries[-1].name}"
+        # hls4ml names its library with a random stamp: not part of what the report records
+        how = "linked against hls4ml's own build of the network (firmware/<project>-<stamp>.so)"
     else:
         network = [str(firmware / f"{project}.cpp"), f'-DWEIGHTS_DIR="{firmware / "weights"}"']
         why = "its weights are read from firmware/weights at run time" if libraries else "no hls4ml library"

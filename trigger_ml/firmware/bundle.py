@@ -287,6 +287,8 @@ def _write_report(root: Path, src: _Sources, ws: Workspace) -> dict[str, Any]:
         evaluation = {k: v for k, v in report["evaluation"].items() if k != "firmware_jets_per_s"}
         sample_file = ws.data_dir / Path(evaluation["path"]).parent.name / Path(evaluation["path"]).name
         report["evaluation"] = {**evaluation, "path": sample_file.relative_to(ws.root).as_posix()}
+    if isinstance(report.get("decision"), dict):
+        report["decision"] = {k: v for k, v in report["decision"].items() if k != "timings_s"}
     emulator = report.get("fidelity", {}).get("emulator")
     if emulator:
         report["fidelity"] = {
