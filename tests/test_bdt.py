@@ -136,3 +136,39 @@ def test_a_bdt_bundle_is_refused_in_one_line(tmp_path: Path):
     with pytest.raises(UsageError, match="conifer projects are not bundled yet"):
         build_bundle(load_model_config("bdt-small"), Workspace(tmp_path))
     assert not (tmp_path / "firmware").exists()
+
+
+def test_da4ml_trace_equals_the_emulator_and_gives_a_cost(trained, tmp_path: Path):
+    """da4ml's traced, pipelined graph of the trees == the emulator on grid and saturated inputs,
+    for thresholds as wide as the inputs and coarser ones (paths moved); its section is da4ml's."""
+    from trigger_ml.bdt.trace import bdt_da4ml_cost
+    from trigger_ml.cost.da4ml_cost import PIPELINE_FILE, load_pipeline, pipeline_predict
+
+    config, _, document, quantized = trained
+    x = _grid_inputs(4000, 6)
+    cost = bdt_da4ml_cost(quantized, 5.0, "xcvu13p-flga2577-2-e", x, tmp_path)
+    section = cost["sources"]["da4ml"]
+    assert section["source"] == "da4ml" and section["resources"]["LUT"] > 0
+    assert section["resources"]["DSP"] == 0 and cost["da4ml"]["n_jets_checked"] == len(x)
+    pipeline = load_pipeline(tmp_path / PIPELINE_FILE)
+    assert np.array_equal(pipeline_predict(pipeline, quantized.input_values(x)), quantized.logits(x)[0])
+    coarse = config.model_copy(
+        update={"bdt": config.bdt.model_copy(update={"threshold": FixedPoint(bits=8, integer=3)})}
+    )
+    bdt_da4ml_cost(quantized_ensemble(coarse, document), 5.0, "xcvu13p-flga2577-2-e", x, tmp_path)
+
+
+def test_da4ml_trace_with_a_wrong_comparison_is_refused(trained, monkeypatch, tmp_path: Path):
+    """The check is not vacuous: tracing ``x < t`` instead of ``x <= t`` is caught on grid inputs."""
+    from trigger_ml.bdt import trace
+    from trigger_ml.errors import TriggerMLError
+
+    _, _, _, quantized = trained
+    x = quantized.threshold_values[0, 0] * np.ones((50, 43))  # every input on the root's threshold
+    real = trace._tree
+    monkeypatch.setattr(trace, "_tree", lambda q, t, n, v, lsb: real(q, t, n, v, 0.0))
+    with pytest.raises(TriggerMLError, match="differs from the quantized trees"):
+        trace.bdt_da4ml_cost(
+            quantized, 5.0, "xcvu13p-flga2577-2-e", np.vstack([x, _grid_inputs(500, 8)]), tmp_path
+        )
+    assert not (tmp_path / "da4ml_pipeline.json.gz").exists()
