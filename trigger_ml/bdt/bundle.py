@@ -238,6 +238,10 @@ def card_sections(config: ModelConfig, report: dict[str, Any]) -> dict[str, str]
             f"`ap_fixed<{settings.threshold.bits},{settings.threshold.integer + 1}>`, scores "
             f"`ap_fixed<{settings.score.bits},{settings.score.integer + 1}>`"
         ),
+        "training": (
+            f"- training: scikit-learn GradientBoostingClassifier on the quantized inputs, learning rate "
+            f"{settings.learning_rate}, subsample {settings.subsample}, seed {config.training.seed}"
+        ),
         "build": "\n".join(
             [
                 "```sh",

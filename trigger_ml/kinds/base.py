@@ -57,6 +57,12 @@ class ModelKind(ABC):
 
         return copy_hls4ml_project(config, project_dir, dst)
 
+    def hostile_layout(self, config: ModelConfig, n_inputs: int) -> Any:
+        """The input layout the hostile vectors are made for (trigger_ml.firmware.hostile.InputLayout)."""
+        from trigger_ml.firmware.hostile import InputLayout
+
+        return InputLayout.of(config)
+
     def hostile_expected(
         self,
         config: ModelConfig,

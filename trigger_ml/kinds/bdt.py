@@ -48,6 +48,11 @@ class BDT(TrainedKind):
         n_features = int((dst / "firmware" / "trees.txt").read_text(encoding="utf-8").split()[0])
         return bdt_interface(config, n_features), script
 
+    def hostile_layout(self, config: ModelConfig, n_inputs: int) -> Any:
+        from trigger_ml.firmware.hostile import InputLayout
+
+        return InputLayout(0, (), n_inputs)  # flat inputs: the families without track slots
+
     def hostile_expected(
         self,
         config: ModelConfig,
