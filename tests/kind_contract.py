@@ -95,7 +95,7 @@ class KindContract:
         assert [row["family"] for row in rows] == [
             f for f in FAMILIES if layout.slots or f not in TRACK_FAMILIES
         ]
-        assert sum(row["n_vectors"] for row in rows) > 50
+        assert sum(row["n_vectors"] for row in rows) >= 50  # 5 families of a flat layout: 50
         inexact = [row for row in rows if row["n_exact"] != row["n_vectors"]]
         assert not inexact, inexact
 
