@@ -105,14 +105,34 @@ class KindContract:
         assert runner(workspace).is_current(KINDS[self.kind].firmware_stage, self.subject(config))
         assert ensure(KINDS[self.kind].firmware_stage, self.subject(config), workspace) == firmware
 
+    def test_decision_in_firmware(self, workspace: Workspace, config: ModelConfig, firmware: dict[str, Any]):
+        """trigger_top (front end -> network -> b-tag decision), one C simulation: the decision
+        equals its integer emulation always (else the stage fails), the whole chain equals the
+        Python chain on every test jet (and hostile vector) for a kind that claims exactness,
+        and a Deep Set's top is unchanged by shuffling the tracks."""
+        from trigger_ml.decision.stage import wants_decision
+
+        if KINDS[self.kind].firmware_stage != "hls" or not wants_decision(config):
+            pytest.skip(f"{self.kind}: no decision block (no hls4ml network firmware with logits)")
+        decision = ensure("decision", config, workspace)["fidelity"]
+        if KINDS[self.kind].claims_exactness:
+            assert decision["test_exact_fraction"] == 1.0
+            assert all(row["n_exact"] == row["n_vectors"] for row in decision["hostile"])
+        if config.architecture.kind == "deepsets":
+            assert decision["permutation_invariant_fraction"] == 1.0
+
     def test_bundle_verifies(self, workspace: Workspace, config: ModelConfig, firmware: dict[str, Any]):
         if self.no_bundle:
             pytest.skip(f"{self.kind}: no firmware bundle: {self.no_bundle}")
+        from trigger_ml.decision.stage import wants_decision
         from trigger_ml.firmware import build_bundle, verify_bundle
 
+        if wants_decision(config):
+            ensure("decision", config, workspace)
         bundle = build_bundle(config, workspace, n_vectors=200, verify=False)
         result = verify_bundle(bundle)
         assert result.n_vectors == 200
+        assert result.n_top_vectors == (200 + result.n_hostile if wants_decision(config) else 0)
 
 
 class NetworkKindContract(KindContract):

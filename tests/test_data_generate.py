@@ -117,6 +117,8 @@ def test_default_sample_identity_is_frozen() -> None:
         "pileup_pool_events",
         "pileup_process",
         "label_taus",
+        "tracks",
+        "l1",
     }
     assert GeneratorSettings.from_dict(base.canonical_dict()) == base
     assert base.jet_dtype() == JET_DTYPE

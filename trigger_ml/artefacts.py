@@ -190,6 +190,9 @@ class Cost(StrictModel):
     sources: dict[CostSourceName, CostSection | None]
     unavailable: dict[str, str] = {}
     da4ml: Da4mlSummary | None = None
+    blocks: dict[str, CostSection] | None = None
+    """The blocks around the network in ``trigger_top`` (``front_end``, ``decision``), each
+    with its own source; a comparison adds them to the network's figures (trigger_ml.decision)."""
 
 
 # --------------------------------------------------------------------------- the rest
@@ -341,6 +344,7 @@ class Report(StrictModel):
     hls: HlsSection
     cost: Cost
     rtl: dict[str, Any] | None = None
+    decision: dict[str, Any] | None = None  # the decision stage's summary (trigger_ml.decision)
     ftag: FtagSection | None = None  # networks
     plots: dict[str, str] | None = None  # file -> what it shows (trigger_ml.plots.project)
     timings_s: dict[str, dict[str, Number]] = {}
@@ -477,6 +481,7 @@ class ComparisonRow(StrictModel):
     DSP: Cell
     BRAM_18K: Cell
     cost_source: str
+    blocks: str | None = None  # the blocks added to the network's cost (trigger_top), with their sources
     ant_factor: float
     predictions: RowPredictions | None = None
     seed_values: dict[str, list[Cell]] | None = None

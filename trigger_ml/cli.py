@@ -157,6 +157,24 @@ def cmd_hls(args: argparse.Namespace) -> int:
         f"II {best.initiation_interval}, LUT {res.LUT}, FF {res.FF}, DSP {res.DSP}, "
         f"BRAM_18K {res.BRAM_18K} (source: {best.source}; `trigger-ml cost {project}`)"
     )
+    if report.decision:
+        decision = report.decision
+        rows = decision["physics"]["evaluation"]["working_points"]
+        block = decision["cost"]["decision"]
+        print(
+            f"  trigger_top == Python chain on {decision['fidelity']['test_exact_fraction']:.4%} of test jets; "
+            f"score {decision['score']['score_type']['c_type']}; decision block +{block['latency_cycles']['max']} "
+            f"cycle, LUT {block['resources']['LUT']}, FF {block['resources']['FF']} ({block['source']})"
+        )
+        print(
+            "  tag bits on the evaluation sample: "
+            + "  ".join(
+                f"@{row['b_efficiency']:.0%} b-eff {row['firmware']['b_efficiency']:.4f} light rej "
+                f"{row['firmware']['rej_light']:.1f} (exact D_b {row['exact']['rej_light']:.1f})"
+                for row in rows
+                if row["firmware"]["rej_light"] is not None and row["exact"]["rej_light"] is not None
+            )
+        )
     if exact < 1.0 and args.require_exact:
         blame = getattr(fid, "first_divergent_layer", None) or {}
         raise TriggerMLError(

@@ -59,6 +59,7 @@ COLUMNS = (
     ("DSP", "DSP"),
     ("BRAM_18K", "BRAM_18K"),
     ("cost_source", "cost source"),
+    ("blocks", "+ blocks"),
     ("ant_factor", "ant factor"),
 )
 
@@ -83,13 +84,19 @@ def cost_columns(project: Path, cost_source: str) -> dict[str, Any]:
     trustworthy each project has). A project without that source gets ``n/a`` figures and
     the reason in ``cost_source``, so one table never mixes sources silently."""
     from trigger_ml.cost import cost_for_project
+    from trigger_ml.cost.sections import add_blocks, stored_blocks
 
     cost = cost_for_project(project)
     section = cost["best"] if cost_source == "best" else cost["sources"].get(cost_source)
     if section is None:
         reason = cost.get("unavailable", {}).get(cost_source, f"no {cost_source} figures for this project")
-        return {**dict.fromkeys(COST_KEYS), "cost_source": f"n/a ({reason})"}
+        return {**dict.fromkeys(COST_KEYS), "cost_source": f"n/a ({reason})", "blocks": "n/a"}
+    # trigger_top: the front end and the decision after the network, each from its own source,
+    # added to every row that has them.
+    blocks = stored_blocks(project)
+    section = add_blocks(section, blocks)
     return {
+        "blocks": ", ".join(f"{name} ({blocks[name]['source']})" for name in sorted(blocks)) or "none",
         "latency_cycles": section["latency_cycles"]["max"],
         "latency_ns": section["latency_ns"]["max"],
         "initiation_interval": section["initiation_interval"],
@@ -168,6 +175,7 @@ def _float_reference_row(config: ModelConfig, ws: Workspace) -> tuple[Comparison
         "exact_fraction": NO_FIRMWARE,
         **dict.fromkeys(COST_KEYS, NO_FIRMWARE),
         "cost_source": NO_FIRMWARE,
+        "blocks": NO_FIRMWARE,
         "predictions": {"path": str(path), "logits": "logits_float"},
         "physics_sample": f"evaluation ({evaluation['n_jets']} jets)",
         **{key: metrics.get(key) for key in PHYSICS_KEYS},

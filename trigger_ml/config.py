@@ -33,6 +33,10 @@ from trigger_ml.user_config import UserModelConfig
 TRACK_FEATURES = ("sd0", "sz0", "log_ptfrac", "log_dr", "d0", "z0sintheta", "valid")
 """Per-track features a model may ask for (see trigger_ml.data.dataset for definitions)."""
 
+L1_TRACK_FEATURES = ("sd0", "sz0", "log_ptfrac", "log_dr", "d0", "z0", "valid")
+"""The per-track features of ``inputs.tracks: l1`` (trigger_ml.l1.preprocess computes them from
+the L1 track words, in this order)."""
+
 JET_FEATURES = ("log_pt", "eta", "n_tracks")
 """Per-jet features a flat (dense) model may append to its track inputs."""
 
@@ -56,16 +60,27 @@ class InputsConfig(StrictModel):
     max_tracks: int = Field(16, ge=1, le=64)
     track_features: tuple[str, ...] = TRACK_FEATURES
     jet_features: tuple[str, ...] = ()
+    # None: the sample's float tracks; "l1": the L1 track words through the integer
+    # preprocessing (trigger_ml.l1), whose outputs are the network's input codes.
+    tracks: Literal["l1"] | None = None
 
     @field_validator("track_features")
     @classmethod
     def _known_track_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [name for name in value if name not in TRACK_FEATURES]
+        unknown = [name for name in value if name not in TRACK_FEATURES + L1_TRACK_FEATURES]
         if unknown:
             raise ValueError(f"unknown track feature(s) {unknown}; known: {list(TRACK_FEATURES)}")
         if len(set(value)) != len(value):
             raise ValueError("track features must not repeat")
         return value
+
+    @model_validator(mode="after")
+    def _l1_features(self) -> InputsConfig:
+        if self.tracks == "l1" and self.track_features != L1_TRACK_FEATURES:
+            raise ValueError(f"inputs.tracks l1 computes the track features {list(L1_TRACK_FEATURES)}")
+        if self.tracks is None and "z0" in self.track_features:
+            raise ValueError("track feature z0 is for inputs.tracks l1 (offline tracks have z0sintheta)")
+        return self
 
     @field_validator("jet_features")
     @classmethod
@@ -244,6 +259,23 @@ class PhysicsConfig(StrictModel):
     working_points: tuple[float, ...] = (0.70, 0.77, 0.85)
 
 
+class DecisionConfig(StrictModel):
+    """The b-tag decision in firmware (trigger_ml.decision): the max-form score of the logits at
+    physics.f_c, its working points as integer thresholds, and the tag bits."""
+
+    enabled: bool = True
+    working_points: tuple[float, ...] = (0.70, 0.77, 0.85)
+    # Fractional bits of the score (default: the logits' own, the score exact; fewer truncate it).
+    score_fractional_bits: int | None = Field(None, ge=0, le=40)
+
+    @field_validator("working_points")
+    @classmethod
+    def _efficiencies(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not 0.0 < eff < 1.0 for eff in value):
+            raise ValueError("decision.working_points are b-efficiencies strictly between 0 and 1")
+        return value
+
+
 class HLSConfig(StrictModel):
     backend: Literal["Vitis", "Vivado"] = "Vitis"
     part: str = "xcvu13p-flga2577-2-e"
@@ -296,6 +328,8 @@ class ModelConfig(StrictModel):
     training: TrainingConfig = TrainingConfig()
     physics: PhysicsConfig = Field(PhysicsConfig(), json_schema_extra=outside("training"))
     hls: HLSConfig = Field(HLSConfig(), json_schema_extra=outside("training"))
+    # None: the default decision (on); hashes leave None out, so older results stay valid.
+    decision: DecisionConfig | None = Field(None, json_schema_extra=outside("training"))
     # A model trained elsewhere (trigger-ml hls --keras): imported instead of trained.
     user_model: UserModelConfig | None = None
     # A boosted decision tree instead of a network (trigger_ml.bdt, kind ``bdt``).
@@ -336,6 +370,20 @@ class ModelConfig(StrictModel):
                 f"evaluation.seed equals sample.seed ({self.sample.seed}): the evaluation sample "
                 "must be generated independently of the training sample; choose another evaluation.seed"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _l1_inputs_need_l1_tracks(self) -> ModelConfig:
+        if self.inputs.tracks == "l1":
+            if self.sample.is_file or self.sample.tracks != "l1":
+                raise ValueError("inputs.tracks l1 needs a generated sample with sample.tracks l1")
+            if self.architecture.kind != "deepsets" or self.inputs.jet_features:
+                raise ValueError("inputs.tracks l1 feeds a Deep Set (no jet features)")
+            q = self.quantization.input
+            if self.quantization.enabled and (q.bits > 16 or not 5 <= q.bits - 1 - q.integer <= 10):
+                raise ValueError(
+                    "inputs.tracks l1 needs an input type of at most 16 bits with 5 to 10 fractional bits"
+                )
         return self
 
     @model_validator(mode="after")
@@ -410,6 +458,11 @@ class ModelConfig(StrictModel):
         if h.track_parallelization not in (None, self.inputs.max_tracks):
             return f"tracks processed {h.track_parallelization} per clock, not all at once"
         return None
+
+    @property
+    def decision_settings(self) -> DecisionConfig:
+        """The decision section, its defaults when the configuration has none."""
+        return self.decision if self.decision is not None else DecisionConfig()
 
     # Hashes leave out fields that are None (unset optional settings), so adding a new
     # optional section to the schema does not invalidate every cached result.

@@ -10,6 +10,7 @@ writes its outputs atomically::
     train            runs/<model>/<training hash>/             trigger_ml.training
     hls              hls_projects/<model>/ (report.json)       trigger_ml.hls.stage
     rtl              hls_projects/<model>/rtl/                 trigger_ml.rtl
+    decision         hls_projects/<model>/decision/            trigger_ml.decision.stage
     distill          hls_projects/<teacher>-sr[ds]/            trigger_ml.symbolic.stage
 """
 
@@ -25,6 +26,7 @@ from trigger_ml.data.stage import (
     evaluation_settings,
     generator_settings,
 )
+from trigger_ml.decision.stage import DecisionStage, wants_decision
 from trigger_ml.hls.stage import HLSStage
 from trigger_ml.rtl import RTLRequest, RTLStage
 from trigger_ml.runner import Runner, Stage
@@ -37,6 +39,7 @@ __all__ = [
     "STAGES",
     "ensure",
     "ensure_data",
+    "ensure_decision",
     "ensure_distilled",
     "ensure_evaluation_data",
     "ensure_hls",
@@ -55,6 +58,7 @@ STAGES: dict[str, Stage[Any]] = {
         TrainStage(),
         HLSStage(),
         RTLStage(),
+        DecisionStage(),
         DistillStage(),
     )
 }
@@ -87,8 +91,22 @@ def ensure_trained(config: ModelConfig, ws: Workspace) -> TrainedRun:
 
 
 def ensure_hls(config: ModelConfig, ws: Workspace, force: bool = False) -> dict[str, Any]:
-    """Train if needed, then build ``hls_projects/<model>/`` unless it is current; report.json's content."""
-    return ensure("hls", config, ws, force=force)
+    """Train if needed, then build ``hls_projects/<model>/`` unless it is current, and its
+    decision block and ``trigger_top`` when the model has them (``decision.enabled``, a network
+    kind); report.json's content."""
+    report = ensure("hls", config, ws, force=force)
+    if wants_decision(config):
+        ensure_decision(config, ws)
+        from trigger_ml.artefacts import read_report
+
+        report = read_report(ws.hls_dir(config.name)).as_json()
+    return report
+
+
+def ensure_decision(config: ModelConfig, ws: Workspace) -> dict[str, Any]:
+    """The decision stage's summary (``hls_projects/<model>/decision/decision.json``), built
+    with everything before it when missing or stale."""
+    return ensure("decision", config, ws)
 
 
 def ensure_rtl(config: ModelConfig, ws: Workspace, verilate: bool = False) -> dict[str, Any]:

@@ -129,6 +129,42 @@ def _exactness_line(kind_name: str) -> str:
     return f"- exactness on any input (hostile vectors included) {claim} by the kind `{kind.name}`: {kind.exactness}"
 
 
+def _rej(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def decision_lines(decision: dict[str, Any]) -> list[str]:
+    """report.md's section on the firmware's b-tag decision (trigger_ml.decision)."""
+    score, fidelity = decision["score"], decision["fidelity"]
+    lines = [
+        "## Decision in firmware (trigger_top)",
+        "",
+        f"`{decision['top']['function']}`: front end `{decision['front_end']}` -> network -> "
+        f"{score['formula']}; score type `{score['score_type']['c_type']}`, accumulator `{score['accum_type']}`; "
+        f"{score['comparison']}.",
+        f"C simulation of trigger_top == the Python chain ({fidelity['reference']}) on "
+        f"{fidelity['test_exact_fraction']:.6f} of {fidelity['n_test_jets']} test jets"
+        + (
+            f"; unchanged with the tracks shuffled: {fidelity['permutation_invariant_fraction']:.6f}"
+            if fidelity["permutation_invariant_fraction"] is not None
+            else ""
+        )
+        + ".",
+        "",
+        "| sample | WP | threshold code | light rej exact D_b | light rej max form | firmware bit: b-eff | light rej | c rej exact | c rej firmware |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for sample, values in decision["physics"].items():
+        for row in values["working_points"]:
+            fw = row["firmware"]
+            lines.append(
+                f"| {sample} | {row['b_efficiency']:.0%} | {fw['threshold_code']} | {_rej(row['exact']['rej_light'])} | "
+                f"{_rej(row['max_form']['rej_light'])} | {fw['b_efficiency']:.4f} | {_rej(fw['rej_light'])} | "
+                f"{_rej(row['exact']['rej_c'])} | {_rej(fw['rej_c'])} |"
+            )
+    return lines
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """report.md: the same content as report.json, laid out for a person."""
     if report.get("bdt") is not None:  # a BDT's report has its own layout
@@ -207,6 +243,13 @@ def markdown_report(report: dict[str, Any]) -> str:
     cost = report.get("cost")
     if cost:
         lines += ["", f"## Cost (source: {cost['best']['source']})", "", format_cost_table(cost["best"])]
+        for name, block in (cost.get("blocks") or {}).items():
+            lines += [
+                f"- {name} block ({block['source']}): {block['latency_cycles']['max']} cycles, "
+                f"LUT {block['resources']['LUT']}, FF {block['resources']['FF']}, DSP {block['resources']['DSP']}"
+            ]
+    if report.get("decision"):
+        lines += ["", *decision_lines(report["decision"])]
     lines += ["", "## Timings (s)", ""]
     for stage, values in report["timings_s"].items():
         lines.append(f"- {stage}: " + ", ".join(f"{k} {v:.1f}" for k, v in values.items()))

@@ -240,6 +240,30 @@ def cost_for_project(project_dir: Path) -> dict[str, Any]:
     return {"best": best, "sources": sources, "unavailable": unavailable}
 
 
+def stored_blocks(project_dir: Path) -> dict[str, dict[str, Any]]:
+    """Cost sections of the blocks around the network (``cost.blocks``: the front end and the
+    decision of ``trigger_top``, trigger_ml.decision), empty when the project has none."""
+    report_path, cost = _stored_cost(project_dir)
+    return {
+        name: check_section(section, f"{report_path} cost.blocks.{name}")
+        for name, section in (cost.get("blocks") or {}).items()
+    }
+
+
+def add_blocks(section: dict[str, Any], blocks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The network's figures with every block's added (latency in cycles and ns, resources):
+    what ``trigger_top`` costs, the blocks being in series after the network."""
+    total = {**section, "resources": dict(section["resources"])}
+    for block in blocks.values():
+        total["latency_cycles"] = {
+            k: total["latency_cycles"][k] + block["latency_cycles"][k] for k in ("min", "max")
+        }
+        total["latency_ns"] = {k: total["latency_ns"][k] + block["latency_ns"][k] for k in ("min", "max")}
+        for key in RESOURCE_KEYS:
+            total["resources"][key] += block["resources"][key]
+    return total
+
+
 def stored_unavailable(project_dir: Path) -> dict[str, str]:
     """Why a cost source has no section in ``<project_dir>/report.json`` (``cost.unavailable``)."""
     return dict(_stored_cost(project_dir)[1].get("unavailable") or {})

@@ -304,6 +304,8 @@ def _scaled_inputs(
     """Every jet's scaled inputs; a scaling not given is fitted on the rows ``train``."""
     names = config.inputs.track_features
     max_tracks = config.inputs.max_tracks
+    if config.inputs.tracks == "l1":
+        return _l1_inputs(sample, config, scaling)
     features = track_feature_matrix(sample.tracks, names, max_tracks)
     valid = sample.tracks["valid"][:, :max_tracks].astype(bool)
     if scaling is None:
@@ -327,6 +329,23 @@ def _scaled_inputs(
         [scaled.reshape(len(scaled), -1), jet_scaling.apply(jet_features, everywhere)], axis=1
     )
     return scaled, scaling, jet_scaling
+
+
+def _l1_inputs(
+    sample: RawSample, config: ModelConfig, scaling: FeatureScaling | None
+) -> tuple[np.ndarray, FeatureScaling, None]:
+    """The L1 preprocessing's outputs (trigger_ml.l1): its scaling is part of its integer
+    definition, so the feature scaling is the identity."""
+    from trigger_ml.l1.inputs import network_inputs
+
+    names = config.inputs.track_features
+    identity = FeatureScaling(names, (0.0,) * len(names), (1.0,) * len(names))
+    if scaling is not None and scaling != identity:
+        raise TriggerMLError(
+            "the run's feature scaling is not the identity of L1 inputs",
+            "retrain the model (`trigger-ml train MODEL`)",
+        )
+    return network_inputs(config, sample.jets, sample.tracks), identity, None
 
 
 def model_inputs(scaled: np.ndarray, config: ModelConfig) -> np.ndarray:

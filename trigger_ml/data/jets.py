@@ -14,8 +14,8 @@ import numpy as np
 
 from trigger_ml.data.events import Event, EventBatch, GenerationTimer
 from trigger_ml.data.kinematics import as_float32, pseudorapidity
+from trigger_ml.data.l1tracks import fill_l1_jets
 from trigger_ml.data.labels import TAU_LABEL, heavy_flavour, label_jets
-from trigger_ml.data.layout import TRACK_DTYPE
 from trigger_ml.data.settings import GeneratorSettings
 from trigger_ml.data.tracks import fill_tracks, reconstruct_tracks
 
@@ -112,7 +112,7 @@ def process_event(
         (as_float32(jet_pt) > settings.jet_pt_min) & (np.abs(as_float32(jet_eta)) < settings.jet_eta_max)
     )
     if len(stored) == 0:
-        return np.zeros(0, settings.jet_dtype()), np.zeros((0, settings.max_tracks), TRACK_DTYPE)
+        return np.zeros(0, settings.jet_dtype()), np.zeros((0, settings.max_tracks), settings.track_dtype())
 
     jets = np.zeros(len(stored), settings.jet_dtype())
     jets["pt"], jets["eta"], jets["phi"] = jet_pt[stored], jet_eta[stored], jet_phi[stored]
@@ -128,4 +128,6 @@ def process_event(
         settings, rng, event, kinematics, pv, stored, jet_eta, jet_phi, pileup[1] if pileup else None
     )
     tracks = fill_tracks(settings, jets, track_table)
+    if settings.tracks == "l1":
+        fill_l1_jets(jets, float(pv[2]))
     return jets, tracks

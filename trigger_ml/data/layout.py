@@ -48,6 +48,15 @@ TRACK_DTYPE = np.dtype(
         ("origin", "i1"),
     ]
 )
+TRACK_DTYPE_L1 = np.dtype(
+    TRACK_DTYPE.descr + [("word0", "<u4"), ("word1", "<u4"), ("word2", "<u4"), ("sector", "u1")]
+)
+"""Track layout of L1 samples (``tracks: l1``): adds the 96-bit L1 track word as three uint32
+(bits 0-31, 32-63, 64-95; trigger_ml.l1.word) and its phi sector (0-8)."""
+L1_JET_FIELDS = [("l1_pt", "<u2"), ("l1_eta", "<i2"), ("l1_phi", "<i2"), ("l1_vertex_z0", "<i2")]
+"""Jet fields of L1 samples: the trigger's jet pT (LSB 0.25 GeV), eta and phi (LSB pi/720) and
+the primary-vertex z in the track word's Z0 format."""
+JET_DTYPE_L1 = np.dtype(JET_DTYPE_EXTENDED.descr + L1_JET_FIELDS)
 # Values of the tracks' ``origin`` field.
 ORIGIN_PRIMARY, ORIGIN_HEAVY_FLAVOUR, ORIGIN_OTHER_SECONDARY, ORIGIN_FAKE, ORIGIN_PILEUP = 0, 1, 2, 3, 4
 ORIGIN_MATERIAL = 5

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from trigger_ml.data.labels import TAU_LABEL
-from trigger_ml.data.layout import FORMAT_VERSION, JET_DTYPE_EXTENDED, PROCESS_CODES, TRACK_DTYPE
+from trigger_ml.data.layout import FORMAT_VERSION, JET_DTYPE_EXTENDED, PROCESS_CODES
 from trigger_ml.data.settings import GeneratorSettings
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import atomic_path, canonical_json, read_json, sha256_of_file, write_json_atomic
@@ -51,7 +51,7 @@ def _create_datasets(
     tracks = handle.create_dataset(
         "tracks",
         shape=(n_rows, settings.max_tracks),
-        dtype=TRACK_DTYPE,
+        dtype=settings.track_dtype(),
         chunks=(rows, settings.max_tracks),
         **options,
     )
@@ -83,6 +83,7 @@ def file_matches(
                 and handle["jets"].shape == (n_rows,)
                 and handle["jets"].dtype == settings.jet_dtype()
                 and handle["tracks"].shape == (n_rows, settings.max_tracks)
+                and (settings.tracks != "l1" or handle["tracks"].dtype == settings.track_dtype())
             )
             if shard_index is not None:
                 ok = ok and handle.attrs.get("shard_index") == shard_index

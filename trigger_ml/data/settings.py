@@ -19,7 +19,15 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from trigger_ml.data.detector import DetectorModel
-from trigger_ml.data.layout import FORMAT_VERSION, JET_DTYPE, JET_DTYPE_EXTENDED
+from trigger_ml.data.l1tracks import L1TrackModel
+from trigger_ml.data.layout import (
+    FORMAT_VERSION,
+    JET_DTYPE,
+    JET_DTYPE_EXTENDED,
+    JET_DTYPE_L1,
+    TRACK_DTYPE,
+    TRACK_DTYPE_L1,
+)
 from trigger_ml.fileio import sha256_of_obj
 from trigger_ml.schema import SettingsModel, later, setting_error, without_later_defaults
 
@@ -75,9 +83,20 @@ class SampleSettings(SettingsModel):
         8, ge=1, strict=True, description="Pythia Tune:pp of pile-up", json_schema_extra=later()
     )
     label_taus: bool = Field(
-        False, strict=True, description="flavour 15 for tau jets (trained as light)", json_schema_extra=later()
+        False,
+        strict=True,
+        description="flavour 15 for tau jets (trained as light)",
+        json_schema_extra=later(),
     )
     detector: DetectorModel = Field(DetectorModel(), description="the tracking-detector model")
+    tracks: Literal["offline", "l1"] = Field(
+        "offline",
+        description="offline-like tracks, or tracks as the L1 track finder delivers them (with their words)",
+        json_schema_extra=later(),
+    )
+    l1: L1TrackModel = Field(
+        L1TrackModel(), description="the L1 track model (tracks: l1)", json_schema_extra=later()
+    )
 
     @model_validator(mode="after")
     def _sample_mixture(self) -> SampleSettings:
@@ -93,7 +112,9 @@ class SampleSettings(SettingsModel):
                 f"dijet_fraction applies to process 'mixed' only (process is {self.process!r})",
                 "drop dijet_fraction or set process to mixed",
             )
-        if self.process == "ttbar" and (self._changed("dijet_pthat_min_gev") or self.dijet_pthat_max_gev is not None):
+        if self.process == "ttbar" and (
+            self._changed("dijet_pthat_min_gev") or self.dijet_pthat_max_gev is not None
+        ):
             raise setting_error(
                 "dijet_pthat_min_gev / dijet_pthat_max_gev apply to samples with dijet events only",
                 "drop them or set process to dijet or mixed",
@@ -104,6 +125,8 @@ class SampleSettings(SettingsModel):
                 f"({self.dijet_pthat_min_gev})",
                 "widen the pT-hat range or set dijet_pthat_max_gev to None",
             )
+        if self.tracks != "l1" and self.l1 != L1TrackModel():
+            raise setting_error("l1 parameters are set but tracks is not 'l1'", "set tracks: l1 or drop l1")
         if self.pileup_mu == 0 and any(self._changed(name) for name in _PILEUP_DETAILS):
             raise setting_error(
                 f"{' / '.join(_PILEUP_DETAILS)} are set but pileup_mu is 0", "set pileup_mu > 0 or drop them"
@@ -171,8 +194,14 @@ class GeneratorSettings(SampleSettings):
         return [self.jets_per_shard] * n_full + ([remainder] if remainder else [])
 
     def jet_dtype(self) -> np.dtype:
-        """JET_DTYPE for pure tt-bar without pile-up, else JET_DTYPE_EXTENDED."""
+        """JET_DTYPE for pure tt-bar without pile-up, JET_DTYPE_L1 for L1 tracks, else JET_DTYPE_EXTENDED."""
+        if self.tracks == "l1":
+            return JET_DTYPE_L1
         return JET_DTYPE if self.process == "ttbar" and self.pileup_mu == 0 else JET_DTYPE_EXTENDED
+
+    def track_dtype(self) -> np.dtype:
+        """TRACK_DTYPE, or TRACK_DTYPE_L1 (with the track words) for L1 tracks."""
+        return TRACK_DTYPE_L1 if self.tracks == "l1" else TRACK_DTYPE
 
     def shard_plan(self, n_rows: int) -> list[tuple[str, int]]:
         """(process, number of jets) blocks of a shard of ``n_rows`` jets, in file order."""

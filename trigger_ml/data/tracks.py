@@ -8,6 +8,7 @@ import numpy as np
 from trigger_ml.data.detector import lifetime_signs, straight_line_impact_parameters
 from trigger_ml.data.events import Event
 from trigger_ml.data.kinematics import as_float32, delta_phi, delta_r, nearest_jet, pseudorapidity
+from trigger_ml.data.l1tracks import L1TrackModel
 from trigger_ml.data.layout import (
     ORIGIN_FAKE,
     ORIGIN_HEAVY_FLAVOUR,
@@ -15,7 +16,6 @@ from trigger_ml.data.layout import (
     ORIGIN_OTHER_SECONDARY,
     ORIGIN_PILEUP,
     ORIGIN_PRIMARY,
-    TRACK_DTYPE,
 )
 from trigger_ml.data.settings import GeneratorSettings
 
@@ -124,7 +124,9 @@ def reconstruct_tracks(
     )
 
     found = detector.in_acceptance(np.hypot(vertex[:, 0], vertex[:, 1]))
-    found &= rng.random(len(jet_index)) < detector.efficiency(cand["eta"])
+    l1 = settings.l1 if settings.tracks == "l1" else None
+    efficiency = l1.efficiency if l1 is not None else detector.efficiency(cand["eta"])
+    found &= rng.random(len(jet_index)) < efficiency
     jet_index, vertex, is_pileup, particle, is_material = (
         jet_index[found],
         vertex[found],
@@ -137,8 +139,14 @@ def reconstruct_tracks(
     d0_true, z0_true = straight_line_impact_parameters(
         vertex[:, 0], vertex[:, 1], vertex[:, 2], cand["px"], cand["py"], cand["pz"], pv[2]
     )
-    d0, z0, sigma_d0, sigma_z0 = detector.smear(rng, d0_true, z0_true, cand["pt"], cand["eta"])
-    selected = detector.passes_selection(d0, z0)
+    if l1 is None:
+        d0, z0, sigma_d0, sigma_z0 = detector.smear(rng, d0_true, z0_true, cand["pt"], cand["eta"])
+        selected = detector.passes_selection(d0, z0)
+    else:
+        measured = l1.measure(rng, d0_true, z0_true, cand["pt"], cand["eta"], cand["phi"])
+        cand["pt"], cand["eta"], cand["phi"] = measured["pt"], measured["eta"], measured["phi"]
+        d0, z0, sigma_d0, sigma_z0 = (measured[k] for k in ("d0", "z0", "sigma_d0", "sigma_z0"))
+        selected = l1.accepted(cand["pt"], cand["eta"], d0)
 
     flavour = kinematics["flavour"]
     displaced = np.linalg.norm(vertex - pv, axis=1) > _DISPLACED_MM
@@ -165,6 +173,8 @@ def reconstruct_tracks(
         settings, rng, np.bincount(real["jet_row"], minlength=len(stored)), stored, jet_eta, jet_phi
     )
     table_out = {key: np.concatenate([real[key], fakes[key]]) for key in real}
+    if l1 is not None:
+        table_out = _l1_words(l1, rng, table_out, float(pv[2]))
     rows = table_out["jet_row"]
     table_out["d0"], table_out["z0"] = lifetime_signs(
         table_out["d0"],
@@ -175,6 +185,19 @@ def reconstruct_tracks(
         jet_eta[stored][rows],
     )
     return table_out
+
+
+def _l1_words(
+    l1: L1TrackModel, rng: np.random.Generator, table: dict[str, np.ndarray], pv_z_mm: float
+) -> dict[str, np.ndarray]:
+    """The L1 tracks of ``table`` (fakes within the track finder's acceptance too) with their
+    words and sectors, from the raw perigee values (before lifetime signing)."""
+    keep = l1.accepted(table["pt"], table["eta"], table["d0"])
+    table = {key: values[keep] for key, values in table.items()}
+    words, sector = l1.words(rng, table, pv_z_mm, table["origin"] == ORIGIN_FAKE)
+    table["word0"], table["word1"], table["word2"] = words[:, 0], words[:, 1], words[:, 2]
+    table["sector"] = sector
+    return table
 
 
 def _material_candidates(
@@ -272,10 +295,13 @@ def _fake_tracks(
 
 
 def fill_tracks(settings: GeneratorSettings, jets: np.ndarray, table: dict[str, np.ndarray]) -> np.ndarray:
-    """Per jet, the max_tracks tracks of highest signed d0 significance; sets jets n_tracks."""
+    """Per jet, the max_tracks tracks of highest signed d0 significance (L1 tracks: of highest
+    pT, with their words); sets jets n_tracks."""
     rows = table["jet_row"]
     # Ordered by the significance of the stored (float32) values, so readers see it sorted.
     significance = table["d0"].astype(np.float32) / table["sigma_d0"].astype(np.float32)
+    if settings.tracks == "l1":  # the track finder's tracks by pT (no offline significance ordering)
+        significance = table["pt"].astype(np.float32)
     order = np.lexsort((-significance, rows))  # by jet, then significance descending (stable)
     rows = rows[order]
     counts = np.bincount(rows, minlength=len(jets))
@@ -285,7 +311,7 @@ def fill_tracks(settings: GeneratorSettings, jets: np.ndarray, table: dict[str, 
     keep = slot < settings.max_tracks
     rows, slot, order = rows[keep], slot[keep], order[keep]
 
-    tracks = np.zeros((len(jets), settings.max_tracks), TRACK_DTYPE)
+    tracks = np.zeros((len(jets), settings.max_tracks), settings.track_dtype())
     target = tracks[rows, slot]
     target["valid"] = True
     target["pt"] = table["pt"][order]
@@ -304,5 +330,8 @@ def fill_tracks(settings: GeneratorSettings, jets: np.ndarray, table: dict[str, 
     target["dr"] = np.minimum(as_float32(dr), np.nextafter(np.float32(settings.jet_r), np.float32(0)))
     target["ptfrac"] = table["pt"][order] / jets["pt"][rows]
     target["origin"] = table["origin"][order]
+    if settings.tracks == "l1":
+        for name in ("word0", "word1", "word2", "sector"):
+            target[name] = table[name][order]
     tracks[rows, slot] = target
     return tracks

@@ -6,11 +6,14 @@
     MANIFEST             sha256 of every other file; sha256(MANIFEST) is the firmware identity
     BUILD_INFO.json      git state, package versions, g++, platform: outside the identity
     verify.py            standalone verifier (python3 + numpy + g++)
+    rtl/                 the decision block as Verilog (models with a decision, trigger_ml.decision)
     provenance.json      configuration, its hashes, training and data hashes, seeds
     spec/                input_spec.json, output_spec.json (types, layout, working points)
     report/              report.json, report.md and the plots (roc.png, ...) of the HLS project
-    hls/                 the hls4ml project: firmware/, testbench, build scripts, tb_data/
-    vectors/             input codes and words, output codes, truth classes
+    hls/                 the hls4ml project: firmware/, testbench, build scripts, tb_data/;
+                         with the decision: firmware/trigger_top.cpp, decision.h, ..., trigger_top_test.cpp
+    vectors/             input codes and words, output codes, truth classes; trigger_top's
+                         words in and logit codes, score codes and tag words out
 
 Everything but BUILD_INFO.json is a function of the trained model, the HLS project and the
 installed hls4ml: the bytes, the tar member order and metadata and the gzip header are fixed,
@@ -78,7 +81,7 @@ _REQUIRED_FILES = (
     "build_lib.sh",
 )
 _FIRMWARE_SUFFIXES = (".h", ".hpp", ".cpp", ".txt")
-_TEXT_SUFFIXES = (".h", ".hpp", ".cpp", ".txt", ".tcl", ".sh", ".yml", ".json", ".md", ".py", ".dat", ".hex")
+_TEXT_SUFFIXES = (".h", ".hpp", ".cpp", ".txt", ".v", ".tcl", ".sh", ".yml", ".json", ".md", ".py", ".dat", ".hex")
 # The other vendor tool's script: (hls4ml template directory, file name in the bundle).
 _OTHER_TOOL_SCRIPT = {
     "Vitis": ("vivado", "build_prj_vivado_hls.tcl"),
@@ -98,6 +101,8 @@ class _Sources:
     report: dict[str, Any]
     run_dir: Path
     data_path: Path
+    decision: dict[str, Any] | None = None
+    """The decision stage's summary (trigger_ml.decision), None when the model has none."""
 
 
 def bundle_name(config: ModelConfig, firmware_id: str) -> str:
@@ -135,7 +140,11 @@ def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
         raise TriggerMLError(f"data file {data_path} is missing", fix)
     if sha256_of_file(data_path) != report.data.sha256:
         raise TriggerMLError(f"{data_path} is not the data {project_dir} was built from", fix_force)
-    return _Sources(project_dir, report.as_json(), run_dir, data_path)
+    from trigger_ml.decision.bundle import decision_summary
+    from trigger_ml.decision.stage import wants_decision
+
+    decision = decision_summary(config, project_dir) if wants_decision(config) else None
+    return _Sources(project_dir, report.as_json(), run_dir, data_path, decision)
 
 
 def _test_split(
@@ -452,6 +461,14 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
     n = min(n_vectors, len(split["rows"]))
     _write_vectors(root, interface, split, n)
     hostile = write_bundle_vectors(root, config, src.run_dir, src.project_dir, interface, root.parent / "hostile")
+    decision_spec = None
+    if src.decision is not None:
+        from trigger_ml.decision.bundle import copy_sources, write_top_vectors
+
+        copy_sources(src.project_dir, root)
+        decision_spec = write_top_vectors(
+            root, config, interface, split["inputs"][:n], split["logits"][:n], src.decision
+        )
     report = _write_report(root, src, ws)
     provenance = {**_provenance(config, src, ws, n, len(split["rows"])), "hostile_vectors": hostile}
     sample_settings = provenance["data"]["sample"].get("settings")
@@ -464,6 +481,9 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
         report["fidelity"].get("permutation_invariant_fraction"),
     )
     out_spec = output_spec(config, interface, split["logits"], split["classes"])
+    if decision_spec is not None:
+        out_spec["decision"] = decision_spec
+        in_spec["trigger_top"] = decision_spec["front_end"]
     (root / "spec").mkdir()
     card = model_card(config, report, provenance, in_spec, out_spec, script)
     for relative, text in (

@@ -87,6 +87,31 @@ def _interface(in_spec: dict[str, Any], out_spec: dict[str, Any]) -> list[str]:
         f"`verify.py` applies each threshold to the C-simulation outputs of the test vectors and requires the "
         f"b-efficiency of the test split within {out_spec['vector_check']['tolerance']}.",
     ]
+    decision = out_spec.get("decision")
+    if decision:
+        score = decision["score"]
+        lines += [
+            "",
+            "### Decision in firmware: `trigger_top`",
+            "",
+            f"`{decision['top']['function']}({', '.join(decision['top']['inputs'] + decision['top']['outputs'])})`: "
+            f"front end `{decision['front_end']['front_end']}` -> network -> {score['formula']}.",
+            f"Score type `{score['score_type']['c_type']}`; {score['bound']}. "
+            f"Tag bits `{decision['tag_bits']['type']}`: " + "; ".join(decision["tag_bits"]["layout"]) + ".",
+            "",
+            "| bit | b-efficiency | threshold code | threshold value | b-eff. achieved (test) |",
+            "|---|---|---|---|---|",
+        ]
+        for row in decision["thresholds"]:
+            lines.append(
+                f"| {row['bit']} | {row['b_efficiency']:.0%} | {row['code']} | {row['value']!r} | "
+                f"{row['b_efficiency_test_split']:.4f} |"
+            )
+        lines += [
+            "",
+            f"Thresholds from {decision['thresholds_from']}. `verify.py` recomputes every expected score and tag "
+            "word from its logit codes and runs trigger_top's C simulation on the test and hostile vectors.",
+        ]
     return lines
 
 

@@ -27,6 +27,8 @@ class VerifyResult:
     hostile: tuple[dict[str, Any], ...] = ()
     """Per hostile family (trigger_ml.firmware.hostile): ``family``, ``n_vectors``, ``n_exact``
     (all of them: verification stops at the first inexact one); empty for a format-1 bundle."""
+    n_top_vectors: int = 0
+    """Vectors trigger_top (front end -> network -> decision) ran bit-exact (0: no decision block)."""
 
     @property
     def n_hostile(self) -> int:
@@ -41,7 +43,9 @@ class VerifyResult:
         )
         return (
             f"PASS firmware {self.firmware_id} ({self.n_files} files, {self.n_vectors} vectors bit-exact, "
-            f"{hostile}, {len(self.working_points)} working points) in {self.seconds:.1f} s"
+            f"{hostile}, "
+            + (f"trigger_top logits, score and tag bits on {self.n_top_vectors} vectors bit-exact, " if self.n_top_vectors else "")
+            + f"{len(self.working_points)} working points) in {self.seconds:.1f} s"
         )
 
 
@@ -69,4 +73,5 @@ def verify_bundle(path: Path) -> VerifyResult:
         working_points=tuple(result["working_points"]),
         seconds=result["seconds"],
         hostile=tuple(result["hostile"]),
+        n_top_vectors=result.get("n_top_vectors", 0),
     )

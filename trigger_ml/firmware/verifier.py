@@ -21,7 +21,13 @@ line naming the bad file or test vector (exit status 1; 0 when everything passes
    codes, empty and full jets, one extreme track), reported per family; each output must
    equal the expected output exactly;
 7. the working-point thresholds give, on the vectors, the b-jet efficiency they give on
-   the whole test split, within the statistical tolerance written in the output spec.
+   the whole test split, within the statistical tolerance written in the output spec;
+8. (format 3, a model with a decision block) the end-to-end top ``trigger_top`` (front end ->
+   network -> b-tag decision): every expected score code and tag word is the decision's
+   integer arithmetic (``output_spec.json`` ``decision.emulation``) of its expected logit
+   codes, which are those of the test and hostile vectors; ``trigger_top``'s testbench, linked
+   with the same compiled network, runs every test and hostile vector, and its logits, score
+   and tag bits must equal the expected ones exactly.
 
 This file is ``trigger_ml/firmware/verifier.py`` of the trigger-ml package, copied into every
 bundle unchanged; ``trigger-ml verify`` runs the same code. It must import nothing but the
@@ -48,9 +54,10 @@ from typing import Any
 
 import numpy as np
 
-BUNDLE_FORMAT = "trigger-ml-firmware-bundle/2"
-READABLE_FORMATS = ("trigger-ml-firmware-bundle/1", BUNDLE_FORMAT)
-"""Formats this verifier checks; /1 bundles have no hostile vectors."""
+BUNDLE_FORMAT = "trigger-ml-firmware-bundle/3"
+READABLE_FORMATS = ("trigger-ml-firmware-bundle/1", "trigger-ml-firmware-bundle/2", BUNDLE_FORMAT)
+"""Formats this verifier checks; /1 bundles have no hostile vectors, /1 and /2 no decision block
+(``trigger_top``; /3 bundles have it unless the model's decision is disabled)."""
 MANIFEST = "MANIFEST"
 BUILD_INFO = "BUILD_INFO.json"
 UNLISTED = (MANIFEST, BUILD_INFO)
@@ -69,6 +76,9 @@ HOSTILE_FAMILIES = "vectors/hostile_families.txt"
 HOSTILE_INPUTS = "vectors/hostile_inputs.dat"
 HOSTILE_INPUT_CODES = "vectors/hostile_input_codes.txt"
 HOSTILE_OUTPUT_CODES = "vectors/hostile_output_codes.txt"
+TOP_INPUTS = "vectors/top_inputs.txt"
+TOP_OUTPUTS = "vectors/top_outputs.txt"
+TOP = "trigger_top"
 CSIM_LOG = "tb_data/csim_results.log"
 """Where the project's testbench writes its outputs (relative to the project directory)."""
 
@@ -422,25 +432,99 @@ def compiler() -> str:
     return found
 
 
-def compile_and_run(root: Path, project: str, workdir: Path, log: Log) -> list[list[Fraction]]:
-    """Copy ``hls/`` into ``workdir``, build the testbench with g++, run every vector; the outputs."""
-    project_dir = workdir / "hls"
-    shutil.copytree(root / HLS_DIR, project_dir)
-    command = [compiler(), *CXX_FLAGS, f"{project}_test.cpp", f"firmware/{project}.cpp", "-o", "csim"]
-    log(f"compiling the C simulation in {project_dir}: {' '.join(command)}")
-    start = time.perf_counter()
+def _gxx(command: list[str], cwd: Path, what: str) -> None:
     limit = compile_timeout()
     try:
-        built = subprocess.run(command, cwd=project_dir, capture_output=True, text=True, timeout=limit)
+        built = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
         raise BundleError(
-            f"hls/: g++ did not compile the C simulation in {limit:g} s ({COMPILE_TIMEOUT_ENV} sets the limit)"
+            f"hls/: g++ did not compile {what} in {limit:g} s ({COMPILE_TIMEOUT_ENV} sets the limit)"
         ) from None
     if built.returncode != 0:
         last = (built.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise BundleError(f"hls/: g++ failed to compile the C simulation ({last})")
-    log(f"compiled in {time.perf_counter() - start:.1f} s; running the test vectors")
+        raise BundleError(f"hls/: g++ failed to compile {what} ({last})")
+
+
+def compile_and_run(
+    root: Path, project: str, workdir: Path, log: Log, with_top: bool = False
+) -> list[list[Fraction]]:
+    """Copy ``hls/`` into ``workdir``, compile the network once with g++ and link the project's
+    testbench (and, ``with_top``, trigger_top's) to it; run every vector; the outputs."""
+    project_dir = workdir / "hls"
+    shutil.copytree(root / HLS_DIR, project_dir)
+    cxx = compiler()
+    network = [cxx, *CXX_FLAGS, "-c", f"firmware/{project}.cpp", "-o", f"{project}.o"]
+    log(f"compiling the C simulation in {project_dir}: {' '.join(network)}")
+    start = time.perf_counter()
+    _gxx(network, project_dir, "the C simulation")
+    _gxx([cxx, *CXX_FLAGS, f"{project}_test.cpp", f"{project}.o", "-o", "csim"], project_dir, "the testbench")
+    if with_top:
+        top = [cxx, *CXX_FLAGS, f"{TOP}_test.cpp", f"firmware/{TOP}.cpp", f"{project}.o", "-o", f"{TOP}_csim"]
+        _gxx(top, project_dir, f"the C simulation of {TOP}")
+    log(f"compiled in {time.perf_counter() - start:.1f} s (the network once); running the test vectors")
     return run_testbench(project_dir, project)
+
+
+def decision_outputs(logit_codes: list[int], emulation: dict[str, Any]) -> tuple[int, int]:
+    """(score code, tag word) of one jet's logit codes (b, c, light): the decision block's
+    integer arithmetic as ``output_spec.json`` states it (the same as
+    ``trigger_ml.decision.score.max_form_codes``)."""
+    z_b, z_c, z_l = logit_codes
+    terms = [z + emulation[key] for z, key in ((z_c, "offset_c"), (z_l, "offset_l")) if emulation[key] is not None]
+    score = (z_b - max(terms)) >> emulation["shift"]
+    tags = sum(1 << k for k, threshold in enumerate(emulation["thresholds"]) if score >= threshold)
+    return score, tags
+
+
+def check_top_vectors(
+    root: Path, spec: dict[str, Any], logits: list[list[int]], n_outputs: int
+) -> list[list[int]]:
+    """Read trigger_top's vectors; their logit codes must be ``logits`` (the test vectors', then
+    the hostile vectors'), their score and tag word the decision of those codes. Returns the
+    expected output rows."""
+    words = _rows(root, TOP_INPUTS, spec["n_words"], int)
+    rows = _rows(root, TOP_OUTPUTS, n_outputs + 2, int)
+    if len(words) != len(logits) or len(rows) != len(logits):
+        raise BundleError(
+            f"{TOP_OUTPUTS}: {len(rows)} rows and {TOP_INPUTS} {len(words)}, expected {len(logits)} "
+            "(the test vectors, then the hostile vectors)"
+        )
+    for i, row in enumerate(rows):
+        where = f"{TOP} vector {i} ({TOP_OUTPUTS} line {i + 1})"
+        if row[:n_outputs] != logits[i]:
+            raise BundleError(f"{where}: its logit codes are not those of the test and hostile vectors")
+        score, tags = decision_outputs(row[:n_outputs], spec["emulation"])
+        if row[n_outputs] != score:
+            raise BundleError(f"{where}: score code {row[n_outputs]}, the decision of its logits gives {score}")
+        if row[n_outputs + 1] != tags:
+            raise BundleError(f"{where}: tag bits {row[n_outputs + 1]:b}, the decision of its logits gives {tags:b}")
+    return rows
+
+
+def run_top(project_dir: Path, expected: list[list[int]]) -> None:
+    """Run trigger_top's compiled testbench on its vectors; every output row must equal ``expected``."""
+    out = project_dir / "top_outputs.txt"
+    try:
+        ran = subprocess.run(
+            [str(project_dir / f"{TOP}_csim"), str(project_dir.parent / "top_inputs.txt"), str(out)],
+            cwd=project_dir,  # WEIGHTS_DIR is relative: networks that read their weights at run time
+            capture_output=True,
+            text=True,
+            timeout=CSIM_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise BundleError(f"hls/{TOP}_test.cpp: the C simulation did not finish in {CSIM_TIMEOUT_S} s") from None
+    if ran.returncode != 0 or not out.is_file():
+        raise BundleError(f"hls/{TOP}_test.cpp: the C simulation of {TOP} exited with status {ran.returncode}")
+    got = [[int(token) for token in line.split()] for line in out.read_text(encoding="utf-8").splitlines()]
+    if len(got) != len(expected):
+        raise BundleError(f"{TOP_INPUTS}: the C simulation of {TOP} gave {len(got)} rows for {len(expected)} vectors")
+    for i, (have, want) in enumerate(zip(got, expected, strict=True)):
+        if have != want:
+            raise BundleError(
+                f"{TOP} vector {i}: C simulation gives {have}, {TOP_OUTPUTS} line {i + 1} expects {want} "
+                "(logit codes, score code, tag word)"
+            )
 
 
 def run_testbench(
@@ -584,7 +668,14 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
             with_hostile = info["bundle_format"] != READABLE_FORMATS[0]
             hostile = check_hostile(root, in_spec["port"], out_spec["port"]) if with_hostile else None
             n = len(vectors["expected"])
-            outputs = compile_and_run(root, in_spec["project"], workdir / "csim", say)
+            decision = out_spec.get("decision") if info["bundle_format"] == BUNDLE_FORMAT else None
+            top_rows = None
+            top_source = root / HLS_DIR / "firmware" / f"{TOP}.cpp"
+            if info["bundle_format"] == BUNDLE_FORMAT and decision is None and top_source.is_file():
+                raise BundleError(f"{OUTPUT_SPEC}: no decision section, but hls/ holds {TOP}")
+            outputs = compile_and_run(
+                root, in_spec["project"], workdir / "csim", say, with_top=decision is not None
+            )
             compare_outputs(outputs, vectors["expected"])
             say(f"{n} test vectors: C simulation == expected outputs, bit for bit")
             families = []
@@ -596,6 +687,15 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
             else:
                 say(f"bundle format {info['bundle_format']}: no hostile vectors")
             working_points = check_working_points(outputs, vectors["classes"], out_spec)
+            if decision is not None:
+                scale = 2 ** out_spec["port"]["fractional_bits"]
+                logits = [[int(v * scale) for v in row] for row in vectors["expected"]]
+                logits += [[int(v * scale) for v in row] for row in hostile["expected"]] if hostile else []
+                top_rows = check_top_vectors(root, decision, logits, out_spec["port"]["elements"])
+                say(f"{len(top_rows)} {TOP} vectors: score codes and tag bits are the decision of their logits")
+                shutil.copyfile(root / TOP_INPUTS, workdir / "csim" / "top_inputs.txt")
+                run_top(workdir / "csim" / "hls", top_rows)
+                say(f"{TOP}: C simulation == expected logits, score codes and tag bits on {len(top_rows)} vectors")
         except (KeyError, TypeError, IndexError) as error:
             raise BundleError(f"{INPUT_SPEC} or {OUTPUT_SPEC}: malformed ({error!r})") from None
         for wp in working_points:
@@ -616,6 +716,7 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
         "n_vectors": n,
         "hostile": families,
         "working_points": working_points,
+        "n_top_vectors": len(top_rows) if top_rows is not None else 0,
         "seconds": time.perf_counter() - start,
     }
 
@@ -637,9 +738,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL: {error}", file=sys.stderr)
         return 1
     hostile = sum(row["n_vectors"] for row in result["hostile"])
+    top = f", {TOP} on {result['n_top_vectors']} vectors" if result["n_top_vectors"] else ""
     print(
         f"PASS firmware {result['firmware_id']} ({result['n_files']} files, {result['n_vectors']} vectors "
-        f"and {hostile} hostile vectors in {len(result['hostile'])} families bit-exact) in {result['seconds']:.1f} s"
+        f"and {hostile} hostile vectors in {len(result['hostile'])} families bit-exact{top}) in {result['seconds']:.1f} s"
     )
     return 0
 
