@@ -110,6 +110,8 @@ def test_bdt_needs_flat_quantized_inputs():
     with pytest.raises(UsageError, match="a bdt model takes the flat inputs"):
         load_model_config("dips-small@bdt={n_trees: 3}")
     assert load_model_config("bdt-medium").bdt.n_trees > load_model_config("bdt-small").bdt.n_trees
+    with pytest.raises(UsageError, match="a bdt model has no decision block"):
+        load_model_config("bdt-small@decision.enabled=true")
 
 
 def test_departures_name_the_jets_whose_path_changes(trained):
