@@ -185,7 +185,7 @@ def bdt_da4ml_cost(
 ) -> dict[str, Any]:
     """The da4ml part of a BDT project's cost (the shape of da4ml_cost.da4ml_cost_of); the checked
     pipeline is written to ``project_dir / PIPELINE_FILE`` for ``trigger-ml rtl``."""
-    logger.info(f"da4ml cost of the traced trees, checked on {len(x)} jets")
+    logger.info(f"{project_dir.name}: da4ml cost of the traced trees, checked on {len(x)} jets")
     section, summary, pipeline = bdt_da4ml_section(quantized, clock_period_ns, part, x)
     save_pipeline(pipeline, project_dir / PIPELINE_FILE)
     return {
