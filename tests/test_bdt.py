@@ -110,6 +110,8 @@ def test_bdt_needs_flat_quantized_inputs():
     with pytest.raises(UsageError, match="a bdt model takes the flat inputs"):
         load_model_config("dips-small@bdt={n_trees: 3}")
     assert load_model_config("bdt-medium").bdt.n_trees > load_model_config("bdt-small").bdt.n_trees
+    with pytest.raises(UsageError, match="a bdt model has no decision block"):
+        load_model_config("bdt-small@decision.enabled=true")
 
 
 def test_departures_name_the_jets_whose_path_changes(trained):
@@ -129,10 +131,58 @@ def test_departures_name_the_jets_whose_path_changes(trained):
     assert moved["trees_with_a_changed_path"] > 0 and moved["moved_thresholds_in_changed_trees_by_feature"]
 
 
-def test_a_bdt_bundle_is_refused_in_one_line(tmp_path: Path):
-    from trigger_ml.firmware import build_bundle
-    from trigger_ml.workspace import Workspace
+BUNDLE_SPEC = (
+    "bdt-small@n_jets=800,sample.jets_per_shard=400,eval_jets=1200,evaluation.jets_per_shard=600,"
+    "bdt.n_trees=2,bdt.max_depth=3"
+)
 
-    with pytest.raises(UsageError, match="conifer projects are not bundled yet"):
-        build_bundle(load_model_config("bdt-small"), Workspace(tmp_path))
-    assert not (tmp_path / "firmware").exists()
+
+def test_bdt_bundle_builds_verifies_and_catches_a_flipped_code(workspace, tmp_path: Path):
+    """`trigger-ml firmware` of a BDT: conifer's project and the run-time reference testbench,
+    test and hostile vectors (expected: the quantized trees), verified bit for bit (conifer's HLS
+    code too: 6 trees); an expected output code changed by one lsb (files re-signed) is caught."""
+    import json
+    import shutil
+
+    from trigger_ml.firmware import build_bundle, verifier, verify_bundle
+    from trigger_ml.pipeline import ensure_hls
+
+    config = load_model_config(BUNDLE_SPEC)
+    ensure_hls(config, workspace)
+    bundle = build_bundle(config, workspace, n_vectors=150, verify=False)
+    assert (bundle / "hls" / "firmware" / "parameters.h").is_file()
+    assert "conifer's HLS code" in (bundle / "hls" / "tree_csim_test.cpp").read_text()
+    result = verify_bundle(bundle)
+    assert result.n_vectors == 150 and result.n_hostile > 0
+    from trigger_ml.firmware.hostile import FAMILIES, TRACK_FAMILIES
+
+    # the flat layout's families: saturated, beyond-range, tie and random codes (no track slots)
+    assert [row["family"] for row in result.hostile] == [f for f in FAMILIES if f not in TRACK_FAMILIES]
+    assert all(row["n_exact"] == row["n_vectors"] for row in result.hostile)
+    provenance = json.loads((bundle / "provenance.json").read_text())
+    assert "quantized trees" in provenance["hostile_vectors"]["expected_outputs"]
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    codes = (copy / verifier.OUTPUT_CODES).read_text().splitlines()
+    first = codes[3].split()
+    first[0] = str(int(first[0]) + 1)
+    codes[3] = " ".join(first)
+    (copy / verifier.OUTPUT_CODES).write_text("\n".join(codes) + "\n")
+    floats = (copy / verifier.TB_OUTPUTS).read_text().splitlines()
+    step = 2 ** -(config.bdt.score.bits - 1 - config.bdt.score.integer)
+    values = floats[3].split()
+    from fractions import Fraction
+
+    values[0] = verifier.exact_decimal(Fraction(values[0]) + Fraction(step))
+    floats[3] = " ".join(values)
+    (copy / verifier.TB_OUTPUTS).write_text("\n".join(floats) + "\n")
+    names = [n for n in verifier.bundle_files(copy) if n not in verifier.UNLISTED]
+    manifest = verifier.manifest_text({n: verifier.sha256_file(copy / n) for n in names})
+    (copy / verifier.MANIFEST).write_text(manifest)
+    info = json.loads((copy / verifier.BUILD_INFO).read_text())
+    info["firmware_id"] = verifier.sha256_bytes(manifest.encode())
+    info["checksum"] = verifier.build_info_checksum(info)
+    (copy / verifier.BUILD_INFO).write_text(verifier.build_info_text(info))
+    with pytest.raises(verifier.BundleError, match="vector 3: C simulation gives"):
+        verifier.verify(copy)

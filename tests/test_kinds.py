@@ -184,6 +184,3 @@ def test_user_model_bad_inputs_are_one_line(tmp_path: Path) -> None:
 class TestBDT(NetworkKindContract):
     kind = "bdt"
     spec = f"bdt-small@{TINY},bdt.n_trees=3"
-    no_bundle = (
-        "firmware bundles hold hls4ml projects (trigger_ml.firmware); conifer projects are not bundled yet"
-    )

@@ -348,6 +348,11 @@ class ModelConfig(StrictModel):
                 "quantization.input: it needs architecture.kind dense, quantization enabled (QKeras) "
                 "and hls.enabled"
             )
+        if self.bdt is not None and self.decision_settings.enabled:
+            raise ValueError(
+                "a bdt model has no decision block (trigger_ml.decision builds hls4ml networks' b-tag "
+                "decision): set decision: {enabled: false}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -63,14 +63,21 @@ def bdt_markdown(report: dict[str, Any]) -> str:
         "## Cost",
         "",
     ]
-    best = report["cost"]["best"]
-    r = best["resources"]
-    lines += [
-        f"- {r['LUT']} LUT, {r['FF']} FF, {r['DSP']} DSP, {best['latency_cycles']['max']} cycles "
-        f"({best['latency_ns']['max']:.0f} ns) at {1000 / best['clock_period_ns']:.0f} MHz, II {best['initiation_interval']}; "
-        f"source `{best['source']}`: {best['tool']}",
-        *[f"- {note}" for note in best["notes"]],
-        *[f"- no `{k}` figure: {v}" for k, v in report["cost"]["unavailable"].items()],
-        "",
-    ]
+    cost = report["cost"]
+    best = cost["best"]
+    lines.append(f"Best source: `{best['source']}` (vendor > rtl > da4ml > estimate).")
+    for name, section in cost["sources"].items():
+        if section is None:
+            continue
+        r = section["resources"]
+        lines += [
+            "",
+            f"### `{name}`: {section['tool']}",
+            "",
+            f"- {r['LUT']} LUT, {r['FF']} FF, {r['DSP']} DSP, {section['latency_cycles']['max']} cycles "
+            f"({section['latency_ns']['max']:.0f} ns) at {1000 / section['clock_period_ns']:.0f} MHz, "
+            f"II {section['initiation_interval']}",
+            *[f"- {note}" for note in section["notes"]],
+        ]
+    lines += ["", *[f"- no `{k}` figure: {v}" for k, v in cost["unavailable"].items()], ""]
     return "\n".join(lines) + "\n"

@@ -24,8 +24,10 @@ from trigger_ml.artefacts import BIT_EXACT, FORMAT_VERSION
 from trigger_ml.bdt import csim
 from trigger_ml.bdt.cost import bdt_cost
 from trigger_ml.bdt.ensemble import LEAF, QuantizedEnsemble, hls_type
+from trigger_ml.bdt.trace import bdt_da4ml_cost
 from trigger_ml.bdt.train import FLOAT_TREES, QUANTIZED_TREES, load_trees, quantized_ensemble
 from trigger_ml.config import ModelConfig
+from trigger_ml.cost.sections import best_cost
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.evaluation import (
@@ -165,16 +167,20 @@ def write_bdt_project(
 
     with timed(timings, "evaluation_s"):
         evaluation = evaluate(config, run, quantized, out, evaluation_path)
-    cost_section = bdt_cost(quantized, config.hls.clock_period_ns, config.hls.part)
+    estimate = bdt_cost(quantized, config.hls.clock_period_ns, config.hls.part)
+    with timed(timings, "da4ml_s"):
+        traced = bdt_da4ml_cost(quantized, config.hls.clock_period_ns, config.hls.part, x_test, out)
+    sources = {"estimate": estimate, **traced["sources"]}
     cost = {
-        "best": cost_section,
-        "sources": {"estimate": cost_section},
+        "best": best_cost(list(sources.values())),
+        "sources": sources,
         "unavailable": {
             "vendor": "Vivado/Vitis HLS is not installed: conifer's project has not been synthesized",
-            "da4ml": "da4ml costs networks' adder graphs; a BDT is comparators and leaf scores",
-            "rtl": "no RTL route for conifer projects here (its VHDL backend is not simulated)",
+            **traced["unavailable"],
         },
+        "da4ml": traced["da4ml"],
     }
+    timings.update(traced["timings_s"])
     run_metrics = run.metrics
     report: dict[str, Any] = {
         "model": config.name,

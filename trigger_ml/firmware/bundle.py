@@ -127,7 +127,9 @@ def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
     report = read_report(project_dir)
     if report.config_sha256 != config.digest():
         raise TriggerMLError(f"{project_dir} was built from another configuration of {config.name}", fix)
-    for name in ("csim_predictions.h5", f"hls4ml_prj/firmware/{PROJECT_NAME}.cpp"):
+    from trigger_ml.kinds import kind_of
+
+    for name in ("csim_predictions.h5", *kind_of(config).firmware_sources):
         if not (project_dir / name).is_file():
             raise TriggerMLError(f"{project_dir / name} is missing", fix_force)
     run_dir = ws.run_dir(config.name, config.training_digest())
@@ -263,6 +265,13 @@ def _copy_project(src: Path, dst: Path, backend: str) -> str:
     if kind == "vitis" and not (dst / "build_opt.tcl").is_file():
         shutil.copyfile(_hls4ml_template("vitis", "build_opt.tcl"), dst / "build_opt.tcl")
     return script
+
+
+def copy_hls4ml_project(config: ModelConfig, project_dir: Path, dst: Path) -> tuple[Interface, str]:
+    """The hls4ml project of ``project_dir`` into the bundle's ``hls/`` (``dst``): its
+    interface and the other vendor tool's script (the network kinds' ``bundle_project``)."""
+    script = _copy_project(project_dir / "hls4ml_prj", dst, config.hls.backend)
+    return read_interface(dst, PROJECT_NAME), script
 
 
 def _relative_paths(obj: Any, prefix: str) -> Any:
@@ -444,17 +453,16 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
     from trigger_ml.firmware.spec import input_spec, output_spec
 
     root.mkdir()
-    script = _copy_project(src.project_dir / "hls4ml_prj", root / verifier.HLS_DIR, config.hls.backend)
-    interface = read_interface(root / verifier.HLS_DIR, PROJECT_NAME)
+    from trigger_ml.kinds import kind_of
+
+    interface, script = kind_of(config).bundle_project(config, src.project_dir, root / verifier.HLS_DIR)
     scaling = FeatureScaling.load(src.run_dir / "scaling.json")
     jet_path = src.run_dir / "jet_scaling.json"
     jet_scaling = FeatureScaling.load(jet_path) if jet_path.is_file() else None
     split = _test_split(config, src, scaling, jet_scaling)
     n = min(n_vectors, len(split["rows"]))
     _write_vectors(root, interface, split, n)
-    hostile = write_bundle_vectors(
-        root, config, src.run_dir, src.project_dir / "hls4ml_prj", interface, root.parent / "hostile"
-    )
+    hostile = write_bundle_vectors(root, config, src.run_dir, src.project_dir, interface, root.parent / "hostile")
     decision_spec = None
     if src.decision is not None:
         from trigger_ml.decision.bundle import copy_sources, write_top_vectors
@@ -543,11 +551,6 @@ def build_bundle(
     """
     if n_vectors < 1:
         raise UsageError(f"the number of test vectors must be at least 1, got {n_vectors}")
-    if config.bdt is not None:
-        raise UsageError(
-            f"{config.name} is a BDT: firmware bundles hold hls4ml projects, conifer projects are not bundled yet",
-            f"use hls_projects/{config.name}/conifer_prj/ (`trigger-ml hls {config.name}`); see docs/bdt.md",
-        )
 
     def say(message: str) -> None:
         logger.info(f"{config.name}: {message}")

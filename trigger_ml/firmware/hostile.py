@@ -251,6 +251,14 @@ def reference_outputs(config: ModelConfig, model: Any, values: np.ndarray, fixed
 
 
 def hostile_check(config: ModelConfig, workspace: Workspace, workdir: Path) -> list[dict[str, Any]]:
+    """The finished firmware of ``config`` against the kind's reference on every hostile family
+    that applies (:func:`agreement` rows), through the kind (``ModelKind.hostile_check``)."""
+    from trigger_ml.kinds import kind_of
+
+    return kind_of(config).hostile_check(config, workspace, workdir)
+
+
+def hls4ml_hostile_check(config: ModelConfig, workspace: Workspace, workdir: Path) -> list[dict[str, Any]]:
     """The finished HLS project of ``config``: its C simulation against the kind's reference model
     on every hostile family (:func:`agreement` rows). ``workdir`` holds the compiled copy."""
     from trigger_ml.firmware.interface import read_interface
@@ -273,8 +281,25 @@ def hostile_check(config: ModelConfig, workspace: Workspace, workdir: Path) -> l
 # --- the bundle's hostile vectors ----------------------------------------------------------
 
 
+def hls4ml_hostile_expected(
+    kind: Any, config: ModelConfig, run_dir: Path, project_dir: Path, values: np.ndarray, fixed_in: Any, workdir: Path
+) -> tuple[np.ndarray, str]:
+    """Expected outputs of an hls4ml project on hostile ``values``: the reference model's for a
+    kind that claims exactness, else the C simulation's at build time; and where they come from."""
+    from trigger_ml.training import TrainedRun
+
+    if kind.claims_exactness:
+        model = TrainedRun(run_dir).load_reference(config)
+        return reference_outputs(config, model, values, fixed_in), (
+            f"the {kind.reference(config)} model ({kind.name} claims bit-exactness)"
+        )
+    return csim_outputs(project_dir / "hls4ml_prj", values, workdir), (
+        f"the C simulation at build time ({kind.name}: {kind.exactness})"
+    )
+
+
 def write_bundle_vectors(
-    root: Path, config: ModelConfig, run_dir: Path, hls_project: Path, interface: Interface, workdir: Path
+    root: Path, config: ModelConfig, run_dir: Path, project_dir: Path, interface: Interface, workdir: Path
 ) -> dict[str, Any]:
     """Write the hostile vectors with their expected outputs into the bundle at ``root``
     (``vectors/hostile_*``, read by ``verify.py``); returns their provenance entry.
@@ -284,26 +309,17 @@ def write_bundle_vectors(
     (``verify`` then proves that the firmware built elsewhere computes the same)."""
     from trigger_ml.firmware import verifier
     from trigger_ml.kinds import kind_of
-    from trigger_ml.training import TrainedRun
 
+    kind = kind_of(config)
     fixed_in, fixed_out = interface.input.fixed, interface.output.fixed
-    vectors = hostile_vectors(InputLayout.of(config), fixed_in)
+    vectors = hostile_vectors(kind.hostile_layout(config, interface.input.elements), fixed_in)
     if vectors.values.shape[1] != interface.input.elements:
         raise TriggerMLError(
             f"{config.name}: the input layout has {vectors.values.shape[1]} elements, the firmware's port "
             f"{interface.input.elements}",
             "rebuild the HLS project (`trigger-ml hls MODEL --force`)",
         )
-    kind = kind_of(config)
-    if kind.claims_exactness:
-        reference = kind.reference(config)
-        expected = reference_outputs(
-            config, TrainedRun(run_dir).load_reference(config), vectors.values, fixed_in
-        )
-        expected_from = f"the {reference} model ({kind.name} claims bit-exactness)"
-    else:
-        expected = csim_outputs(hls_project, vectors.values, workdir)
-        expected_from = f"the C simulation at build time ({kind.name}: {kind.exactness})"
+    expected, expected_from = kind.hostile_expected(config, run_dir, project_dir, vectors.values, fixed_in, workdir)
     scaled = expected * 2.0**fixed_out.fractional_bits
     codes_out = np.round(scaled).astype(np.int64)
     off_grid = np.flatnonzero(np.any(codes_out != scaled, axis=1))

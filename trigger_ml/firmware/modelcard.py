@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trigger_ml.artefacts import NetworkFidelity, Report
+from trigger_ml.artefacts import BDTFidelity, NetworkFidelity, Report
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost.sections import format_cost_table
 from trigger_ml.errors import TriggerMLError
@@ -134,13 +134,14 @@ def _metric_rows(metrics: dict[str, Any], kinds: list[str]) -> list[str]:
 
 def _performance(report: Report) -> list[str]:
     evaluation, fid = report.evaluation, report.fidelity
-    if evaluation is None or not isinstance(fid, NetworkFidelity):
+    if evaluation is None or not isinstance(fid, NetworkFidelity | BDTFidelity):
         raise TriggerMLError(f"{report.model}: the report is not a firmware network's", "rebuild the bundle")
+    trees = isinstance(fid, BDTFidelity)  # a BDT's run names its quantized and float trees so
     names = {
         "firmware": "this firmware",
         "csim": "C simulation (this firmware)",
-        "qkeras": "QKeras",
-        "float": "float twin",
+        "qkeras": "quantized trees" if trees else "QKeras",
+        "float": "float trees" if trees else "float twin",
     }
     evaluation_metrics = {k: m.model_dump() for k, m in evaluation.metrics.items()}
     kinds = [k for k in ("firmware", "qkeras", "float") if k in evaluation_metrics]
@@ -172,7 +173,7 @@ def _performance(report: Report) -> list[str]:
         f"**{fid.csim_vs_reference_exact_fraction}** of {fid.n_jets} test jets"
         + (
             f"; unchanged when the tracks are shuffled on **{fid.permutation_invariant_fraction}**."
-            if fid.permutation_invariant_fraction is not None
+            if getattr(fid, "permutation_invariant_fraction", None) is not None
             else "."
         ),
         "",
@@ -253,6 +254,9 @@ def model_card(
             f"quantization-aware (QKeras): weight/activation bits per layer {layers}; "
             f"inputs {q.input.bits} bits{pruned}"
         )
+    from trigger_ml.kinds import kind_of
+
+    own = kind_of(config).card_sections(config, report)  # a kind's own paragraphs (e.g. a BDT's)
     lines = [
         f"# {config.name}: b-tagging firmware bundle",
         "",
@@ -361,4 +365,16 @@ def model_card(
         "`BUILD_INFO.json`, kept outside the identity because they describe the build machine, not the "
         "firmware.",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_own_sections(lines, own)) + "\n"
+
+
+def _own_sections(lines: list[str], own: dict[str, str]) -> list[str]:
+    """``lines`` with a kind's own paragraphs: ``build`` replaces the body of "Build with the vendor
+    tools", ``architecture`` and ``training`` the model lines starting with those words."""
+    if "build" in own:
+        start, end = lines.index("## Build with the vendor tools"), lines.index("## Model")
+        lines = [*lines[: start + 2], own["build"], "", *lines[end:]]
+    for key in ("architecture", "training"):
+        if key in own:
+            lines = [own[key] if line.startswith(f"- {key}: ") else line for line in lines]
+    return lines

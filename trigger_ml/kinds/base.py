@@ -45,6 +45,51 @@ class ModelKind(ABC):
         """The ``kind`` column of a comparison."""
         return self.summary
 
+    # --- the firmware bundle (trigger_ml.firmware.bundle): an hls4ml project unless overridden
+
+    firmware_sources: ClassVar[tuple[str, ...]] = ("hls4ml_prj/firmware/myproject.cpp",)
+    """Files of ``hls_projects/<model>/`` a bundle is made from (checked before building)."""
+
+    def bundle_project(self, config: ModelConfig, project_dir: Path, dst: Path) -> tuple[Any, str]:
+        """Copy the firmware project of ``project_dir`` into the bundle's ``hls/`` (``dst``):
+        (its Interface, the name of the other vendor tool's build script)."""
+        from trigger_ml.firmware.bundle import copy_hls4ml_project
+
+        return copy_hls4ml_project(config, project_dir, dst)
+
+    def hostile_layout(self, config: ModelConfig, n_inputs: int) -> Any:
+        """The input layout the hostile vectors are made for (trigger_ml.firmware.hostile.InputLayout)."""
+        from trigger_ml.firmware.hostile import InputLayout
+
+        return InputLayout.of(config)
+
+    def hostile_expected(
+        self,
+        config: ModelConfig,
+        run_dir: Path,
+        project_dir: Path,
+        values: np.ndarray,
+        fixed_in: Any,
+        workdir: Path,
+    ) -> tuple[np.ndarray, str]:
+        """(expected outputs of the hostile ``values``, where they come from): the reference
+        model's for a kind that claims exactness, else the C simulation's at build time."""
+        from trigger_ml.firmware.hostile import hls4ml_hostile_expected
+
+        return hls4ml_hostile_expected(self, config, run_dir, project_dir, values, fixed_in, workdir)
+
+    def hostile_check(self, config: ModelConfig, workspace: Any, workdir: Path) -> list[dict[str, Any]]:
+        """The finished firmware of ``config`` against the kind's reference on every hostile family
+        (trigger_ml.firmware.hostile.agreement rows)."""
+        from trigger_ml.firmware.hostile import hls4ml_hostile_check
+
+        return hls4ml_hostile_check(config, workspace, workdir)
+
+    def card_sections(self, config: ModelConfig, report: dict[str, Any]) -> dict[str, str]:
+        """Paragraphs of the bundle's model card that replace the network's (``architecture``,
+        ``build``); none by default."""
+        return {}
+
 
 class TrainedKind(ModelKind):
     """A kind trained by the ``train`` stage into ``runs/<model>/<hash>/`` and converted by the
