@@ -180,7 +180,7 @@ def front_end_for(config: ModelConfig, interface: Interface) -> FrontEnd:
     if getattr(config.inputs, "tracks", None) == "l1":
         raise TriggerMLError(
             f"{config.name}: inputs.tracks = l1 needs the L1 track-word front end (TrackWordFrontEnd), "
-            "which is not merged yet",
-            "build the decision of this model once trigger_ml/l1 provides it (docs/decision.md)",
+            "is not wired into the decision stage yet",
+            "set `decision: {enabled: false}` (as the zoo's dips-l1 does; docs/decision.md)",
         )
     return FeatureFrontEnd(config, interface)
