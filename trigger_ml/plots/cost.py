@@ -40,7 +40,7 @@ def plot_layer_costs(path: Path, section: dict[str, Any], title: str) -> None:
     with its source in the title."""
     layers = section["per_layer"]
     names = [f"{layer['name']}\n({layer['class']})" for layer in layers]
-    used = [key for key in RESOURCES if key in ("LUT", "FF") or any(layer.get(key) for layer in layers)]
+    used = [key for key in RESOURCES if key == "LUT" or any(layer.get(key) for layer in layers)]
     x = np.arange(len(layers))
     width = 0.8 / len(used)
     import matplotlib.pyplot as plt
