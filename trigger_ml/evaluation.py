@@ -196,3 +196,29 @@ def evaluate_float_reference(config: ModelConfig, run: Any, sample_path: Path) -
     write_predictions(h5_path, sample.classes, logits)
     write_json_atomic(json_path, section)
     return section, h5_path
+
+
+def firmware_record(
+    kind: str,
+    model_kind: str,
+    n_params: int,
+    evaluation: dict[str, Any],
+    exact_fraction: float,
+    reference: str,
+) -> dict[str, Any]:
+    """A report's ``record`` for firmware whose physics of record is its own output on the
+    evaluation sample and whose C simulation is bit-exact with ``reference`` on the test split."""
+    from trigger_ml.artefacts import BIT_EXACT
+
+    return {
+        "kind": kind,
+        "model_kind": model_kind,
+        "n_params": n_params,
+        "physics": {
+            "sample": "evaluation",
+            "n_jets": evaluation["n_jets"],
+            "metrics": evaluation["metrics"][FIRMWARE],
+            "predictions": {"path": PREDICTIONS_FILE, "dataset": f"logits_{FIRMWARE}"},
+        },
+        "fidelity": {"exact_fraction": exact_fraction, "rule": BIT_EXACT, "reference": reference},
+    }

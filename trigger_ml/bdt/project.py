@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from trigger_ml import ftag
-from trigger_ml.artefacts import BIT_EXACT, FORMAT_VERSION
+from trigger_ml.artefacts import FORMAT_VERSION
 from trigger_ml.bdt import csim
 from trigger_ml.bdt.cost import bdt_cost
 from trigger_ml.bdt.ensemble import LEAF, QuantizedEnsemble, hls_type
@@ -33,6 +33,7 @@ from trigger_ml.errors import TriggerMLError
 from trigger_ml.evaluation import (
     FIRMWARE,
     PREDICTIONS_FILE,
+    firmware_record,
     load_evaluation_sample,
     physics,
     write_predictions,
@@ -196,22 +197,14 @@ def write_bdt_project(
             "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
             "n_truncated_jets": data.n_truncated_jets,
         },
-        "record": {
-            "kind": "flat inputs, BDT (conifer)",
-            "model_kind": "bdt",
-            "n_params": run_metrics["n_params"][QUANTIZED_TREES],
-            "physics": {
-                "sample": "evaluation",
-                "n_jets": evaluation["n_jets"],
-                "metrics": evaluation["metrics"][FIRMWARE],
-                "predictions": {"path": PREDICTIONS_FILE, "dataset": f"logits_{FIRMWARE}"},
-            },
-            "fidelity": {
-                "exact_fraction": fidelity["csim_vs_reference_exact_fraction"],
-                "rule": BIT_EXACT,
-                "reference": REFERENCE,
-            },
-        },
+        "record": firmware_record(
+            "flat inputs, BDT (conifer)",
+            "bdt",
+            run_metrics["n_params"][QUANTIZED_TREES],
+            evaluation,
+            fidelity["csim_vs_reference_exact_fraction"],
+            REFERENCE,
+        ),
         "n_params": run_metrics["n_params"],
         "evaluation": evaluation,
         "metrics": metrics,

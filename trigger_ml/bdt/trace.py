@@ -33,9 +33,9 @@ from trigger_ml.cost.da4ml_cost import (
     cast,
     da4ml_version,
     pipeline_predict,
+    pipeline_section,
     save_pipeline,
 )
-from trigger_ml.cost.sections import make_section
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.logs import stage_logger, timed
 
@@ -132,7 +132,7 @@ def bdt_da4ml_section(
 ) -> tuple[dict[str, Any], dict[str, Any], Pipeline]:
     """(cost section, summary, pipeline): da4ml's cost of the traced ensemble, checked bit for bit
     against the emulator on every jet of ``x`` (TriggerMLError otherwise: nothing stored)."""
-    version = da4ml_version()
+    da4ml_version()  # one clear line if da4ml is absent, before any tracing
     timings: dict[str, float] = {}
     with timed(timings, "trace_s"):
         comb, pipeline = trace_and_pipeline(quantized, clock_period_ns)
@@ -145,38 +145,17 @@ def bdt_da4ml_section(
             f"da4ml's trace of the trees differs from the quantized trees on {int((~same).sum())} of {len(same)} jets",
             "the da4ml cost would not be of the firmware's computation; report this with the model name",
         )
-    stages = len(pipeline.solutions)
-    latency = stages + 1  # inputs and outputs registered, as the RTL stage writes it
-    luts = int(round(comb.cost))
-    section = make_section(
-        source="da4ml",
-        tool="da4ml",
-        tool_version=version,
-        part=part,
-        clock_period_ns=clock_period_ns,
-        latency_cycles=(latency, latency),
-        initiation_interval=1,
-        resources={"LUT": luts, "FF": int(pipeline.reg_bits), "DSP": 0},
-        per_layer=None,
-        notes=[
-            "da4ml's cost model of the trees traced as its fixed-point graph: each split a subtraction "
-            "whose sign bit drives a multiplexer (msb_mux), leaves constants, per-class adder trees in the score type",
-            "da4ml's validation (0.97-1.13x of post-route LUTs, arXiv:2508.15468) covers adder graphs of networks, "
-            "not comparator/multiplexer trees: `trigger-ml rtl` (Yosys) checks those",
-            f"{stages} pipeline stages cut every {clock_period_ns * ADDER_LEVELS_PER_NS:g} delay units "
-            f"(da4ml's convention), inputs and outputs registered: {latency} cycles",
-            f"the traced graph == the quantized trees (== the C simulation), bit for bit, on {len(same)} jets",
-        ],
+    notes = [
+        "da4ml's cost model of the trees traced as its fixed-point graph: each split a subtraction "
+        "whose sign bit drives a multiplexer (msb_mux), leaves constants, per-class adder trees in the score type",
+        "da4ml's validation (0.97-1.13x of post-route LUTs, arXiv:2508.15468) covers adder graphs of networks, "
+        "not comparator/multiplexer trees: `trigger-ml rtl` (Yosys) checks those",
+    ]
+    checked = (
+        f"the traced graph == the quantized trees (== the C simulation), bit for bit, on {len(same)} jets"
     )
-    summary = {
-        "da4ml_version": version,
-        "pipeline_stages": stages,
-        "luts": luts,
-        "register_bits": int(pipeline.reg_bits),
-        "multipliers": 0,
-        "n_jets_checked": int(len(same)),
-        "timings_s": timings,
-    }
+    section, summary = pipeline_section(comb, pipeline, part, clock_period_ns, notes, checked)
+    summary.update(n_jets_checked=int(len(same)), timings_s=timings)
     return section, summary, pipeline
 
 

@@ -341,28 +341,13 @@ def load_pipeline(path: Path) -> Pipeline:
         ) from None
 
 
-def da4ml_section(
-    steps: list[dict[str, Any]], clock_period_ns: float, part: str, x: np.ndarray, expected: np.ndarray
-) -> tuple[dict[str, Any], dict[str, Any], Pipeline]:
-    """(cost section, summary, pipeline) of a firmware program by da4ml's cost model.
-
-    ``x`` are quantized inputs and ``expected`` the C simulation's outputs on them: the
-    pipelined graph must reproduce them bit for bit, else TriggerMLError (nothing stored).
-    """
+def pipeline_section(
+    comb: CombLogic, pipeline: Pipeline, part: str, clock_period_ns: float, notes: list[str], checked: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(cost section, summary) of a traced and pipelined graph: da4ml's LUTs, the register bits
+    between stages as FF, variable-by-variable products as DSP, one cycle per stage plus the
+    registered inputs; ``notes`` say what was traced, ``checked`` against what it was checked."""
     version = da4ml_version()
-    timings: dict[str, float] = {}
-    per_layer: list[dict[str, Any]] = []
-    with timed(timings, "trace_s"):
-        comb, pipeline = trace_and_pipeline(steps, clock_period_ns, per_layer)
-    with timed(timings, "emulate_s"):
-        emulated = pipeline_predict(pipeline, x)
-    same = np.all(emulated == np.asarray(expected, dtype=np.float64).reshape(len(x), -1), axis=1)
-    if not same.all():
-        raise TriggerMLError(
-            f"da4ml's trace of the firmware differs from the C simulation on {int((~same).sum())} of "
-            f"{len(same)} jets",
-            "the da4ml cost would not be of the firmware's computation; report this with the model name",
-        )
     stages = len(pipeline.solutions)
     latency = stages + 1  # inputs and outputs registered, as the RTL stage writes it
     multipliers = sum(
@@ -378,13 +363,11 @@ def da4ml_section(
         latency_cycles=(latency, latency),
         initiation_interval=1,
         resources={"LUT": luts, "FF": int(pipeline.reg_bits), "DSP": int(multipliers)},
-        per_layer=per_layer,
         notes=[
-            "da4ml's cost model of the firmware's adder graph (one LUT per adder bit, register bits as FF); "
-            "validated against post-route Vivado on 20 published designs within 0.97-1.13x (arXiv:2508.15468)",
+            *notes,
             f"{stages} pipeline stages cut every {clock_period_ns * ADDER_LEVELS_PER_NS:g} adder levels "
             f"(da4ml's convention: the clock period in ns), inputs and outputs registered: {latency} cycles",
-            f"the traced graph == C simulation, bit for bit, on {len(same)} jets",
+            checked,
         ],
     )
     summary = {
@@ -393,9 +376,46 @@ def da4ml_section(
         "luts": luts,
         "register_bits": int(pipeline.reg_bits),
         "multipliers": int(multipliers),
-        "n_jets_checked": int(len(same)),
-        "timings_s": timings,
     }
+    return section, summary
+
+
+def da4ml_section(
+    steps: list[dict[str, Any]], clock_period_ns: float, part: str, x: np.ndarray, expected: np.ndarray
+) -> tuple[dict[str, Any], dict[str, Any], Pipeline]:
+    """(cost section, summary, pipeline) of a firmware program by da4ml's cost model.
+
+    ``x`` are quantized inputs and ``expected`` the C simulation's outputs on them: the
+    pipelined graph must reproduce them bit for bit, else TriggerMLError (nothing stored).
+    """
+    da4ml_version()  # one clear line if da4ml is absent, before any tracing
+    timings: dict[str, float] = {}
+    per_layer: list[dict[str, Any]] = []
+    with timed(timings, "trace_s"):
+        comb, pipeline = trace_and_pipeline(steps, clock_period_ns, per_layer)
+    with timed(timings, "emulate_s"):
+        emulated = pipeline_predict(pipeline, x)
+    same = np.all(emulated == np.asarray(expected, dtype=np.float64).reshape(len(x), -1), axis=1)
+    if not same.all():
+        raise TriggerMLError(
+            f"da4ml's trace of the firmware differs from the C simulation on {int((~same).sum())} of "
+            f"{len(same)} jets",
+            "the da4ml cost would not be of the firmware's computation; report this with the model name",
+        )
+    notes = [
+        "da4ml's cost model of the firmware's adder graph (one LUT per adder bit, register bits as FF); "
+        "validated against post-route Vivado on 20 published designs within 0.97-1.13x (arXiv:2508.15468)"
+    ]
+    section, summary = pipeline_section(
+        comb,
+        pipeline,
+        part,
+        clock_period_ns,
+        notes,
+        f"the traced graph == C simulation, bit for bit, on {len(same)} jets",
+    )
+    section["per_layer"] = per_layer
+    summary.update(n_jets_checked=int(len(same)), timings_s=timings)
     return section, summary, pipeline
 
 

@@ -25,14 +25,14 @@ import h5py
 import numpy as np
 
 from trigger_ml import ftag
-from trigger_ml.artefacts import BIT_EXACT, FORMAT_VERSION, read_report
+from trigger_ml.artefacts import FORMAT_VERSION, read_report
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost import estimate_cost
 from trigger_ml.cost.da4ml_cost import da4ml_cost_of
 from trigger_ml.cost.sections import best_cost
 from trigger_ml.data.dataset import model_inputs, prepare, read_sample
 from trigger_ml.errors import UsageError
-from trigger_ml.evaluation import FIRMWARE, PREDICTIONS_FILE, evaluate_firmware
+from trigger_ml.evaluation import FIRMWARE, evaluate_firmware, firmware_record
 from trigger_ml.fileio import sha256_of_file, write_json_atomic
 from trigger_ml.hls.convert import compile_csim, convert, fixed_type, layer_types, make_relocatable
 from trigger_ml.hls.emulator import check_program
@@ -230,22 +230,14 @@ def build_hls_project(
             "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
             "n_truncated_jets": data.n_truncated_jets,
         },
-        "record": {
-            "kind": model_kind.label(config),
-            "model_kind": model_kind.name,
-            "n_params": run_metrics["n_params"][reference],
-            "physics": {
-                "sample": "evaluation",
-                "n_jets": evaluation["n_jets"],
-                "metrics": evaluation["metrics"][FIRMWARE],
-                "predictions": {"path": PREDICTIONS_FILE, "dataset": f"logits_{FIRMWARE}"},
-            },
-            "fidelity": {
-                "exact_fraction": fidelity["csim_vs_reference_exact_fraction"],
-                "rule": BIT_EXACT,
-                "reference": reference,
-            },
-        },
+        "record": firmware_record(
+            model_kind.label(config),
+            model_kind.name,
+            run_metrics["n_params"][reference],
+            evaluation,
+            fidelity["csim_vs_reference_exact_fraction"],
+            reference,
+        ),
         "n_params": run_metrics["n_params"],
         "evaluation": evaluation,
         "metrics": metrics,
