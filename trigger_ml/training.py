@@ -352,9 +352,15 @@ def write_run(config: ModelConfig, data_path: Path, out: Path) -> None:
     for name, model in trained.items():
         model.save_weights(out / f"{name}.weights.h5")
     write_json_atomic(out / "history.json", histories)
+    write_run_predictions(out, data, logits)
+    write_json_atomic(out / "metrics.json", metrics)
+
+
+def write_run_predictions(out: Path, data: Any, logits: dict[str, np.ndarray]) -> None:
+    """A run's ``predictions.h5``: the test split's rows of the sample, their classes and each
+    trained model's logits (``logits_<name>``), without timestamps (byte-reproducible)."""
     with h5py.File(out / "predictions.h5", "w") as handle:
         handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
         handle.create_dataset("classes", data=data.classes["test"], track_times=False)
         for name, values in logits.items():
             handle.create_dataset(f"logits_{name}", data=values, track_times=False)
-    write_json_atomic(out / "metrics.json", metrics)

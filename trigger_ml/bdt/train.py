@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from trigger_ml.bdt.ensemble import Ensemble, QuantizedEnsemble
@@ -84,7 +83,7 @@ def load_trees(run_path: Path) -> dict[str, Any]:
 
 def write_bdt_run(config: ModelConfig, data_path: Path, out: Path) -> None:
     """Fit the ensemble of ``config`` on the training split of ``data_path`` into ``out``."""
-    from trigger_ml.training import write_run_inputs
+    from trigger_ml.training import write_run_inputs, write_run_predictions
 
     timings: dict[str, float] = {}
     with timed(timings, "prepare_s"):
@@ -124,9 +123,5 @@ def write_bdt_run(config: ModelConfig, data_path: Path, out: Path) -> None:
     }
     write_run_inputs(out, config, data_path, data)
     write_json_atomic(out / TREES_FILE, document)
-    with h5py.File(out / "predictions.h5", "w") as handle:
-        handle.create_dataset("test_index", data=data.indices["test"], track_times=False)
-        handle.create_dataset("classes", data=data.classes["test"], track_times=False)
-        for name, values in logits.items():
-            handle.create_dataset(f"logits_{name}", data=values, track_times=False)
+    write_run_predictions(out, data, logits)
     write_json_atomic(out / "metrics.json", metrics)
