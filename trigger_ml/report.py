@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trigger_ml.artefacts import Report, write_report_json
+from trigger_ml.artefacts import FORMAT_VERSION, Report, write_report_json
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost import format_cost_table
-from trigger_ml.fileio import write_text_atomic
+from trigger_ml.fileio import sha256_of_file, write_text_atomic
 
 MODEL_LABELS = {
     "float": "float twin",
@@ -268,3 +268,25 @@ def write_report(directory: Path, report: Report | dict[str, Any], config: Model
     typed = write_report_json(directory, content)
     write_text_atomic(directory / "report.md", markdown_report(typed.as_json()))
     return typed
+
+
+def report_header(
+    config: ModelConfig, run_dir: Path, data_path: Path, data: Any, quantization_kind: str | None
+) -> dict[str, Any]:
+    """The first fields of a firmware project's report: the model, the format, the hashes of
+    its configuration and training, its run and the training sample with its split."""
+    return {
+        "model": config.name,
+        "format_version": FORMAT_VERSION,
+        "description": config.description,
+        "quantization_kind": quantization_kind,
+        "config_sha256": config.digest(),
+        "training_sha256": config.training_digest(),
+        "run_dir": str(run_dir),
+        "data": {
+            "path": str(data_path),
+            "sha256": sha256_of_file(data_path),
+            "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
+            "n_truncated_jets": data.n_truncated_jets,
+        },
+    }

@@ -20,7 +20,6 @@ import h5py
 import numpy as np
 
 from trigger_ml import ftag
-from trigger_ml.artefacts import FORMAT_VERSION
 from trigger_ml.bdt import csim
 from trigger_ml.bdt.cost import bdt_cost
 from trigger_ml.bdt.ensemble import LEAF, QuantizedEnsemble, hls_type
@@ -41,7 +40,7 @@ from trigger_ml.evaluation import (
 from trigger_ml.fileio import sha256_of_file
 from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import discriminant_from_logits, tagging_metrics
-from trigger_ml.report import write_report
+from trigger_ml.report import report_header, write_report
 
 logger = stage_logger("hls")
 
@@ -184,19 +183,7 @@ def write_bdt_project(
     timings.update(traced["timings_s"])
     run_metrics = run.metrics
     report: dict[str, Any] = {
-        "model": config.name,
-        "format_version": FORMAT_VERSION,
-        "description": config.description,
-        "quantization_kind": None,
-        "config_sha256": config.digest(),
-        "training_sha256": config.training_digest(),
-        "run_dir": str(run.path),
-        "data": {
-            "path": str(data_path),
-            "sha256": sha256_of_file(data_path),
-            "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
-            "n_truncated_jets": data.n_truncated_jets,
-        },
+        **report_header(config, run.path, data_path, data, None),
         "record": firmware_record(
             "flat inputs, BDT (conifer)",
             "bdt",

@@ -46,7 +46,7 @@ from trigger_ml.hls.program import PROGRAM_FILE, program_document
 from trigger_ml.kinds import kind_of
 from trigger_ml.logs import stage_logger, timed
 from trigger_ml.physics import tagging_metrics
-from trigger_ml.report import write_report
+from trigger_ml.report import report_header, write_report
 from trigger_ml.runner import Need, Stage
 from trigger_ml.training import TrainedRun
 from trigger_ml.workspace import Workspace
@@ -215,21 +215,13 @@ def build_hls_project(
     run_metrics = run.metrics
     output_type = str(hls_model.get_output_variables()[0].type.precision)
     report: dict[str, Any] = {
-        "model": config.name,
-        "format_version": FORMAT_VERSION,
-        "description": config.description,
-        "quantization_kind": "hgq"
-        if config.quantization.is_hgq
-        else ("qkeras" if config.quantization.enabled else None),
-        "config_sha256": config.digest(),
-        "training_sha256": config.training_digest(),
-        "run_dir": str(run.path),
-        "data": {
-            "path": str(data_path),
-            "sha256": sha256_of_file(data_path),
-            "jets_per_split": {k: int(len(v)) for k, v in data.indices.items()},
-            "n_truncated_jets": data.n_truncated_jets,
-        },
+        **report_header(
+            config,
+            run.path,
+            data_path,
+            data,
+            "hgq" if config.quantization.is_hgq else ("qkeras" if config.quantization.enabled else None),
+        ),
         "record": firmware_record(
             model_kind.label(config),
             model_kind.name,
