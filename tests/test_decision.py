@@ -11,7 +11,6 @@ import math
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -165,10 +164,15 @@ def test_verilog_gates_equal_the_emulation_and_catch_a_wrong_bit(tmp_path):
         check_and_cost(spec, thresholds, codes, score, wrong, "xcvu13p-flga2577-2-e", 5.0, tmp_path / "b")
 
 
-def test_the_l1_front_end_is_not_merged_yet(tiny_config):
-    config = SimpleNamespace(name="l1-model", inputs=SimpleNamespace(tracks="l1"))
-    with pytest.raises(TriggerMLError, match="TrackWordFrontEnd"):
-        front_end_for(config, None)
+def test_an_l1_configuration_gets_the_track_word_front_end(tiny_config):
+    from trigger_ml.config import load_model_config
+    from trigger_ml.decision.frontend import FeatureFrontEnd
+    from trigger_ml.l1.frontend import TrackWordFrontEnd
+
+    front = front_end_for(load_model_config("dips-l1"), None)
+    assert isinstance(front, TrackWordFrontEnd) and not front.hostile_from_network
+    assert front.n_words == 4 * 32 + 4 and front.n_input == "16*7"
+    assert isinstance(front_end_for(tiny_config, None), FeatureFrontEnd)
 
 
 # --- the tiny real project -------------------------------------------------------------------

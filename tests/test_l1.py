@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from trigger_ml.l1 import hls
+from trigger_ml.l1.hostile import FAMILIES, hostile_jets, realistic_jets
 from trigger_ml.l1.preprocess import L1Preprocessing, log_fixed, preprocess
 from trigger_ml.l1.word import (
     PT_FROM_RINV,
     decode_tracks,
     encode_tracks,
     jet_word,
-    pack,
     unpack,
     vertex_word,
 )
@@ -82,67 +82,14 @@ def test_log_fixed_is_close_to_ln() -> None:
     assert log_fixed(np.array([0]))[0] == log_fixed(np.array([1]))[0]
 
 
-def _jets(rng: np.random.Generator, n: int, n_tracks: int, spec: L1Preprocessing = SPEC):
-    """Jets with n_tracks real-looking tracks each (some outside the cone or the z window)."""
-    jet_pt = rng.uniform(20, 300, n)
-    jet_eta = rng.uniform(-2.3, 2.3, n)
-    jet_phi = rng.uniform(-math.pi, math.pi, n)
-    vz = rng.normal(0, 3.5, n)
-    shape = (n, n_tracks)
-    pt = 2 + rng.exponential(8, shape)
-    eta = jet_eta[:, None] + rng.normal(0, 0.2, shape)
-    phi = jet_phi[:, None] + rng.normal(0, 0.2, shape)
-    z0 = vz[:, None] + rng.normal(0, 0.5, shape)
-    d0 = rng.normal(0, 0.03, shape) + rng.exponential(0.02, shape) * (rng.random(shape) < 0.3)
-    words, sector = encode_tracks(
-        rng.choice([-1.0, 1.0], shape) * PT_FROM_RINV / pt,
-        phi,
-        np.sinh(eta),
-        z0,
-        d0,
-        *rng.exponential(3, (3, *shape)),
-    )
-    pad = spec.n_in - n_tracks
-    words = np.concatenate([words, np.zeros((n, pad, 3), np.uint32)], axis=1)
-    sector = np.concatenate([sector, np.zeros((n, pad), np.uint8)], axis=1)
-    j = jet_word(jet_pt, jet_eta, jet_phi)
-    return words, sector.astype(np.int64), j["pt"], j["eta"], j["phi"], vertex_word(vz)
+def _jets(rng: np.random.Generator, n: int, n_tracks: int):
+    return realistic_jets(rng, n, n_tracks, SPEC)
 
 
 def _hostile(rng: np.random.Generator):
-    """Invalid bit cleared on real tracks, saturated fields, all slots empty, more tracks than
-    max_tracks, exact ties (copies, equal |sd0| with both signs), bad sectors, zero jet pT."""
-    blocks = []
-    w, s, pt, eta, phi, vz = _jets(rng, 40, 8)
-    f = unpack(w)
-    f["valid"][:10] = 0  # all invalid
-    f["valid"][10:20, ::2] = 0
-    sat = {k: v.copy() for k, v in f.items()}
-    for name, low, high in (
-        ("rinv", -(2**14), 2**14 - 1),
-        ("tanl", -(2**15), 2**15 - 1),
-        ("d0", -(2**12), 2**12 - 1),
-    ):
-        sat[name][20:30] = np.where(rng.random((10, 8)) < 0.5, low, high)
-    sat["z0"][30:40] = np.where(rng.random((10, 8)) < 0.5, -(2**11), 2**11 - 1)
-    blocks.append((pack(sat), s, pt, eta, phi, vz))
-    empty = np.zeros((5, 8, 3), np.uint32)
-    blocks.append((empty, np.zeros((5, 8), np.int64), pt[:5], eta[:5], phi[:5], vz[:5]))
-    w, s, pt, eta, phi, vz = _jets(rng, 20, 8)
-    w[:, 1] = w[:, 0]  # exact copies
-    s[:, 1] = s[:, 0]
-    f = unpack(w)
-    f["d0"][:, 3] = -f["d0"][:, 2]  # equal |d0| (same bin) with opposite signs
-    f["rinv"][:, 3], f["tanl"][:, 3] = f["rinv"][:, 2], f["tanl"][:, 2]
-    s[:10, 5] = 9 + rng.integers(0, 7, 10)  # sectors that do not exist
-    pt[:3] = 0
-    vz[3:6] = rng.choice([-(2**11), 2**11 - 1], 3)
-    blocks.append((pack(f), s, pt, eta, phi, vz))
-    words = rng.integers(0, 2**32, (30, 8, 3), dtype=np.uint64).astype(np.uint32)  # random bits
-    blocks.append(
-        (words, rng.integers(0, 16, (30, 8)), rng.integers(0, 2**16, 30), *rng.integers(-1000, 1000, (3, 30)))
-    )
-    return tuple(np.concatenate([b[i] for b in blocks]) for i in range(6))
+    inputs, families = hostile_jets(rng, SPEC)
+    assert set(families) == set(FAMILIES) and len(families) == len(inputs)
+    return inputs
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +208,7 @@ def test_track_word_front_end_snippets_compile_and_match(tmp_path) -> None:
     (tmp_path / "tb.cpp").write_text(
         f"""#include <cstdio>
 #include "ap_fixed.h"
-#include {fe.includes[0]}
+#include "{fe.includes[0]}"
 typedef ap_fixed<10, 4> input_t;
 void top({params}, input_t x[{fe.n_input}]) {{
 {fe.fill_network_input}}}
@@ -293,7 +240,10 @@ int main() {{
     )
     rng = np.random.default_rng(5)
     flat = hls.flat_words(
-        *tuple(np.concatenate(p) for p in zip(_jets(rng, 200, 8), _hostile(rng), strict=True))
+        *tuple(
+            np.concatenate(p)
+            for p in zip(realistic_jets(rng, 200, 8, fe.preprocessing), _hostile(rng), strict=True)
+        )
     )
     for words in (flat, fe.shuffled(flat, seed=3)):
         text = "\n".join(" ".join(map(str, row)) for row in words) + "\n"

@@ -47,6 +47,11 @@ class Workspace:
         firmware settings (``dips-small@reuse=2``) share one training."""
         return self.root / "runs" / _safe(model_name.partition("@")[0]) / training_digest[:16]
 
+    def cache_dir(self, name: str) -> Path:
+        """``cache/<name>/``: results shared by every model, kept under the hash of what they
+        depend on (e.g. the Yosys cost of an L1 preprocessing block)."""
+        return self.root / "cache" / _safe(name)
+
     def hls_dir(self, model_name: str) -> Path:
         return self.root / "hls_projects" / _safe(model_name)
 

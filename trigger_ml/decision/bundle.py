@@ -13,12 +13,11 @@ import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.decision import hls
-from trigger_ml.decision.frontend import front_end_for
+from trigger_ml.decision.frontend import FrontEndJets, front_end_for
 from trigger_ml.decision.score import logit_codes, max_form_codes, score_spec, tag_bits
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import read_json, sha256_of_file
 from trigger_ml.firmware import verifier
-from trigger_ml.firmware.hostile import InputLayout, hostile_vectors
 from trigger_ml.firmware.interface import Interface
 
 SUBDIR = "decision"
@@ -53,13 +52,18 @@ def write_top_vectors(
     root: Path,
     config: ModelConfig,
     interface: Interface,
-    inputs: np.ndarray,
+    jets: FrontEndJets,
     logits: np.ndarray,
     summary: dict[str, Any],
+    decision_dir: Path,
 ) -> dict[str, Any]:
-    """Write trigger_top's vectors for the test vectors (``inputs``, their C-simulation
-    ``logits``) and the bundle's hostile vectors (read back from ``root``); the output spec's
+    """Write trigger_top's vectors: the test vectors' jets (``jets``, their C-simulation
+    ``logits``) as the front end's words, then its hostile vectors: the network's (read back
+    from ``root``) when the front end passes features through, else the front end's own with
+    the rows the decision stage checked (``decision_dir/vectors``). Returns the output spec's
     ``decision`` section."""
+    from trigger_ml.decision.stage import read_hostile_vectors
+
     settings = config.decision_settings
     spec = score_spec(interface.output.fixed, config.physics.f_c, settings.score_fractional_bits)
     if spec.to_dict() != summary["score"]:
@@ -69,16 +73,33 @@ def write_top_vectors(
         )
     thresholds = [row["code"] for row in summary["thresholds"]]
     front = front_end_for(config, interface)
-    hostile = hostile_vectors(InputLayout.of(config), interface.input.fixed)
-    hostile_codes = np.loadtxt(root / verifier.HOSTILE_OUTPUT_CODES, dtype=np.int64, ndmin=2)
-    words = np.concatenate([front.words(inputs), front.words(hostile.values)])
+    hostile_words, families = front.hostile()
+    if front.hostile_from_network:
+        hostile_codes = np.loadtxt(root / verifier.HOSTILE_OUTPUT_CODES, dtype=np.int64, ndmin=2)
+    else:
+        stored_words, stored_families, stored_rows = read_hostile_vectors(decision_dir)
+        if not (np.array_equal(stored_words, hostile_words) and stored_families == families):
+            raise TriggerMLError(
+                f"{decision_dir}: its hostile words are not the front end's",
+                f"run `trigger-ml hls --force '{config.name}'`",
+            )
+        hostile_codes = stored_rows[:, : interface.output.elements]
+    words = np.concatenate([front.words(jets), hostile_words])
     codes = np.concatenate([logit_codes(spec, logits), hostile_codes])
     score = max_form_codes(spec, codes)
     rows = np.column_stack([codes, score, tag_bits(score, thresholds)])
+    if not front.hostile_from_network and not np.array_equal(rows[len(logits) :], stored_rows):
+        raise TriggerMLError(
+            f"{decision_dir}: the hostile rows' score codes or tag bits are not the decision of their logits",
+            f"run `trigger-ml hls --force '{config.name}'`",
+        )
     for relative, table in ((verifier.TOP_INPUTS, words), (verifier.TOP_OUTPUTS, rows)):
         (root / relative).write_text(
             "".join(" ".join(map(str, row)) + "\n" for row in table.tolist()), encoding="utf-8"
         )
+    (root / verifier.TOP_FAMILIES).write_text(
+        "".join(f"{name}\n" for name in ("test",) * len(logits) + tuple(families)), encoding="utf-8"
+    )
     return {
         "top": summary["top"],
         "front_end": front.spec(),
@@ -98,7 +119,11 @@ def write_top_vectors(
         "vectors": {
             "inputs": f"{verifier.TOP_INPUTS}: one jet per line, the front end's {front.n_words} integer words",
             "outputs": f"{verifier.TOP_OUTPUTS}: logit codes, score code, tag word (bit k = working point k)",
-            "rows": f"the {len(inputs)} test vectors, then the {len(hostile.values)} hostile vectors",
+            "families": f"{verifier.TOP_FAMILIES}: each row's family (test, or the hostile family)",
+            "rows": f"the {len(logits)} test vectors' jets, then {len(families)} hostile vectors",
+            "n_test": int(len(logits)),
+            "n_hostile": int(len(families)),
+            "hostile_logits": "network" if front.hostile_from_network else "front_end",
         },
         "physics": summary["physics"],
         "cost": summary["cost"],

@@ -10,35 +10,54 @@ for one configuration, everything the top and its testbench need from the input 
   from those parameters;
 * ``testbench_declarations`` / ``testbench_load``: C++ that declares the parameters in the
   testbench and loads them from ``const long long *words`` (one jet's ``n_words`` integers);
-* ``words``: the integers the testbench reads per jet, from a configuration's prepared inputs
-  (Python, the same for the test split and the hostile vectors);
+* ``words``: the integers the testbench reads per jet, from the jets' :class:`FrontEndJets`
+  (the network's prepared inputs, and the sample's records of the same jets);
+* ``hostile``: the front end's hostile vectors as words, each with its family name;
+  ``hostile_from_network`` says whether they are the network's own hostile vectors
+  (trigger_ml.firmware.hostile, so the bundle's network vectors give their logits) or the
+  front end's (their logits come from the Python chain);
 * ``network_codes``: Python, words -> the network's input codes (the bit-exact reference of
   the block);
 * ``shuffled``: words of the same jets with their tracks permuted (the permutation check);
 * ``cost``: the block's cost section; ``spec``: its fragment of the bundle's input spec.
 
 :func:`front_end_for` picks the front end of a configuration: :class:`FeatureFrontEnd` (the
-network's inputs, already scaled and quantized, passed through) for every configuration today;
-``inputs.tracks == "l1"`` (L1 track words, ``l1_preprocess.h``) once that work is merged.
+network's inputs, already scaled and quantized, passed through), or for ``inputs.tracks: l1``
+the L1 track words through ``l1_preprocess.h`` (trigger_ml.l1.frontend.TrackWordFrontEnd).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost.sections import make_section
-from trigger_ml.errors import TriggerMLError
 from trigger_ml.firmware.interface import Interface
+
+
+@dataclass(frozen=True)
+class FrontEndJets:
+    """Jets a front end makes words of: the network's prepared inputs (flat per jet) and the
+    sample's jet and track records of the same jets, in the same order."""
+
+    network_inputs: np.ndarray
+    jets: np.ndarray
+    tracks: np.ndarray
+
+    def head(self, n: int) -> FrontEndJets:
+        return FrontEndJets(self.network_inputs[:n], self.jets[:n], self.tracks[:n])
 
 
 class FrontEnd(ABC):
     """The input side of ``trigger_top`` (see the module docstring)."""
 
     name: str
+    hostile_from_network: bool = True
 
     def __init__(self, config: ModelConfig, interface: Interface) -> None:
         self.config = config
@@ -79,8 +98,12 @@ class FrontEnd(ABC):
     def testbench_load(self) -> str: ...
 
     @abstractmethod
-    def words(self, network_inputs: np.ndarray) -> np.ndarray:
+    def words(self, jets: FrontEndJets) -> np.ndarray:
         """int64 ``(n, n_words)``: what the testbench feeds per jet."""
+
+    @abstractmethod
+    def hostile(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """int64 ``(m, n_words)`` hostile words and each row's family name."""
 
     @abstractmethod
     def network_codes(self, words: np.ndarray) -> np.ndarray:
@@ -91,10 +114,18 @@ class FrontEnd(ABC):
         """The same jets with their tracks permuted; None when order is part of the interface."""
 
     @abstractmethod
-    def cost(self, clock_period_ns: float) -> dict[str, Any]: ...
+    def cost(self, clock_period_ns: float, cache_dir: Path | None = None) -> dict[str, Any]:
+        """The block's cost section; ``cache_dir`` may keep slow measurements between builds."""
 
     @abstractmethod
     def spec(self) -> dict[str, Any]: ...
+
+    def network_inputs_spec(self) -> dict[str, Any] | None:
+        """For a front end that computes the network's inputs itself: the input spec's
+        ``feature_docs`` (name -> (definition, unit)), ``tracks`` (selection, ordering, padding),
+        ``scaled_value`` and ``entry`` (where the bundle's input is); None: the features come
+        scaled from outside (trigger_ml.firmware.spec's defaults)."""
+        return None
 
 
 class FeatureFrontEnd(FrontEnd):
@@ -134,9 +165,18 @@ class FeatureFrontEnd(FrontEnd):
         frac = self.interface.input.fixed.fractional_bits
         return f"        for (int i = 0; i < {self.n_words}; i++) features[i] = from_code<{self.interface.input.type_name}>(words[i], {frac});\n"
 
-    def words(self, network_inputs: np.ndarray) -> np.ndarray:
-        flat = np.asarray(network_inputs, dtype=np.float64).reshape(len(network_inputs), -1)
+    def words(self, jets: FrontEndJets) -> np.ndarray:
+        return self._encode(jets.network_inputs)
+
+    def _encode(self, values: np.ndarray) -> np.ndarray:
+        flat = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
         return self.interface.input.fixed.encode(flat)
+
+    def hostile(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        from trigger_ml.firmware.hostile import InputLayout, hostile_vectors
+
+        vectors = hostile_vectors(InputLayout.of(self.config), self.interface.input.fixed)
+        return self._encode(vectors.values), tuple(vectors.families)
 
     def network_codes(self, words: np.ndarray) -> np.ndarray:
         return np.asarray(words, dtype=np.int64)
@@ -153,7 +193,7 @@ class FeatureFrontEnd(FrontEnd):
         )
         return shuffle_valid_tracks(tracks, valid, seed).reshape(len(words), -1)
 
-    def cost(self, clock_period_ns: float) -> dict[str, Any]:
+    def cost(self, clock_period_ns: float, cache_dir: Path | None = None) -> dict[str, Any]:
         return make_section(
             source="estimate",
             tool=None,
@@ -177,10 +217,8 @@ class FeatureFrontEnd(FrontEnd):
 def front_end_for(config: ModelConfig, interface: Interface) -> FrontEnd:
     """The front end of ``config``: the L1 track-word preprocessing when ``inputs.tracks`` is
     ``"l1"``, else :class:`FeatureFrontEnd`."""
-    if getattr(config.inputs, "tracks", None) == "l1":
-        raise TriggerMLError(
-            f"{config.name}: inputs.tracks = l1 needs the L1 track-word front end (TrackWordFrontEnd), "
-            "is not wired into the decision stage yet",
-            "set `decision: {enabled: false}` (as the zoo's dips-l1 does; docs/decision.md)",
-        )
+    if config.inputs.tracks == "l1":
+        from trigger_ml.l1.frontend import TrackWordFrontEnd
+
+        return TrackWordFrontEnd(config, interface)
     return FeatureFrontEnd(config, interface)

@@ -15,6 +15,7 @@ the rejections of the firmware decision are compared with the exact D_b. Everyth
         firmware/decision.h, decision_config.h, trigger_top.h, trigger_top.cpp
         trigger_top_test.cpp   the testbench (integer words in, codes out)
         rtl/                   btag_decision.v, Yosys script, logs and statistics
+        vectors/               the front end's hostile words, families, expected outputs
         decision.json          the summary (score, thresholds, fidelity, physics, cost, timings)
 """
 
@@ -30,7 +31,7 @@ import numpy as np
 from trigger_ml.config import ModelConfig
 from trigger_ml.decision import hls
 from trigger_ml.decision.cost import check_and_cost
-from trigger_ml.decision.frontend import FrontEnd, front_end_for
+from trigger_ml.decision.frontend import FrontEnd, FrontEndJets, front_end_for
 from trigger_ml.decision.physics import decision_physics
 from trigger_ml.decision.score import (
     ScoreSpec,
@@ -42,7 +43,7 @@ from trigger_ml.decision.score import (
 )
 from trigger_ml.errors import TriggerMLError, UsageError
 from trigger_ml.fileio import read_json, sha256_of_file, write_json_atomic, write_text_atomic
-from trigger_ml.firmware.hostile import InputLayout, agreement, hostile_vectors
+from trigger_ml.firmware.hostile import agreement
 from trigger_ml.firmware.interface import Interface, read_interface
 from trigger_ml.kinds import kind_of
 from trigger_ml.logs import stage_logger, timed
@@ -91,7 +92,7 @@ class DecisionStage(Stage[dict[str, Any]]):
     also stored in report.json."""
 
     name = "decision"
-    version = 2
+    version = 3
 
     def needs(self, subject: ModelConfig) -> dict[str, Need]:
         check_supported(subject)
@@ -121,6 +122,7 @@ class DecisionStage(Stage[dict[str, Any]]):
             inputs["evaluation-data"].path,
             inputs.ws.hls_dir(subject.name),
             out,
+            inputs.ws.cache_dir("block-costs"),
         )
 
     def load(self, subject: ModelConfig, inputs: Mapping[str, Any], out: Path) -> dict[str, Any]:
@@ -150,22 +152,22 @@ def _network_logits(config: ModelConfig, model: Any, codes: np.ndarray, interfac
     return np.asarray(model.predict(values, batch_size=4096, verbose=0), np.float64).reshape(len(values), -1)
 
 
-def _test_split(
-    config: ModelConfig, run: TrainedRun, data_path: Path, project_dir: Path
-) -> dict[str, np.ndarray]:
+def _test_split(config: ModelConfig, run: TrainedRun, data_path: Path, project_dir: Path) -> dict[str, Any]:
     from trigger_ml.data.dataset import model_inputs, prepare, read_sample
 
     with h5py.File(project_dir / "csim_predictions.h5", "r") as handle:
         rows, classes = handle["test_index"][()], handle["classes"][()]
         logits = handle["logits_csim"][()].astype(np.float64)
-    data = prepare(read_sample(data_path), config, scaling=run.scaling, jet_scaling=run.jet_scaling)
+    sample = read_sample(data_path)
+    data = prepare(sample, config, scaling=run.scaling, jet_scaling=run.jet_scaling)
     if not np.array_equal(data.indices["test"], rows):
         raise TriggerMLError(
             "the test split differs from the one the C simulation ran on",
             f"rerun `trigger-ml hls --force '{config.name}'`",
         )
     inputs = np.asarray(model_inputs(data.inputs["test"], config), np.float64)
-    return {"inputs": inputs.reshape(len(inputs), -1), "classes": classes, "logits": logits}
+    jets = FrontEndJets(inputs.reshape(len(inputs), -1), sample.jets[rows], sample.tracks[rows])
+    return {"jets": jets, "classes": classes, "logits": logits}
 
 
 def _compare(
@@ -188,7 +190,13 @@ def _compare(
 
 
 def build_decision(
-    config: ModelConfig, run: TrainedRun, data_path: Path, evaluation_path: Path, project_dir: Path, out: Path
+    config: ModelConfig,
+    run: TrainedRun,
+    data_path: Path,
+    evaluation_path: Path,
+    project_dir: Path,
+    out: Path,
+    cache_dir: Path | None = None,
 ) -> None:
     """Write ``out`` (see the module docstring) for the finished HLS project at ``project_dir``.
     Raises TriggerMLError, writing nothing, when the decision block's C simulation or its
@@ -206,9 +214,8 @@ def build_decision(
         csim_codes = logit_codes(spec, split["logits"])
         score_csim = max_form_codes(spec, csim_codes)
         thresholds = [threshold_code(score_csim[classes == B], eff) for eff in settings.working_points]
-        words = {"test": front.words(split["inputs"])}
-        hostile = hostile_vectors(InputLayout.of(config), interface.input.fixed)
-        words["hostile"] = front.words(hostile.values)
+        words = {"test": front.words(split["jets"])}
+        words["hostile"], hostile_families = front.hostile()
         shuffled = front.shuffled(words["test"], seed=config.split.seed)
         if shuffled is not None:
             words["shuffled"] = shuffled
@@ -266,7 +273,7 @@ def build_decision(
         "n_test_jets": int(len(classes)),
         "test_exact_fraction": float(test["chain"].mean()),
         "hostile": (
-            agreement(hostile.families, got["hostile"], _expected(spec, want["hostile"], thresholds))
+            agreement(hostile_families, got["hostile"], _expected(spec, want["hostile"], thresholds))
             if want["hostile"] is not None
             else None
         ),
@@ -277,6 +284,10 @@ def build_decision(
             float(np.all(got["shuffled"] == got["test"], axis=1).mean()) if "shuffled" in got else None
         ),
     }
+    hostile_rows = (
+        _expected(spec, want["hostile"], thresholds) if want["hostile"] is not None else got["hostile"]
+    )
+    write_hostile_vectors(out, words["hostile"], hostile_families, hostile_rows)
     if not test["chain"].all():
         logger.warning(
             f"{config.name}: trigger_top differs from the Python chain on {int((~test['chain']).sum())} test jets"
@@ -347,7 +358,7 @@ def build_decision(
         },
         "fidelity": fidelity,
         "physics": physics,
-        "cost": {"front_end": front.cost(config.hls.clock_period_ns), "decision": rtl["section"]},
+        "cost": {"front_end": front.cost(config.hls.clock_period_ns, cache_dir), "decision": rtl["section"]},
         "rtl": {"verilog": f"{SUBDIR}/rtl/btag_decision.v", "n_vectors_checked": rtl["n_vectors_checked"]},
         "firmware_sha256": sha256_of_file(prj / "firmware" / f"{PROJECT_NAME}.cpp"),
         "timings_s": {key: round(value, 3) for key, value in timings.items()},
@@ -359,6 +370,32 @@ def build_decision(
         f"at {wp['b_efficiency']:.0%}: light rejection {wp['exact']['rej_light']} (exact D_b) vs "
         f"{wp['firmware']['rej_light']} (firmware bits, b-eff {wp['firmware']['b_efficiency']:.4f})"
     )
+
+
+HOSTILE_WORDS = "vectors/hostile_words.txt"
+HOSTILE_FAMILIES = "vectors/hostile_families.txt"
+HOSTILE_OUTPUTS = "vectors/hostile_outputs.txt"
+
+
+def write_hostile_vectors(out: Path, words: np.ndarray, families: tuple[str, ...], rows: np.ndarray) -> None:
+    """``out/vectors/``: the front end's hostile words, their families and their expected rows
+    (logit codes, score code, tag word: the Python chain's, or the C simulation's for a kind
+    that does not claim exactness), which the firmware bundle copies."""
+    (out / "vectors").mkdir(parents=True, exist_ok=True)
+    for relative, lines in (
+        (HOSTILE_WORDS, (" ".join(map(str, row)) for row in np.asarray(words, np.int64).tolist())),
+        (HOSTILE_FAMILIES, families),
+        (HOSTILE_OUTPUTS, (" ".join(map(str, row)) for row in np.asarray(rows, np.int64).tolist())),
+    ):
+        write_text_atomic(out / relative, "".join(f"{line}\n" for line in lines))
+
+
+def read_hostile_vectors(decision_dir: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """What :func:`write_hostile_vectors` wrote."""
+    words = np.loadtxt(decision_dir / HOSTILE_WORDS, dtype=np.int64, ndmin=2)
+    families = tuple((decision_dir / HOSTILE_FAMILIES).read_text(encoding="utf-8").split())
+    rows = np.loadtxt(decision_dir / HOSTILE_OUTPUTS, dtype=np.int64, ndmin=2)
+    return words, families, rows
 
 
 def _expected(spec: ScoreSpec, logits: np.ndarray, thresholds: list[int]) -> np.ndarray:

@@ -149,24 +149,29 @@ def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
 
 def _test_split(
     config: ModelConfig, src: _Sources, scaling: FeatureScaling, jet_scaling: FeatureScaling | None
-) -> dict[str, np.ndarray]:
-    """Model inputs (flattened per jet), classes, file rows and C-simulation logits of the test split."""
+) -> dict[str, Any]:
+    """Model inputs (flattened per jet; with the sample's records of the same jets, ``jets``),
+    classes, file rows and C-simulation logits of the test split."""
     import h5py
 
     from trigger_ml.data.dataset import model_inputs, prepare, read_sample
+    from trigger_ml.decision.frontend import FrontEndJets
 
     with h5py.File(src.project_dir / "csim_predictions.h5", "r") as handle:
         rows = handle["test_index"][()]
         classes = handle["classes"][()]
         logits = handle["logits_csim"][()].astype(np.float64)
-    data = prepare(read_sample(src.data_path), config, scaling=scaling, jet_scaling=jet_scaling)
+    sample = read_sample(src.data_path)
+    data = prepare(sample, config, scaling=scaling, jet_scaling=jet_scaling)
     if not (np.array_equal(data.indices["test"], rows) and np.array_equal(data.classes["test"], classes)):
         raise TriggerMLError(
             f"{src.project_dir / 'csim_predictions.h5'} holds another test split than the data and config give",
             f"run `trigger-ml hls '{config.name}' --force`",
         )
     inputs = model_inputs(data.inputs["test"], config)
-    return {"inputs": inputs.reshape(len(inputs), -1), "classes": classes, "rows": rows, "logits": logits}
+    flat = inputs.reshape(len(inputs), -1)
+    jets = FrontEndJets(flat, sample.jets[rows], sample.tracks[rows])
+    return {"inputs": flat, "jets": jets, "classes": classes, "rows": rows, "logits": logits}
 
 
 def _decimal_lines(codes: np.ndarray, fractional_bits: int) -> str:
@@ -450,6 +455,7 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
     """Write every file of the bundle into ``root``; returns the firmware identity."""
     from trigger_ml.data.dataset import FeatureScaling
     from trigger_ml.firmware.modelcard import model_card
+    from trigger_ml.decision.frontend import front_end_for
     from trigger_ml.firmware.spec import input_spec, output_spec
 
     root.mkdir()
@@ -469,7 +475,13 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
 
         copy_sources(src.project_dir, root)
         decision_spec = write_top_vectors(
-            root, config, interface, split["inputs"][:n], split["logits"][:n], src.decision
+            root,
+            config,
+            interface,
+            split["jets"].head(n),
+            split["logits"][:n],
+            src.decision,
+            src.project_dir / "decision",
         )
     report = _write_report(root, src, ws)
     provenance = {**_provenance(config, src, ws, n, len(split["rows"])), "hostile_vectors": hostile}
@@ -481,6 +493,7 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
         jet_scaling,
         sample_settings,
         report["fidelity"].get("permutation_invariant_fraction"),
+        front_end_for(config, interface),
     )
     out_spec = output_spec(config, interface, split["logits"], split["classes"])
     if decision_spec is not None:

@@ -195,10 +195,11 @@ def port_values(values: np.ndarray, fixed: FixedType) -> np.ndarray:
 
 
 def agreement(families: tuple[str, ...], got: np.ndarray, expected: np.ndarray) -> list[dict[str, Any]]:
-    """Per family, in :data:`FAMILIES` order: vectors, how many are bit-exact, the first that is not."""
+    """Per family (:data:`FAMILIES` first, in order, then any other, e.g. a front end's, in order
+    of appearance): vectors, how many are bit-exact, the first that is not."""
     same = np.all(np.asarray(got, np.float64) == np.asarray(expected, np.float64), axis=1)
     rows = []
-    for family in FAMILIES:
+    for family in [*FAMILIES, *(name for name in dict.fromkeys(families) if name not in FAMILIES)]:
         where = np.flatnonzero(np.array([name == family for name in families]))
         if len(where):
             bad = where[~same[where]]

@@ -28,10 +28,46 @@ def _feature_rows(features: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _track_word(in_spec: dict[str, Any]) -> list[str]:
+    """The track-word input of ``trigger_top`` (a front end of L1 track words), field by field."""
+    top = in_spec.get("trigger_top") or {}
+    if "track_word" not in top:
+        return []
+    word, jet = top["track_word"], top["jet_word"]
+    lines = [
+        "### Input of `trigger_top`: L1 track words",
+        "",
+        f"`trigger_top({', '.join(top['trigger_top_inputs'])}, ...)`: {top['source']}.",
+        f"Per jet {top['n_in']} slots of a {word['bits']}-bit track word and its sector ({word['sector']}); "
+        f"selection: {top['selection']}. Vectors: {top['vector_layout']}.",
+        "",
+        "| field | bits | offset | signed | lsb / bins |",
+        "|---|---|---|---|---|",
+    ]
+    for f in word["fields"]:
+        scale = (
+            f"{f['lsb']:.6g} {f['unit']}"
+            if "lsb" in f
+            else (f"bin edges {f['bin_edges']}" if "bin_edges" in f else f.get("meaning", ""))
+        )
+        lines.append(f"| `{f['name']}` | {f['bits']} | {f['bit_offset']} | {'yes' if f['signed'] else 'no'} | {scale} |")
+    lines += [
+        "",
+        f"Jet word: pT `{jet['pt']['type']}` lsb {jet['pt']['lsb_gev']} GeV, eta `{jet['eta']['type']}` and phi "
+        f"`{jet['phi']['type']}` lsb {jet['eta']['lsb']:.6g}; vertex z0 `{top['vertex_word']['z0']['type']}` lsb "
+        f"{top['vertex_word']['z0']['lsb_cm']:.6g} cm.",
+        "",
+    ]
+    return lines
+
+
 def _interface(in_spec: dict[str, Any], out_spec: dict[str, Any]) -> list[str]:
     port, out = in_spec["port"], out_spec["port"]
     layout, tracks, enc = in_spec["layout"], in_spec["tracks"], in_spec["encoding"]
-    selection = ", ".join(f"{k} = {v}" for k, v in tracks["selection"].items() if v is not None)
+    selection = tracks["selection"]
+    if isinstance(selection, dict):
+        selection = ", ".join(f"{k} = {v}" for k, v in selection.items() if v is not None)
+    association = f"; {tracks['association']}" if "association" in tracks else ""
     lines = [
         "## Interface",
         "",
@@ -39,18 +75,20 @@ def _interface(in_spec: dict[str, Any], out_spec: dict[str, Any]) -> list[str]:
         f"{port['handshake']} handshake. `spec/input_spec.json` and `spec/output_spec.json` hold all of "
         "this in machine-readable form.",
         "",
+        *_track_word(in_spec),
         "### Input",
         "",
+        *([f"- {in_spec['entry']}"] if "entry" in in_spec else []),
         f"- type of every element: `{port['type']['c_type']}`: {port['width']} bits, "
         f"{port['fractional_bits']} fractional, lsb {port['type']['lsb']!r}, codes "
         f"{port['type']['code_min']} … {port['type']['code_max']} (two's complement)",
         f"- RTL: {port['rtl_ports']}",
         f"- element order: {layout['element_index']}",
         f"- value: {enc['scaled_value']}; {enc['code']}",
-        f"- track selection: {selection}; {tracks['association']}",
+        f"- track selection: {selection}{association}",
         f"- ordering: {tracks['ordering']}; {tracks['truncation']}",
         f"- padding: {tracks['padding']}",
-        f"- {tracks['note']}",
+        *([f"- {tracks['note']}"] if "note" in tracks else []),
         "",
         *_feature_rows(layout["features"]),
     ]

@@ -4,13 +4,16 @@ and how a trigger applies a b-tagging working point to it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.data.dataset import MIN_DR, FeatureScaling
 from trigger_ml.firmware.interface import FixedType, Interface
+
+if TYPE_CHECKING:
+    from trigger_ml.decision.frontend import FrontEnd
 from trigger_ml.firmware.verifier import WP_SIGMAS
 from trigger_ml.physics import (
     CLASS_NAMES,
@@ -80,9 +83,13 @@ def input_spec(
     jet_scaling: FeatureScaling | None,
     sample_settings: dict[str, Any] | None,
     permutation_invariant_fraction: float | None,
+    front_end: FrontEnd | None = None,
 ) -> dict[str, Any]:
     """spec/input_spec.json: port, element order, features with units and scaling, encoding,
-    track selection, ordering and padding."""
+    track selection, ordering and padding. A front end that computes the network's inputs
+    itself (``front_end.network_inputs_spec()``, e.g. from L1 track words) defines the features
+    and the track selection instead of the sample's settings."""
+    made_by_front_end = front_end.network_inputs_spec() if front_end is not None else None
     port = interface.input
     fixed = port.fixed
     n_slots = config.inputs.max_tracks
@@ -98,7 +105,9 @@ def input_spec(
             else f"e = slot * {n_features} + feature for e < {n_slots * n_features}; "
             f"then jet feature j at e = {n_slots * n_features} + j"
         ),
-        "features": _features(scaling, TRACK_FEATURE_DOCS, fixed.lsb, 0),
+        "features": _features(
+            scaling, made_by_front_end["feature_docs"] if made_by_front_end else TRACK_FEATURE_DOCS, fixed.lsb, 0
+        ),
     }
     if jet_scaling is not None:
         layout["jet_features"] = _features(jet_scaling, JET_FEATURE_DOCS, fixed.lsb, 0)
@@ -118,7 +127,7 @@ def input_spec(
         )
     else:
         order_note = "The dense network sees every slot at a fixed position: the ordering below is part of the interface."
-    return {
+    spec = {
         "project": interface.project,
         "port": port.to_dict(),
         "layout": layout,
@@ -148,6 +157,11 @@ def input_spec(
             "note": order_note,
         },
     }
+    if made_by_front_end:
+        spec["tracks"] = made_by_front_end["tracks"]
+        spec["entry"] = made_by_front_end["entry"]
+        spec["encoding"]["scaled_value"] = made_by_front_end["scaled_value"]
+    return spec
 
 
 def working_points(

@@ -25,9 +25,11 @@ line naming the bad file or test vector (exit status 1; 0 when everything passes
 8. (format 3, a model with a decision block) the end-to-end top ``trigger_top`` (front end ->
    network -> b-tag decision): every expected score code and tag word is the decision's
    integer arithmetic (``output_spec.json`` ``decision.emulation``) of its expected logit
-   codes, which are those of the test and hostile vectors; ``trigger_top``'s testbench, linked
-   with the same compiled network, runs every test and hostile vector, and its logits, score
-   and tag bits must equal the expected ones exactly.
+   codes, which are those of the network's vectors of the same jets (the test vectors; the
+   hostile vectors too when the front end passes features through; a track-word front end
+   has hostile words of its own); ``trigger_top``'s testbench, linked with the same compiled
+   network, runs every vector, and its logits, score and tag bits must equal the expected
+   ones exactly, reported per family.
 
 This file is ``trigger_ml/firmware/verifier.py`` of the trigger-ml package, copied into every
 bundle unchanged; ``trigger-ml verify`` runs the same code. It must import nothing but the
@@ -78,6 +80,7 @@ HOSTILE_INPUT_CODES = "vectors/hostile_input_codes.txt"
 HOSTILE_OUTPUT_CODES = "vectors/hostile_output_codes.txt"
 TOP_INPUTS = "vectors/top_inputs.txt"
 TOP_OUTPUTS = "vectors/top_outputs.txt"
+TOP_FAMILIES = "vectors/top_families.txt"
 TOP = "trigger_top"
 CSIM_LOG = "tb_data/csim_results.log"
 """Where the project's testbench writes its outputs (relative to the project directory)."""
@@ -478,31 +481,41 @@ def decision_outputs(logit_codes: list[int], emulation: dict[str, Any]) -> tuple
 
 def check_top_vectors(
     root: Path, spec: dict[str, Any], logits: list[list[int]], n_outputs: int
-) -> list[list[int]]:
-    """Read trigger_top's vectors; their logit codes must be ``logits`` (the test vectors', then
-    the hostile vectors'), their score and tag word the decision of those codes. Returns the
-    expected output rows."""
+) -> tuple[list[list[int]], list[str]]:
+    """Read trigger_top's vectors (the test vectors' jets, then hostile ones) and their families;
+    the first ``len(logits)`` rows' logit codes must be ``logits`` (the network's vectors of the
+    same jets), every row's score and tag word the decision of its logit codes. Returns the
+    expected output rows and each one's family."""
     words = _rows(root, TOP_INPUTS, spec["n_words"], int)
     rows = _rows(root, TOP_OUTPUTS, n_outputs + 2, int)
-    if len(words) != len(logits) or len(rows) != len(logits):
+    counts = spec.get("vectors", {})
+    n_rows = counts["n_test"] + counts["n_hostile"] if "n_test" in counts else len(logits)
+    if len(words) != n_rows or len(rows) != n_rows or len(logits) > n_rows:
         raise BundleError(
-            f"{TOP_OUTPUTS}: {len(rows)} rows and {TOP_INPUTS} {len(words)}, expected {len(logits)} "
+            f"{TOP_OUTPUTS}: {len(rows)} rows and {TOP_INPUTS} {len(words)}, expected {n_rows} "
             "(the test vectors, then the hostile vectors)"
         )
+    if (root / TOP_FAMILIES).is_file():
+        families = _text(root, TOP_FAMILIES).split()
+    else:  # format 3 bundles before front-end families: test rows, then the network's hostile ones
+        families = ["test"] * counts.get("n_test", n_rows) + ["hostile"] * (n_rows - counts.get("n_test", n_rows))
+    if len(families) != n_rows or not all(re.fullmatch(r"[a-z0-9_]+", name) for name in families):
+        raise BundleError(f"{TOP_FAMILIES}: expected one family name ([a-z0-9_]+) per vector, {n_rows} lines")
     for i, row in enumerate(rows):
         where = f"{TOP} vector {i} ({TOP_OUTPUTS} line {i + 1})"
-        if row[:n_outputs] != logits[i]:
-            raise BundleError(f"{where}: its logit codes are not those of the test and hostile vectors")
+        if i < len(logits) and row[:n_outputs] != logits[i]:
+            raise BundleError(f"{where}: its logit codes are not those of the network's vectors of the same jets")
         score, tags = decision_outputs(row[:n_outputs], spec["emulation"])
         if row[n_outputs] != score:
             raise BundleError(f"{where}: score code {row[n_outputs]}, the decision of its logits gives {score}")
         if row[n_outputs + 1] != tags:
             raise BundleError(f"{where}: tag bits {row[n_outputs + 1]:b}, the decision of its logits gives {tags:b}")
-    return rows
+    return rows, families
 
 
-def run_top(project_dir: Path, expected: list[list[int]]) -> None:
-    """Run trigger_top's compiled testbench on its vectors; every output row must equal ``expected``."""
+def run_top(project_dir: Path, expected: list[list[int]], families: list[str]) -> dict[str, int]:
+    """Run trigger_top's compiled testbench on its vectors; every output row must equal ``expected``.
+    Returns the number of (bit-exact) vectors per family."""
     out = project_dir / "top_outputs.txt"
     try:
         ran = subprocess.run(
@@ -522,9 +535,10 @@ def run_top(project_dir: Path, expected: list[list[int]]) -> None:
     for i, (have, want) in enumerate(zip(got, expected, strict=True)):
         if have != want:
             raise BundleError(
-                f"{TOP} vector {i}: C simulation gives {have}, {TOP_OUTPUTS} line {i + 1} expects {want} "
-                "(logit codes, score code, tag word)"
+                f"{TOP} vector {i} ({families[i]}): C simulation gives {have}, {TOP_OUTPUTS} line {i + 1} "
+                f"expects {want} (logit codes, score code, tag word)"
             )
+    return {family: families.count(family) for family in dict.fromkeys(families)}
 
 
 def run_testbench(
@@ -690,12 +704,13 @@ def verify(bundle: Path, log: Log | None = None, keep_workdir: bool = False) -> 
             if decision is not None:
                 scale = 2 ** out_spec["port"]["fractional_bits"]
                 logits = [[int(v * scale) for v in row] for row in vectors["expected"]]
-                logits += [[int(v * scale) for v in row] for row in hostile["expected"]] if hostile else []
-                top_rows = check_top_vectors(root, decision, logits, out_spec["port"]["elements"])
+                if hostile and decision.get("vectors", {}).get("hostile_logits", "network") == "network":
+                    logits += [[int(v * scale) for v in row] for row in hostile["expected"]]
+                top_rows, top_families = check_top_vectors(root, decision, logits, out_spec["port"]["elements"])
                 say(f"{len(top_rows)} {TOP} vectors: score codes and tag bits are the decision of their logits")
                 shutil.copyfile(root / TOP_INPUTS, workdir / "csim" / "top_inputs.txt")
-                run_top(workdir / "csim" / "hls", top_rows)
-                say(f"{TOP}: C simulation == expected logits, score codes and tag bits on {len(top_rows)} vectors")
+                for family, count in run_top(workdir / "csim" / "hls", top_rows, top_families).items():
+                    say(f"{TOP} family {family}: {count}/{count} bit-exact (logits, score code, tag bits)")
         except (KeyError, TypeError, IndexError) as error:
             raise BundleError(f"{INPUT_SPEC} or {OUTPUT_SPEC}: malformed ({error!r})") from None
         for wp in working_points:

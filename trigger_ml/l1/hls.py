@@ -35,6 +35,7 @@ from trigger_ml.l1.preprocess import (
     SIG_SHIFT,
     TANL_BIN_SHIFT,
     Z0_SHIFT,
+    L1Inputs,
     L1Preprocessing,
 )
 
@@ -64,12 +65,12 @@ def flat_words(
     return np.concatenate([per_track.reshape(len(per_track), -1), jet], axis=1)
 
 
-def split_words(flat: np.ndarray, spec: L1Preprocessing) -> tuple[np.ndarray, ...]:
+def split_words(flat: np.ndarray, spec: L1Preprocessing) -> L1Inputs:
     """The inverse of :func:`flat_words`: (words uint32, sector, jet_pt, jet_eta, jet_phi, vertex_z0)."""
     flat = np.asarray(flat, np.int64)
     per_track = flat[:, : 4 * spec.n_in].reshape(len(flat), spec.n_in, 4)
     jet = flat[:, 4 * spec.n_in :]
-    return (
+    return L1Inputs(
         per_track[..., :3].astype(np.uint32),
         per_track[..., 3],
         jet[:, 0],

@@ -7,7 +7,7 @@ import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.errors import TriggerMLError
-from trigger_ml.l1.preprocess import L1Preprocessing, preprocess
+from trigger_ml.l1.preprocess import L1Inputs, L1Preprocessing, preprocess
 
 WORD_FIELDS = ("word0", "word1", "word2", "sector")
 JET_FIELDS = ("l1_pt", "l1_eta", "l1_phi", "l1_vertex_z0")
@@ -31,8 +31,9 @@ def spec_for(config: ModelConfig, n_in: int) -> L1Preprocessing:
     )
 
 
-def sample_inputs(jets: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(words (n, n_in, 3) uint32, sector, jet pT, eta, phi, vertex z0) of an L1 sample's arrays."""
+def sample_inputs(jets: np.ndarray, tracks: np.ndarray) -> L1Inputs:
+    """The L1 inputs (words (n, n_in, 3) uint32, sector, jet pT, eta, phi, vertex z0) of an L1
+    sample's jet and track records."""
     missing = [f for f in WORD_FIELDS if f not in (tracks.dtype.names or ())]
     missing += [f for f in JET_FIELDS if f not in (jets.dtype.names or ())]
     if missing:
@@ -41,7 +42,7 @@ def sample_inputs(jets: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, ...
             "use a sample generated with sample.tracks l1",
         )
     words = np.stack([tracks["word0"], tracks["word1"], tracks["word2"]], axis=-1)
-    return (words, tracks["sector"], *(jets[name] for name in JET_FIELDS))
+    return L1Inputs(words, tracks["sector"], *(jets[name] for name in JET_FIELDS))
 
 
 def network_inputs(config: ModelConfig, jets: np.ndarray, tracks: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,6 +75,25 @@ LOG_MANTISSA = np.round(
     np.log1p((np.arange(1 << MANT_BITS) + 0.5) / (1 << MANT_BITS)) * (1 << LOG_FRAC)
 ).astype(np.int64)
 """ln(1 + (m + 0.5) / 2^MANT_BITS) * 2^LOG_FRAC: the logarithm's mantissa table."""
+
+
+class L1Inputs(NamedTuple):
+    """Jets as the L1 preprocessing takes them: ``words`` (n, n_in, 3) uint32 and ``sector``
+    (n, n_in) per input slot, the trigger jet's pT, eta, phi codes and the vertex z0 code."""
+
+    words: np.ndarray
+    sector: np.ndarray
+    jet_pt: np.ndarray
+    jet_eta: np.ndarray
+    jet_phi: np.ndarray
+    vertex_z0: np.ndarray
+
+    @classmethod
+    def concatenate(cls, parts: list[L1Inputs]) -> L1Inputs:
+        return cls(*(np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(len(cls._fields))))
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return len(self.words)
 
 
 def _resolution_cm(const_um: float, ms_um_gev: float, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:

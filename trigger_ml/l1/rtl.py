@@ -19,6 +19,7 @@ place-and-route.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -228,6 +229,33 @@ def block_cost(spec: L1Preprocessing, workdir: Path | None = None, dsp: bool = F
             parts[n]["ltp_length"] or 0 for n in ("l1_track", "l1_compare", "l1_rank", "l1_slot")
         ),
     }
+
+
+def cached_block_cost(spec: L1Preprocessing, cache_dir: Path, dsp: bool = False) -> dict[str, Any]:
+    """:func:`block_cost`, kept in ``cache_dir`` under the hash of what it depends on (every
+    part's Verilog, the multiplicities, Yosys' version): a rebuild of the same block reads it
+    back instead of running Yosys for minutes. The entry records its key."""
+    from trigger_ml.fileio import read_json, sha256_of_obj, write_json_atomic
+
+    _, version = find_yosys()
+    key = {
+        "verilog_sha256": {
+            name: hashlib.sha256(make(spec).encode()).hexdigest() for name, make in PARTS.items()
+        },
+        "n_in": spec.n_in,
+        "max_tracks": spec.max_tracks,
+        "dsp": dsp,
+        "yosys": version,
+    }
+    path = Path(cache_dir) / f"{sha256_of_obj(key)[:20]}.json"
+    if path.is_file():
+        entry = read_json(path)
+        if entry.get("key") == key:
+            return {**entry["cost"], "cached": str(path)}
+    cost = block_cost(spec, dsp=dsp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"key": key, "cost": cost})
+    return cost
 
 
 def main() -> None:
