@@ -269,3 +269,115 @@ def test_block_cost_parts_synthesize_and_make_a_labelled_section(tmp_path) -> No
     # 17 LUT levels at an assumed 8 per 5 ns cycle: 3 cycles
     assert section["resources"]["LUT"] == 1234 and section["latency_cycles"] == {"min": 3, "max": 3}
     assert any("ASSUMED" in note for note in section["notes"])
+
+
+# --- the end-to-end trigger_top of a tiny model on L1 words ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_l1(workspace):
+    from trigger_ml.config import load_model_config
+    from trigger_ml.pipeline import ensure_hls
+
+    config = load_model_config(TINY_L1)
+    return config, ensure_hls(config, workspace)
+
+
+@pytest.mark.slow
+def test_tiny_l1_trigger_top_is_bit_exact_on_words(tiny_l1, workspace) -> None:
+    """Track words -> l1_preprocess -> network -> decision in one C simulation equals the Python
+    chain on every test jet and every hostile word family, and on shuffled words; the
+    preprocessing block is costed (Yosys, cached by its Verilog) and counted in the compare row."""
+    from trigger_ml.compare import cost_columns
+
+    config, report = tiny_l1
+    decision = report["decision"]
+    fidelity = decision["fidelity"]
+    assert decision["front_end"] == "l1_track_words"
+    assert fidelity["reference"].startswith("front end l1_track_words -> the qkeras model")
+    assert fidelity["test_exact_fraction"] == 1.0 and fidelity["n_test_jets"] >= 200
+    assert fidelity["permutation_invariant_fraction"] == 1.0
+    assert [row["family"] for row in fidelity["hostile"]] == list(FAMILIES)
+    assert all(row["n_exact"] == row["n_vectors"] > 0 for row in fidelity["hostile"])
+    assert decision["top"]["inputs"][0] == "const l1_track_word_t track_words[L1_N_IN]"
+    front = report["cost"]["blocks"]["front_end"]
+    assert (
+        front["tool"] == "yosys" and front["resources"]["LUT"] > 10_000 and front["latency_cycles"]["max"] > 1
+    )
+    assert any("ASSUMED" in note for note in front["notes"])
+    cached = list(workspace.cache_dir("block-costs").glob("*.json"))
+    assert len(cached) == 1
+    project = workspace.hls_dir(config.name)
+    row = cost_columns(project, "da4ml")
+    network = report["cost"]["sources"]["da4ml"]["resources"]["LUT"]
+    blocks = report["cost"]["blocks"]
+    assert row["LUT"] == network + front["resources"]["LUT"] + blocks["decision"]["resources"]["LUT"]
+    assert row["blocks"] == "decision (rtl), front_end (estimate)"
+    # the top's hostile vectors are on disk for the bundle, with the rows the C simulation gave
+    assert len((project / "decision" / "vectors" / "hostile_families.txt").read_text().split()) == sum(
+        row["n_vectors"] for row in fidelity["hostile"]
+    )
+
+
+def _resign(root) -> None:
+    import json
+
+    from trigger_ml.firmware import verifier
+
+    names = [name for name in verifier.bundle_files(root) if name not in verifier.UNLISTED]
+    manifest = verifier.manifest_text({name: verifier.sha256_file(root / name) for name in names})
+    (root / "MANIFEST").write_text(manifest)
+    info = json.loads((root / "BUILD_INFO.json").read_text())
+    info["firmware_id"] = verifier.sha256_bytes(manifest.encode())
+    info["checksum"] = verifier.build_info_checksum(info)
+    (root / "BUILD_INFO.json").write_text(verifier.build_info_text(info))
+
+
+@pytest.mark.slow
+def test_tiny_l1_bundle_takes_track_words_and_verify_checks_them(tiny_l1, workspace, tmp_path) -> None:
+    """The bundle's input spec is the track word; verify runs trigger_top on test and hostile
+    words per family; a hostile row whose logits, score and bits were changed consistently
+    (so only the C simulation can tell) is caught."""
+    import json
+    import shutil
+
+    from trigger_ml.errors import TriggerMLError
+    from trigger_ml.firmware import build_bundle, verifier, verify_bundle
+
+    config, _ = tiny_l1
+    bundle = build_bundle(config, workspace, verify=False)
+    in_spec = json.loads((bundle / verifier.INPUT_SPEC).read_text())
+    top = in_spec["trigger_top"]
+    assert top["front_end"] == "l1_track_words" and top["track_word"]["bits"] == 96
+    fields = {f["name"]: f for f in top["track_word"]["fields"]}
+    assert (fields["d0"]["bit_offset"], fields["d0"]["bits"], fields["valid"]["bit_offset"]) == (19, 13, 95)
+    assert in_spec["entry"].startswith("the bundle's input is trigger_top's: L1 track words")
+    assert (
+        in_spec["layout"]["features"][5]["name"] == "z0" and "cm" in in_spec["layout"]["features"][5]["unit"]
+    )
+    vectors = json.loads((bundle / verifier.OUTPUT_SPEC).read_text())["decision"]["vectors"]
+    assert vectors["hostile_logits"] == "front_end" and vectors["n_hostile"] > 0
+    words = (bundle / verifier.TOP_INPUTS).read_text().splitlines()
+    assert all(len(line.split()) == 4 * 32 + 4 for line in words)
+    card = (bundle / "README.md").read_text()
+    assert "### Input of `trigger_top`: L1 track words" in card and "| `rinv` | 15 | 80 | yes |" in card
+    result = verify_bundle(bundle)
+    assert result.n_top_vectors == vectors["n_test"] + vectors["n_hostile"]
+
+    copy = tmp_path / "changed"
+    shutil.copytree(bundle, copy)
+    families = (copy / verifier.TOP_FAMILIES).read_text().split()
+    i = families.index("l1_random_bits")
+    path = copy / verifier.TOP_OUTPUTS
+    lines = path.read_text().splitlines()
+    row = [int(v) for v in lines[i].split()]
+    row[0] += 1  # the b logit, with the score and tag word the decision gives it
+    emulation = json.loads((copy / verifier.OUTPUT_SPEC).read_text())["decision"]["emulation"]
+    row[3], row[4] = verifier.decision_outputs(row[:3], emulation)
+    lines[i] = " ".join(map(str, row))
+    path.write_text("\n".join(lines) + "\n")
+    _resign(copy)
+    with pytest.raises(
+        TriggerMLError, match=rf"trigger_top vector {i} \(l1_random_bits\): C simulation gives"
+    ):
+        verify_bundle(copy)
