@@ -17,6 +17,7 @@ from trigger_ml.l1.word import (
     decode_tracks,
     encode_tracks,
     jet_word,
+    pack,
     unpack,
     vertex_word,
 )
@@ -88,7 +89,7 @@ def _jets(rng: np.random.Generator, n: int, n_tracks: int):
 
 def _hostile(rng: np.random.Generator):
     inputs, families = hostile_jets(rng, SPEC)
-    assert set(families) == set(FAMILIES) and len(families) == len(inputs)
+    assert set(families) == set(FAMILIES) and len(families) == len(inputs.words)
     return inputs
 
 
@@ -381,3 +382,27 @@ def test_tiny_l1_bundle_takes_track_words_and_verify_checks_them(tiny_l1, worksp
         TriggerMLError, match=rf"trigger_top vector {i} \(l1_random_bits\): C simulation gives"
     ):
         verify_bundle(copy)
+
+
+@pytest.mark.slow
+def test_the_costed_track_verilog_computes_the_definition(tmp_path) -> None:
+    """The Verilog that Yosys costs (l1_track, with its narrowed arithmetic) simulated by
+    Verilator gives the Python's codes and selection on every slot of real and hostile jets."""
+    from trigger_ml.l1 import rtl_sim
+    from trigger_ml.l1.preprocess import L1Inputs, track_features
+
+    binary = rtl_sim.build(SPEC, tmp_path / "sim")
+    rng = np.random.default_rng(21)
+    displaced = realistic_jets(rng, 100, 8, SPEC)
+    fields = unpack(displaced.words)
+    fields["d0"] = rng.integers(-(2**12), 2**12, fields["d0"].shape)  # up to the word's limits
+    displaced = displaced._replace(words=pack(fields))
+    inputs = L1Inputs.concatenate([realistic_jets(rng, 400, 8, SPEC), displaced, _hostile(rng)])
+    codes, selected = rtl_sim.simulate(binary, inputs)
+    want_codes, want_selected = track_features(SPEC, *inputs)
+    assert 0.2 < want_selected.mean() < 0.9  # selected and rejected tracks both occur
+    assert (selected == want_selected).all()
+    bad = np.argwhere((codes != want_codes).any(axis=-1))
+    assert len(bad) == 0, f"{len(bad)} track slots differ, first {bad[0].tolist()}"
+    saturated = (np.abs(want_codes[..., 0]) >= SPEC.q_max) & want_selected
+    assert saturated.any() and (~saturated & want_selected).any()  # both sides of the d0 clip

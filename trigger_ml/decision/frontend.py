@@ -120,6 +120,13 @@ class FrontEnd(ABC):
     @abstractmethod
     def spec(self) -> dict[str, Any]: ...
 
+    def identity(self) -> dict[str, Any]:
+        """What the block is made of, for the decision stage's cache key: its name and the hash
+        of its sources (a front end whose cost comes from other text adds that text's hash)."""
+        from trigger_ml.fileio import sha256_of_obj
+
+        return {"name": self.name, "files_sha256": sha256_of_obj(self.files)}
+
     def network_inputs_spec(self) -> dict[str, Any] | None:
         """For a front end that computes the network's inputs itself: the input spec's
         ``feature_docs`` (name -> (definition, unit)), ``tracks`` (selection, ordering, padding),

@@ -60,11 +60,6 @@ PROJECT_SUBDIR = "hls4ml_prj"
 PROJECT_NAME = "myproject"
 
 
-def front_end_name(config: ModelConfig) -> str:
-    """The front end a configuration asks for (its choice, before the front end is built)."""
-    return "l1" if getattr(config.inputs, "tracks", None) == "l1" else "features"
-
-
 def check_supported(config: ModelConfig) -> None:
     """Raise a UsageError naming why ``config`` gets no decision block."""
     if not config.decision_settings.enabled:
@@ -111,7 +106,9 @@ class DecisionStage(Stage[dict[str, Any]]):
             "evaluation_sha256": inputs["evaluation-data"].sha256,
             "decision": subject.decision_settings.model_dump(mode="json"),
             "f_c": subject.physics.f_c,
-            "front_end": front_end_name(subject),
+            "front_end": front_end_for(
+                subject, read_interface(network.parent.parent, PROJECT_NAME)
+            ).identity(),
         }
 
     def run(self, subject: ModelConfig, inputs: Any, out: Path) -> None:

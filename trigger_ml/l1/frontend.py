@@ -152,6 +152,13 @@ class TrackWordFrontEnd(FrontEnd):
         slots = np.take_along_axis(slots, perm[..., None], axis=1)
         return np.concatenate([slots.reshape(len(words), -1), words[:, 4 * n_in :]], axis=1)
 
+    def identity(self) -> dict[str, Any]:
+        from trigger_ml.fileio import sha256_of_obj
+        from trigger_ml.l1.rtl import PARTS
+
+        verilog = {name: make(self.preprocessing) for name, make in PARTS.items()}
+        return {**super().identity(), "verilog_sha256": sha256_of_obj(verilog)}
+
     def cost(
         self, clock_period_ns: float, cache_dir: Path | None = None, block: dict[str, Any] | None = None
     ) -> dict[str, Any]:

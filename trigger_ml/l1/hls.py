@@ -87,7 +87,8 @@ def _array(ctype: str, name: str, values: np.ndarray) -> str:
 
 def header(spec: L1Preprocessing) -> str:
     """The text of ``l1_preprocess.h`` for ``spec``."""
-    t, c = spec.tables, spec.constants
+    t, c, b = spec.tables, spec.constants, spec.bounds
+    nb, dzb, d0b = b["NEAR_BITS"], b["DZ_BITS"], b["D0_BITS"]
     shift_ptfrac = LOG_FRAC - spec.out_frac
     qb, qmin, qmax = spec.out_bits, spec.q_min, spec.q_max
     key_bits = 1 + qb + 6 * qb
@@ -120,6 +121,7 @@ static const int K_PTFRAC = {c["K_PTFRAC"]};
 static const int K_DR = {c["K_DR"]};
 static const int DR2_MAX = {c["DR2_MAX"]};
 static const int DZ_MAX = {c["DZ_MAX"]};
+static const int NEAR = {b["NEAR"]};
 
 // ln(x) * 2^{LOG_FRAC} for x >= 1 (0 counts as 1): leading-one position * ln 2 + mantissa table.
 template <int W> ap_int<20> log_fixed(ap_uint<W> x) {{
@@ -170,10 +172,16 @@ inline void track_features(const l1_track_word_t w, const l1_sector_t sector, co
     if (eta_idx > {ETA_LUT_SIZE - 1}) eta_idx = {ETA_LUT_SIZE - 1};
     ap_int<11> eta_abs = ETA_LUT[eta_idx];
     ap_int<14> deta = (tanl < 0 ? ap_int<11>(-eta_abs) : eta_abs) - jet_eta;
-    ap_uint<25> dr2 = ap_uint<25>(deta * deta) + ap_uint<25>(dphi * dphi);
+    // Narrow arithmetic, same outputs (L1Preprocessing.bounds): abs(deta) or abs(dphi) >= NEAR
+    // means dR^2 >= DR2_MAX, so the squares take {nb}-bit magnitudes.
+    ap_uint<14> abs_deta = deta < 0 ? ap_uint<14>(-deta) : ap_uint<14>(deta);
+    ap_uint<14> abs_dphi = dphi < 0 ? ap_uint<14>(-dphi) : ap_uint<14>(dphi);
+    bool near = abs_deta < NEAR && abs_dphi < NEAR;
+    ap_uint<{nb}> deta_n = abs_deta, dphi_n = abs_dphi;
+    ap_uint<{2 * nb + 1}> dr2 = ap_uint<{2 * nb + 1}>(deta_n * deta_n) + ap_uint<{2 * nb + 1}>(dphi_n * dphi_n);
     ap_int<14> dz = z0 - vertex_z0;
     ap_uint<14> abs_dz = dz < 0 ? ap_uint<14>(-dz) : ap_uint<14>(dz);
-    selected = valid && good_sector && dr2 < DR2_MAX && abs_dz < DZ_MAX;
+    selected = valid && good_sector && near && dr2 < DR2_MAX && abs_dz < DZ_MAX;
 
     bool d0_neg = (d0 > 0 && dphi > 0) || (d0 < 0 && dphi < 0);
     bool dz_neg = (dz > 0 && deta > 0) || (dz < 0 && deta < 0);
@@ -184,16 +192,19 @@ inline void track_features(const l1_track_word_t w, const l1_sector_t sector, co
     ap_uint<17> tbin = abs_tanl >> {TANL_BIN_SHIFT};
     if (tbin > {N_BINS - 1}) tbin = {N_BINS - 1};
     ap_uint<8> sbin = rbin * {N_BINS} + tbin;
-    ap_uint<31> sd0 = (abs_d0 * INV_SIGMA_D0[sbin]) >> {SIG_SHIFT};
-    ap_uint<31> sz0 = (abs_dz * INV_SIGMA_Z0[sbin]) >> {SIG_SHIFT};
+    // abs(d0) clipped to {d0b} bits gives the same saturated sd0; a selected track's abs(dz) has {dzb} bits.
+    ap_uint<{d0b}> d0_n = abs_d0 > {(1 << d0b) - 1} ? ap_uint<{d0b}>({(1 << d0b) - 1}) : ap_uint<{d0b}>(abs_d0);
+    ap_uint<{dzb}> dz_n = abs_dz;
+    ap_uint<{d0b + 17 - SIG_SHIFT}> sd0 = (d0_n * INV_SIGMA_D0[sbin]) >> {SIG_SHIFT};
+    ap_uint<{dzb + 17 - SIG_SHIFT}> sz0 = (dz_n * INV_SIGMA_Z0[sbin]) >> {SIG_SHIFT};
     ap_int<22> lpf = ap_int<22>(K_PTFRAC) - log_fixed<16>(abs_rinv) - log_fixed<16>(jet_pt);
-    ap_int<22> ldr = log_fixed<25>(dr2) + ap_int<22>(K_DR);
-    f[0] = signed_code<31>(sd0, d0_neg);
-    f[1] = signed_code<31>(sz0, dz_neg);
+    ap_int<22> ldr = log_fixed<{2 * nb + 1}>(dr2) + ap_int<22>(K_DR);
+    f[0] = signed_code<{d0b + 17 - SIG_SHIFT}>(sd0, d0_neg);
+    f[1] = signed_code<{dzb + 17 - SIG_SHIFT}>(sz0, dz_neg);
     f[2] = saturate<22>(lpf >> {shift_ptfrac});
     f[3] = saturate<22>(ldr >> {shift_ptfrac + 1});
     f[4] = signed_code<20>(ap_uint<20>(abs_d0) << {spec.out_frac - D0_SHIFT}, d0_neg);
-    f[5] = signed_code<20>(ap_uint<20>(abs_dz) << {spec.out_frac - Z0_SHIFT}, dz_neg);
+    f[5] = signed_code<20>(ap_uint<20>(dz_n) << {spec.out_frac - Z0_SHIFT}, dz_neg);
     f[6] = {1 << spec.out_frac};
     if (!selected) {{
         for (int i = 0; i < L1_N_FEATURES; i++) {{
@@ -226,26 +237,40 @@ inline void l1_preprocess(const l1_track_word_t words[L1_N_IN], const l1_sector_
         }}
         key[i] = k;
     }}
+    // Rank network: one comparator per pair; j beats i when key[j] > key[i], or equal and j < i.
+    bool beats[L1_N_IN][L1_N_IN];
+    #pragma HLS ARRAY_PARTITION variable=beats complete dim=0
+    for (int i = 0; i < L1_N_IN; i++) {{
+        #pragma HLS UNROLL
+        beats[i][i] = false;
+        for (int j = i + 1; j < L1_N_IN; j++) {{
+            #pragma HLS UNROLL
+            bool j_beats_i = key[j] > key[i];
+            beats[j][i] = j_beats_i;
+            beats[i][j] = !j_beats_i;
+        }}
+    }}
     ap_uint<7> rank[L1_N_IN];
     for (int i = 0; i < L1_N_IN; i++) {{
         #pragma HLS UNROLL
         ap_uint<7> r = 0;
         for (int j = 0; j < L1_N_IN; j++) {{
             #pragma HLS UNROLL
-            if (j != i && (key[j] > key[i] || (key[j] == key[i] && j < i))) r++;
+            r += beats[j][i];
         }}
         rank[i] = r;
     }}
+    // Output slot k: the OR of the (one) selected track of rank k (ranks are distinct).
     for (int k = 0; k < L1_MAX_TRACKS; k++) {{
         #pragma HLS UNROLL
         for (int f = 0; f < L1_N_FEATURES; f++) {{
             #pragma HLS UNROLL
-            l1_code_t v = 0;
+            ap_uint<{qb}> v = 0;
             for (int i = 0; i < L1_N_IN; i++) {{
                 #pragma HLS UNROLL
-                if (sel[i] && rank[i] == k) v = feat[i][f];
+                v |= (sel[i] && rank[i] == k) ? ap_uint<{qb}>(feat[i][f].range({qb - 1}, 0)) : ap_uint<{qb}>(0);
             }}
-            out[k * L1_N_FEATURES + f] = v;
+            out[k * L1_N_FEATURES + f].range({qb - 1}, 0) = v;
         }}
     }}
 }}

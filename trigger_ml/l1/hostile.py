@@ -101,5 +101,5 @@ def hostile_jets(rng: np.random.Generator, spec: L1Preprocessing) -> tuple[L1Inp
             L1Inputs(random_words, rng.integers(0, 16, (30, n_in)), rng.integers(0, 2**16, 30), *random_jet),
         )
     )
-    families = tuple(name for name, block in blocks for _ in range(len(block)))
+    families = tuple(name for name, block in blocks for _ in range(len(block.words)))
     return L1Inputs.concatenate([block for _, block in blocks]), families

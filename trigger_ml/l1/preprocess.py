@@ -92,9 +92,6 @@ class L1Inputs(NamedTuple):
     def concatenate(cls, parts: list[L1Inputs]) -> L1Inputs:
         return cls(*(np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(len(cls._fields))))
 
-    def __len__(self) -> int:  # type: ignore[override]
-        return len(self.words)
-
 
 def _resolution_cm(const_um: float, ms_um_gev: float, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
     sin_theta = 1.0 / np.cosh(eta)
@@ -183,6 +180,24 @@ class L1Preprocessing:
             "K_DR": int(round(2 * (math.log(JET_ETAPHI_LSB) + LOG_DR_OFFSET) * s)),
             "DR2_MAX": self.dr2_max,
             "DZ_MAX": self.dz_max,
+        }
+
+    @cached_property
+    def bounds(self) -> dict[str, int]:
+        """Bounds the firmware uses to narrow its arithmetic without changing any output (the
+        Python above needs none): a track with abs(deta) or abs(dphi) >= ``NEAR`` has dR^2 >=
+        DR2_MAX (not selected), so the squares take ``NEAR_BITS``-bit magnitudes; a selected
+        track has abs(dz) < DZ_MAX (``DZ_BITS`` bits); abs(d0) >= 2^``D0_BITS`` - 1 >= the
+        smallest abs(d0) whose sd0 saturates with the smallest 1/sigma, so abs(d0) clipped to
+        ``D0_BITS`` bits gives the same sd0 code."""
+        near = math.isqrt(self.dr2_max - 1) + 1
+        smallest = int(self.tables["inv_sigma_d0"].min())
+        saturating = -(-((self.q_max + 1) << SIG_SHIFT) // smallest) if smallest > 0 else 1 << 13
+        return {
+            "NEAR": near,
+            "NEAR_BITS": max(1, (near - 1).bit_length()),
+            "DZ_BITS": max(1, (self.dz_max - 1).bit_length()),
+            "D0_BITS": min(14, saturating.bit_length()),
         }
 
 

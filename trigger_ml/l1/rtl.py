@@ -5,8 +5,8 @@ Yosys route, trigger_ml.cost.yosys), and the block's cost counted from them:
 * ``l1_track``: one track word -> its 7 codes, the selection bit and its sort key (tables as
   ROMs, the 1/sigma multiplications, squares, logarithms); ``n_in`` of them;
 * ``l1_jet``: the jet's shared logarithm of pT; one;
-* ``l1_compare``: one comparison of two sort keys (key_j > key_i, or equal and j < i, a
-  constant per pair); n_in (n_in - 1) / 2 of them (the rank network);
+* ``l1_compare``: one comparison of two sort keys, key_j > key_i (j beats i; i beats j is its
+  complement, the tie going to the lower index); n_in (n_in - 1) / 2 of them (the rank network);
 * ``l1_rank``: the rank of one track (a population count of its n_in - 1 comparison bits); n_in;
 * ``l1_slot``: one output slot: an n_in-way one-hot selection of 7 codes by rank; max_tracks.
 
@@ -74,7 +74,8 @@ def _log(name: str, x: str, width: int, mant: Any, ln2: int) -> str:
 
 def track_verilog(spec: L1Preprocessing) -> str:
     """``l1_track``: one word's codes (packed, 7 x out_bits), selection bit and sort key."""
-    t, c = spec.tables, spec.constants
+    t, c, b = spec.tables, spec.constants, spec.bounds
+    nb, dzb, d0b = b["NEAR_BITS"], b["DZ_BITS"], b["D0_BITS"]
     qb, qmin, qmax = spec.out_bits, spec.q_min, spec.q_max
     sh = LOG_FRAC - spec.out_frac
 
@@ -103,10 +104,15 @@ def track_verilog(spec: L1Preprocessing) -> str:
   wire [16:0] eta_i0 = abs_tanl >> {ETA_LUT_SHIFT};
   wire [10:0] eta_i = (eta_i0 > {ETA_LUT_SIZE - 1}) ? {ETA_LUT_SIZE - 1} : eta_i0[10:0];
 {_rom("eta_abs", 10, t["eta"], "eta_i")}  wire signed [13:0] deta = (tanl[15] ? -$signed({{1'b0, eta_abs}}) : $signed({{1'b0, eta_abs}})) - jet_eta;
-  wire [24:0] dr2 = deta * deta + dphi * dphi;
+  wire [13:0] abs_deta = deta[13] ? -deta : deta;
+  wire [13:0] abs_dphi = dphi[13] ? -dphi : dphi;
+  wire near = abs_deta < {b["NEAR"]} && abs_dphi < {b["NEAR"]};
+  wire [{nb - 1}:0] deta_n = abs_deta[{nb - 1}:0];
+  wire [{nb - 1}:0] dphi_n = abs_dphi[{nb - 1}:0];
+  wire [{2 * nb}:0] dr2 = deta_n * deta_n + dphi_n * dphi_n;
   wire signed [13:0] dz = z0 - vz;
   wire [13:0] abs_dz = dz[13] ? -dz : dz;
-  assign sel = w[95] && good_sector && dr2 < {c["DR2_MAX"]} && abs_dz < {c["DZ_MAX"]};
+  assign sel = w[95] && good_sector && near && dr2 < {c["DR2_MAX"]} && abs_dz < {c["DZ_MAX"]};
   wire d0_neg = (d0 > 0 && dphi > 0) || (d0 < 0 && dphi < 0);
   wire dz_neg = (dz > 0 && deta > 0) || (dz < 0 && deta < 0);
   wire [13:0] abs_d0 = d0[12] ? -d0 : d0;
@@ -116,9 +122,11 @@ def track_verilog(spec: L1Preprocessing) -> str:
   wire [16:0] tb0 = abs_tanl >> {TANL_BIN_SHIFT};
   wire [3:0] tb = (tb0 > {N_BINS - 1}) ? {N_BINS - 1} : tb0[3:0];
   wire [7:0] sbin = {{rb, tb}};
-{_rom("isd0", 17, t["inv_sigma_d0"], "sbin")}{_rom("isz0", 17, t["inv_sigma_z0"], "sbin")}  wire [30:0] sd0_m = (abs_d0 * isd0) >> {SIG_SHIFT};
-  wire [30:0] sz0_m = (abs_dz * isz0) >> {SIG_SHIFT};
-{_log("lr", "abs_rinv", 16, t["log_mantissa"], c["LN2"])}{_log("ld", "dr2", 25, t["log_mantissa"], c["LN2"])}{sat("f0", "d0_neg ? -$signed({1'b0, sd0_m}) : $signed({1'b0, sd0_m})")}{sat("f1", "dz_neg ? -$signed({1'b0, sz0_m}) : $signed({1'b0, sz0_m})")}{sat("f2", f"({c['K_PTFRAC']} - lr - log_jet_pt) >>> {sh}")}{sat("f3", f"(ld + ({c['K_DR']})) >>> {sh + 1}")}{sat("f4", f"d0_neg ? -$signed({{1'b0, abs_d0}} << {spec.out_frac - D0_SHIFT}) : $signed({{1'b0, abs_d0}} << {spec.out_frac - D0_SHIFT})")}{sat("f5", f"dz_neg ? -$signed({{1'b0, abs_dz}} << {spec.out_frac - Z0_SHIFT}) : $signed({{1'b0, abs_dz}} << {spec.out_frac - Z0_SHIFT})")}  wire [{qb - 1}:0] one = {1 << spec.out_frac};
+  wire [{d0b - 1}:0] d0_n = (abs_d0 > {(1 << d0b) - 1}) ? {(1 << d0b) - 1} : abs_d0[{d0b - 1}:0];
+  wire [{dzb - 1}:0] dz_n = abs_dz[{dzb - 1}:0];
+{_rom("isd0", 17, t["inv_sigma_d0"], "sbin")}{_rom("isz0", 17, t["inv_sigma_z0"], "sbin")}  wire [{d0b + 16}:0] sd0_m = (d0_n * isd0) >> {SIG_SHIFT};
+  wire [{dzb + 16}:0] sz0_m = (dz_n * isz0) >> {SIG_SHIFT};
+{_log("lr", "abs_rinv", 16, t["log_mantissa"], c["LN2"])}{_log("ld", "dr2", 2 * nb + 1, t["log_mantissa"], c["LN2"])}{sat("f0", "d0_neg ? -$signed({1'b0, sd0_m}) : $signed({1'b0, sd0_m})")}{sat("f1", "dz_neg ? -$signed({1'b0, sz0_m}) : $signed({1'b0, sz0_m})")}{sat("f2", f"({c['K_PTFRAC']} - lr - log_jet_pt) >>> {sh}")}{sat("f3", f"(ld + ({c['K_DR']})) >>> {sh + 1}")}{sat("f4", f"d0_neg ? -$signed({{1'b0, abs_d0}} << {spec.out_frac - D0_SHIFT}) : $signed({{1'b0, abs_d0}} << {spec.out_frac - D0_SHIFT})")}{sat("f5", f"dz_neg ? -$signed({{{21 - dzb}'b0, dz_n}} << {spec.out_frac - Z0_SHIFT}) : $signed({{{21 - dzb}'b0, dz_n}} << {spec.out_frac - Z0_SHIFT})")}  wire [{qb - 1}:0] one = {1 << spec.out_frac};
   assign codes = sel ? {{one, f5, f4, f3, f2, f1, f0}} : 0;
   wire [{qb - 1}:0] mag = f0[{qb - 1}] ? -f0 : f0;
   assign key = sel ? {{1'b1, mag, f0 ^ {1 << (qb - 1)}, f1 ^ {1 << (qb - 1)}, f2 ^ {1 << (qb - 1)}, f3 ^ {1 << (qb - 1)}, f4 ^ {1 << (qb - 1)}, f5 ^ {1 << (qb - 1)}}} : 0;
@@ -136,9 +144,8 @@ endmodule
 
 def compare_verilog(spec: L1Preprocessing) -> str:
     kb = 7 * spec.out_bits + 1
-    return f"""module l1_compare(input [{kb - 1}:0] a, input [{kb - 1}:0] b, output gt, output ge);
+    return f"""module l1_compare(input [{kb - 1}:0] a, input [{kb - 1}:0] b, output gt);
   assign gt = a > b;
-  assign ge = a >= b;
 endmodule
 """
 
@@ -155,7 +162,7 @@ endmodule
 def slot_verilog(spec: L1Preprocessing, slot: int = 0) -> str:
     n, w = spec.n_in, 7 * spec.out_bits
     body = " |\n    ".join(
-        f"((sel[{i}] && rank[{7 * i + 6}:{7 * i}] == {slot}) ? codes[{w * i + w - 1}:{w * i}] : 0)"
+        f"({{{w}{{sel[{i}] && rank[{7 * i + 6}:{7 * i}] == {slot}}}}} & codes[{w * i + w - 1}:{w * i}])"
         for i in range(n)
     )
     return f"""module l1_slot(input [{n - 1}:0] sel, input [{7 * n - 1}:0] rank, input [{w * n - 1}:0] codes, output [{w - 1}:0] out);
