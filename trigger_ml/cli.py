@@ -166,6 +166,13 @@ def cmd_hls(args: argparse.Namespace) -> int:
             f"score {decision['score']['score_type']['c_type']}; decision block +{block['latency_cycles']['max']} "
             f"cycle, LUT {block['resources']['LUT']}, FF {block['resources']['FF']} ({block['source']})"
         )
+        front = decision["cost"]["front_end"]
+        if front["resources"].get("LUT"):
+            print(
+                f"  front end {decision['front_end']}: +{front['latency_cycles']['max']} cycles, "
+                f"LUT {front['resources']['LUT']}, DSP {front['resources']['DSP']} ({front['source']}, "
+                f"{front['tool']}: {front['notes'][-1]})"
+            )
         print(
             "  tag bits on the evaluation sample: "
             + "  ".join(
