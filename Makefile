@@ -101,7 +101,7 @@ format: $(STAMP)
 
 # pytest exit code 5 means "no tests collected": that is a failure here, said plainly.
 test: lint
-	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
+	@$(BIN)/python -m pytest -q -ra --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests -> the suite is missing"; exit 1; fi; \
 	exit $$rc
 
