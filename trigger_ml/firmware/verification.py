@@ -48,7 +48,11 @@ class VerifyResult:
         return (
             f"PASS firmware {self.firmware_id} ({self.n_files} files, {self.n_vectors} vectors bit-exact, "
             f"{hostile}, "
-            + (f"trigger_top logits, score and tag bits on {self.n_top_vectors} vectors bit-exact, " if self.n_top_vectors else "")
+            + (
+                f"trigger_top logits, score and tag bits on {self.n_top_vectors} vectors bit-exact, "
+                if self.n_top_vectors
+                else ""
+            )
             + f"{len(self.working_points)} working points) in {self.seconds:.1f} s"
         )
 
@@ -69,6 +73,8 @@ def verify_bundle(path: Path, top_inputs: Path | None = None) -> VerifyResult:
             "use the bundle of a model with a decision block (bundle format 3)"
             if "this bundle has none" in str(error)
             else f"correct that line ({verifier.INPUT_SPEC} trigger_top gives the words' layout)"
+            if ": line " in str(error)
+            else f"give a file of one jet per line (the bundle's {verifier.TOP_INPUTS} is an example)"
         )
         raise UsageError(str(error), fix) from None
     except verifier.BundleError as error:
