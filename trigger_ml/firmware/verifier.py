@@ -518,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="verify.py",
         description="Verify a trigger-ml firmware bundle (python3, numpy and g++ only).",
+        epilog="exit status: 0 every check passed; 1 a check failed (one line naming the file or vector); "
+        "2 bad usage, a malformed --run-top file (read before anything is compiled; no output is written) "
+        "or a bundle without trigger_top",
     )
     parser.add_argument(
         "bundle", nargs="?", help="bundle directory or .tar.gz (default: this file's directory)"
