@@ -200,6 +200,48 @@ ROWS = (
         "bundle format 'trigger-ml-firmware-bundle/9'",
     ),
     Row("verify", "a directory that is no bundle", ("verify", "{in}/adir"), 1, "BUILD_INFO.json: missing"),
+    Row(
+        "verify --run-top",
+        "a line of the wrong length",
+        ("verify", "{in}/top.tar.gz", "--run-top", "{in}/jets-short.txt", "--out", "{in}/tags.txt"),
+        2,
+        "jets-short.txt: line 2 has 3 values, expected 4 integers per line",
+    ),
+    Row(
+        "verify --run-top",
+        "not an integer",
+        ("verify", "{in}/top.tar.gz", "--run-top", "{in}/jets-float.txt", "--out", "{in}/tags.txt"),
+        2,
+        "jets-float.txt: line 1 holds '4.5', not an integer; expected 4 integers per line",
+    ),
+    Row(
+        "verify --run-top",
+        "empty file",
+        ("verify", "{in}/top.tar.gz", "--run-top", "{in}/empty.yaml", "--out", "{in}/tags.txt"),
+        2,
+        "empty.yaml: empty; expected 4 integers per line",
+    ),
+    Row(
+        "verify --run-top",
+        "missing file",
+        ("verify", "{in}/top.tar.gz", "--run-top", "{in}/none.txt", "--out", "{in}/tags.txt"),
+        2,
+        "none.txt: no such input file",
+    ),
+    Row(
+        "verify --run-top",
+        "bundle without trigger_top",
+        ("verify", "{in}/notop.tar.gz", "--run-top", "{in}/jets-short.txt", "--out", "{in}/tags.txt"),
+        2,
+        "--run-top needs trigger_top, and this bundle has none",
+    ),
+    Row(
+        "verify --run-top",
+        "--out without --run-top",
+        ("verify", "{in}/top.tar.gz", "--out", "{in}/tags.txt"),
+        2,
+        "--out needs --run-top",
+    ),
     Row("--keras", "missing model file", ("hls", "--keras", "{in}/none.h5"), 2, "does not exist"),
     Row("--keras", "a directory", ("hls", "--keras", "{in}/adir"), 2, "is a directory"),
     Row("--keras", "no metadata beside it", ("hls", "--keras", "{in}/text.h5"), 2, "no metadata file"),
@@ -265,12 +307,23 @@ ROWS = (
 # --- the inputs -------------------------------------------------------------------------------
 
 
-def _fake_bundle(root: Path, bundle_format: str = verifier.BUNDLE_FORMAT) -> Path:
+def _fake_bundle(
+    root: Path, bundle_format: str = verifier.BUNDLE_FORMAT, decision: dict | None = None
+) -> Path:
     """A tiny bundle whose MANIFEST and BUILD_INFO.json are consistent (what a tampered copy of a
-    real one looks like to the first checks)."""
+    real one looks like to the first checks); with ``decision``, specs whose output spec has that
+    decision section (what --run-top reads before compiling)."""
     root.mkdir(parents=True)
-    (root / "notes.txt").write_text("firmware notes\n")
-    manifest = verifier.manifest_text({"notes.txt": verifier.sha256_file(root / "notes.txt")})
+    files = {"notes.txt": "firmware notes\n"}
+    if decision is not None:
+        files |= {
+            verifier.INPUT_SPEC: "{}\n",
+            verifier.OUTPUT_SPEC: json.dumps({"decision": decision}) + "\n",
+        }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    manifest = verifier.manifest_text({name: verifier.sha256_file(root / name) for name in files})
     (root / "MANIFEST").write_text(manifest)
     info = {"bundle_format": bundle_format, "firmware_id": verifier.sha256_bytes(manifest.encode())}
     info["checksum"] = verifier.build_info_checksum(info)
@@ -340,6 +393,11 @@ def make_inputs(folder: Path) -> Path:
     _tar(staging / "bundle-ok", folder / "tampered.tar.gz")
     _tar(_fake_bundle(staging / "bundle-escape"), folder / "unsafe.tar.gz", {"../escape.txt": b"x"})
     _tar(_fake_bundle(staging / "bundle-future", "trigger-ml-firmware-bundle/9"), folder / "future.tar.gz")
+    _tar(_fake_bundle(staging / "bundle-top", decision={"n_words": 4}), folder / "top.tar.gz")
+    old_format = _fake_bundle(staging / "bundle-notop", verifier.READABLE_FORMATS[1], decision={"n_words": 4})
+    _tar(old_format, folder / "notop.tar.gz")
+    (folder / "jets-short.txt").write_text("1 2 3 4\n1 2 3\n")
+    (folder / "jets-float.txt").write_text("1 2 3 4.5\n")
     import shutil
 
     shutil.rmtree(staging)

@@ -173,16 +173,17 @@ def test_a_format_1_bundle_without_hostile_vectors_still_verifies(bundle, tmp_pa
 
 @slow
 def test_standalone_verify_on_the_unpacked_tarball(bundle, tmp_path):
-    # verify.py imports nothing but the standard library and numpy...
-    tree = ast.parse((bundle / "verify.py").read_text())
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    }
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= set(sys.stdlib_module_names) | {"numpy"}, imported
+    # verify.py and its two sibling files import nothing but the standard library and numpy...
+    for name in verifier.VERIFIER_FILES:
+        tree = ast.parse((bundle / name).read_text())
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert imported <= set(sys.stdlib_module_names) | {"numpy"}, (name, imported)
     # ...and runs from a copy unpacked elsewhere, with only g++'s directory on PATH (not the venv's bin).
     with tarfile.open(_tarball(bundle)) as archive:
         archive.extractall(tmp_path, filter="data")

@@ -9,6 +9,7 @@ one line on stderr naming the problem and the fix, with exit status 2 for bad in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -265,9 +266,23 @@ def cmd_firmware(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from trigger_ml.firmware import verify_bundle
+    from trigger_ml.fileio import write_text_atomic
+    from trigger_ml.firmware import verifier, verify_bundle
 
-    print(verify_bundle(Path(args.bundle)).summary())
+    if args.out and not args.run_top:
+        raise UsageError("--out needs --run-top", "give --run-top INPUTS.txt, or drop --out")
+    rows_on_stdout = bool(args.run_top) and not args.out
+    # With the rows on stdout, the log (written to whatever sys.stdout is) and the summary go to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if rows_on_stdout else contextlib.nullcontext():
+        result = verify_bundle(Path(args.bundle), top_inputs=Path(args.run_top) if args.run_top else None)
+        print(result.summary())
+    if result.top_outputs is not None:
+        rows = verifier.format_rows([list(row) for row in result.top_outputs])
+        if args.out:
+            write_text_atomic(args.out, rows)
+            print(f"[verify] {verifier.TOP}: {len(result.top_outputs)} rows written to {args.out}")
+        else:
+            sys.stdout.write(rows)
     return 0
 
 
@@ -413,6 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
         model=False,
     )
     p.add_argument("bundle", help="firmware/<model>-<id> or firmware/<model>-<id>.tar.gz")
+    p.add_argument(
+        "--run-top",
+        metavar="INPUTS.txt",
+        help="after every check passes, run these jets through trigger_top's C simulation: one jet per line, "
+        "the front end's integer words (as in the bundle's vectors/top_inputs.txt); prints per line the "
+        "logit codes, the score code and the tag word",
+    )
+    p.add_argument("--out", metavar="OUT.txt", help="with --run-top: write the rows here (default: stdout)")
     p = add(
         "scan",
         cmd_scan,

@@ -114,7 +114,7 @@ def write_top_vectors(
             "shift": spec.shift,
             "thresholds": thresholds,
             "rule": "score = (z_b - max(z_c + offset_c, z_l + offset_l)) >> shift (floor); "
-            "tag bit k = score >= thresholds[k]; integer codes throughout (verify.py decision_outputs)",
+            "tag bit k = score >= thresholds[k]; integer codes throughout (verify_top.py decision_outputs)",
         },
         "vectors": {
             "inputs": f"{verifier.TOP_INPUTS}: one jet per line, the front end's {front.n_words} integer words",

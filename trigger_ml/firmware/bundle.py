@@ -5,7 +5,8 @@
     README.md            model card
     MANIFEST             sha256 of every other file; sha256(MANIFEST) is the firmware identity
     BUILD_INFO.json      git state, package versions, g++, platform: outside the identity
-    verify.py            standalone verifier (python3 + numpy + g++)
+    verify.py            standalone verifier (python3 + numpy + g++); it loads verify_files.py
+    verify_*.py          and verify_top.py from beside it (trigger_ml/firmware/, unchanged)
     rtl/                 the decision block as Verilog (models with a decision, trigger_ml.decision)
     provenance.json      configuration, its hashes, training and data hashes, seeds
     spec/                input_spec.json, output_spec.json (types, layout, working points)
@@ -508,7 +509,8 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
         ("README.md", card),
     ):
         (root / relative).write_text(text, encoding="utf-8")
-    shutil.copyfile(Path(verifier.__file__), root / "verify.py")
+    for name, source in verifier.VERIFIER_FILES.items():
+        shutil.copyfile(Path(verifier.__file__).with_name(source), root / name)
     _normalise_modes(root)
     _check_relocatable(root, [str(ws.root), str(src.project_dir)])
     hashes = {relative: sha256_of_file(root / relative) for relative in verifier.bundle_files(root)}

@@ -149,6 +149,11 @@ def _interface(in_spec: dict[str, Any], out_spec: dict[str, Any]) -> list[str]:
             "",
             f"Thresholds from {decision['thresholds_from']}. `verify.py` recomputes every expected score and tag "
             "word from its logit codes and runs trigger_top's C simulation on the test and hostile vectors.",
+            "",
+            "Your own jets through trigger_top's C simulation (after every check passes; one jet per line, "
+            f"the {decision['n_words']} integer words of `{verifier.TOP_INPUTS}`'s layout, `spec/input_spec.json` "
+            "`trigger_top`): `python3 verify.py --run-top my_jets.txt --out my_tags.txt` writes per jet the "
+            "logit codes, the score code and the tag word; a malformed line is named, exit status 2, no output.",
         ]
     return lines
 
@@ -389,7 +394,8 @@ def model_card(
         "| `spec/` | input and output specifications with the working points |",
         "| `report/` | physics, fidelity and cost report of the HLS project, plots |",
         "| `provenance.json` | configuration, hashes of configuration, training and data, seeds |",
-        "| `verify.py` | the verifier (python3, numpy, g++) |",
+        "| `verify.py`, `verify_files.py`, `verify_top.py` | the verifier (python3, numpy, g++): run "
+        "`verify.py`; it loads the other two from its own directory |",
         "| `MANIFEST` | SHA-256 of every other file; its own SHA-256 is the firmware identity |",
         "| `BUILD_INFO.json` | where and with what it was built; not in MANIFEST, not part of the identity |",
         "",

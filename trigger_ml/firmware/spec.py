@@ -203,7 +203,7 @@ def output_spec(
             "definition": "D_b = ln(p_b / (f_c p_c + (1 - f_c) p_light)), p = softmax(logit_b, logit_c, logit_light)",
             "from_logits": "D_b = logit_b - ln(f_c exp(logit_c) + (1 - f_c) exp(logit_light))",
             "reference_implementation": "float64: logit_b - logaddexp(ln(f_c) + logit_c, log1p(-f_c) + logit_light), "
-            "with logit = code * lsb (exact); verify.py discriminant()",
+            "with logit = code * lsb (exact); verify_files.py discriminant()",
             "decision": "the jet is b-tagged at a working point when D_b > threshold (strictly)",
             "firmware_form": "equivalently, b-tagged when f_c * exp(logit_c - logit_b + T) + (1 - f_c) * "
             "exp(logit_light - logit_b + T) < 1: two exponentials of logit differences (exact "
