@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_edit import resign
 
 from trigger_ml.decision import hls
 from trigger_ml.decision.cost import check_and_cost
@@ -225,16 +226,6 @@ def test_comparison_rows_add_the_blocks(tiny_report, workspace, tiny_config):
     assert row["blocks"] == "decision (rtl), front_end (estimate)" and row["cost_source"] == "da4ml"
 
 
-def _resign(root: Path) -> None:
-    names = [name for name in verifier.bundle_files(root) if name not in verifier.UNLISTED]
-    manifest = verifier.manifest_text({name: verifier.sha256_file(root / name) for name in names})
-    (root / "MANIFEST").write_text(manifest)
-    info = json.loads((root / "BUILD_INFO.json").read_text())
-    info["firmware_id"] = verifier.sha256_bytes(manifest.encode())
-    info["checksum"] = verifier.build_info_checksum(info)
-    (root / "BUILD_INFO.json").write_text(verifier.build_info_text(info))
-
-
 @slow
 def test_bundle_verify_checks_the_tag_bits(tiny_report, workspace, tiny_config, tmp_path):
     from trigger_ml.firmware import build_bundle, verify_bundle
@@ -255,7 +246,7 @@ def test_bundle_verify_checks_the_tag_bits(tiny_report, workspace, tiny_config, 
     row[-1] = str(int(row[-1]) ^ 0b010)
     lines[5] = " ".join(row)
     path.write_text("\n".join(lines) + "\n")
-    _resign(copy)
+    resign(copy)
     with pytest.raises(TriggerMLError, match="trigger_top vector 5 .* tag bits"):
         verify_bundle(copy)
     # firmware whose threshold differs from the spec's is caught by the C simulation
@@ -274,6 +265,6 @@ def test_bundle_verify_checks_the_tag_bits(tiny_report, workspace, tiny_config, 
         1,
     )
     config_h.write_text(text)
-    _resign(copy)
+    resign(copy)
     with pytest.raises(TriggerMLError, match="trigger_top vector .*: C simulation gives"):
         verify_bundle(copy)

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from bundle_edit import resign
 
 from trigger_ml.l1 import hls
 from trigger_ml.l1.hostile import FAMILIES, hostile_jets, realistic_jets
@@ -320,20 +321,6 @@ def test_tiny_l1_trigger_top_is_bit_exact_on_words(tiny_l1, workspace) -> None:
     )
 
 
-def _resign(root) -> None:
-    import json
-
-    from trigger_ml.firmware import verifier
-
-    names = [name for name in verifier.bundle_files(root) if name not in verifier.UNLISTED]
-    manifest = verifier.manifest_text({name: verifier.sha256_file(root / name) for name in names})
-    (root / "MANIFEST").write_text(manifest)
-    info = json.loads((root / "BUILD_INFO.json").read_text())
-    info["firmware_id"] = verifier.sha256_bytes(manifest.encode())
-    info["checksum"] = verifier.build_info_checksum(info)
-    (root / "BUILD_INFO.json").write_text(verifier.build_info_text(info))
-
-
 @pytest.mark.slow
 def test_tiny_l1_bundle_takes_track_words_and_verify_checks_them(tiny_l1, workspace, tmp_path) -> None:
     """The bundle's input spec is the track word; verify runs trigger_top on test and hostile
@@ -377,7 +364,7 @@ def test_tiny_l1_bundle_takes_track_words_and_verify_checks_them(tiny_l1, worksp
     row[3], row[4] = verifier.decision_outputs(row[:3], emulation)
     lines[i] = " ".join(map(str, row))
     path.write_text("\n".join(lines) + "\n")
-    _resign(copy)
+    resign(copy)
     with pytest.raises(
         TriggerMLError, match=rf"trigger_top vector {i} \(l1_random_bits\): C simulation gives"
     ):
