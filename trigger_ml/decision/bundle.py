@@ -13,7 +13,7 @@ import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.decision import hls
-from trigger_ml.decision.frontend import FrontEndJets, front_end_for
+from trigger_ml.decision.frontend import FrontEnd, FrontEndJets
 from trigger_ml.decision.score import logit_codes, max_form_codes, score_spec, tag_bits
 from trigger_ml.errors import TriggerMLError
 from trigger_ml.fileio import read_json, sha256_of_file
@@ -52,12 +52,13 @@ def write_top_vectors(
     root: Path,
     config: ModelConfig,
     interface: Interface,
+    front: FrontEnd,
     jets: FrontEndJets,
     logits: np.ndarray,
     summary: dict[str, Any],
     decision_dir: Path,
 ) -> dict[str, Any]:
-    """Write trigger_top's vectors: the test vectors' jets (``jets``, their C-simulation
+    """Write trigger_top's vectors through its front end ``front``: the test vectors' jets (``jets``, their C-simulation
     ``logits``) as the front end's words, then its hostile vectors: the network's (read back
     from ``root``) when the front end passes features through, else the front end's own with
     the rows the decision stage checked (``decision_dir/vectors``). Returns the output spec's
@@ -72,7 +73,6 @@ def write_top_vectors(
             f"run `trigger-ml hls '{config.name}'`",
         )
     thresholds = [row["code"] for row in summary["thresholds"]]
-    front = front_end_for(config, interface)
     hostile_words, families = front.hostile()
     if front.hostile_from_network:
         hostile_codes = np.loadtxt(root / verifier.HOSTILE_OUTPUT_CODES, dtype=np.int64, ndmin=2)

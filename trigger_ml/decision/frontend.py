@@ -37,6 +37,7 @@ import numpy as np
 
 from trigger_ml.config import ModelConfig
 from trigger_ml.cost.sections import make_section
+from trigger_ml.errors import TriggerMLError
 from trigger_ml.firmware.interface import Interface
 
 
@@ -51,6 +52,33 @@ class FrontEndJets:
 
     def head(self, n: int) -> FrontEndJets:
         return FrontEndJets(self.network_inputs[:n], self.jets[:n], self.tracks[:n])
+
+
+def csim_test_split(
+    config: ModelConfig, data_path: Path, project_dir: Path, scaling: Any, jet_scaling: Any
+) -> dict[str, Any]:
+    """The test split the project's C simulation ran on (``csim_predictions.h5``): its file
+    ``rows``, ``classes`` and C-simulation ``logits``, the network's prepared ``inputs`` (flat
+    per jet, float64) and the same jets as :class:`FrontEndJets` (``jets``). Raises when the data
+    and configuration give another split than the one simulated."""
+    import h5py
+
+    from trigger_ml.data.dataset import model_inputs, prepare, read_sample
+
+    with h5py.File(project_dir / "csim_predictions.h5", "r") as handle:
+        rows, classes = handle["test_index"][()], handle["classes"][()]
+        logits = handle["logits_csim"][()].astype(np.float64)
+    sample = read_sample(data_path)
+    data = prepare(sample, config, scaling=scaling, jet_scaling=jet_scaling)
+    if not (np.array_equal(data.indices["test"], rows) and np.array_equal(data.classes["test"], classes)):
+        raise TriggerMLError(
+            f"{project_dir / 'csim_predictions.h5'} holds another test split than the data and config give",
+            f"run `trigger-ml hls '{config.name}' --force`",
+        )
+    inputs = np.asarray(model_inputs(data.inputs["test"], config), np.float64)
+    flat = inputs.reshape(len(inputs), -1)
+    jets = FrontEndJets(flat, sample.jets[rows], sample.tracks[rows])
+    return {"inputs": flat, "jets": jets, "classes": classes, "rows": rows, "logits": logits}
 
 
 class FrontEnd(ABC):

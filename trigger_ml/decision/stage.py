@@ -31,7 +31,7 @@ import numpy as np
 from trigger_ml.config import ModelConfig
 from trigger_ml.decision import hls
 from trigger_ml.decision.cost import check_and_cost
-from trigger_ml.decision.frontend import FrontEnd, FrontEndJets, front_end_for
+from trigger_ml.decision.frontend import FrontEnd, csim_test_split, front_end_for
 from trigger_ml.decision.physics import decision_physics
 from trigger_ml.decision.score import (
     ScoreSpec,
@@ -149,24 +149,6 @@ def _network_logits(config: ModelConfig, model: Any, codes: np.ndarray, interfac
     return np.asarray(model.predict(values, batch_size=4096, verbose=0), np.float64).reshape(len(values), -1)
 
 
-def _test_split(config: ModelConfig, run: TrainedRun, data_path: Path, project_dir: Path) -> dict[str, Any]:
-    from trigger_ml.data.dataset import model_inputs, prepare, read_sample
-
-    with h5py.File(project_dir / "csim_predictions.h5", "r") as handle:
-        rows, classes = handle["test_index"][()], handle["classes"][()]
-        logits = handle["logits_csim"][()].astype(np.float64)
-    sample = read_sample(data_path)
-    data = prepare(sample, config, scaling=run.scaling, jet_scaling=run.jet_scaling)
-    if not np.array_equal(data.indices["test"], rows):
-        raise TriggerMLError(
-            "the test split differs from the one the C simulation ran on",
-            f"rerun `trigger-ml hls --force '{config.name}'`",
-        )
-    inputs = np.asarray(model_inputs(data.inputs["test"], config), np.float64)
-    jets = FrontEndJets(inputs.reshape(len(inputs), -1), sample.jets[rows], sample.tracks[rows])
-    return {"jets": jets, "classes": classes, "logits": logits}
-
-
 def _compare(
     spec: ScoreSpec, got: np.ndarray, want_logits: np.ndarray | None, thresholds: list[int]
 ) -> dict[str, np.ndarray]:
@@ -206,7 +188,7 @@ def build_decision(
     front: FrontEnd = front_end_for(config, interface)
     kind = kind_of(config)
     with timed(timings, "prepare_s"):
-        split = _test_split(config, run, data_path, project_dir)
+        split = csim_test_split(config, data_path, project_dir, run.scaling, run.jet_scaling)
         classes = split["classes"]
         csim_codes = logit_codes(spec, split["logits"])
         score_csim = max_form_codes(spec, csim_codes)

@@ -148,33 +148,6 @@ def _locate(config: ModelConfig, ws: Workspace) -> _Sources:
     return _Sources(project_dir, report.as_json(), run_dir, data_path, decision)
 
 
-def _test_split(
-    config: ModelConfig, src: _Sources, scaling: FeatureScaling, jet_scaling: FeatureScaling | None
-) -> dict[str, Any]:
-    """Model inputs (flattened per jet; with the sample's records of the same jets, ``jets``),
-    classes, file rows and C-simulation logits of the test split."""
-    import h5py
-
-    from trigger_ml.data.dataset import model_inputs, prepare, read_sample
-    from trigger_ml.decision.frontend import FrontEndJets
-
-    with h5py.File(src.project_dir / "csim_predictions.h5", "r") as handle:
-        rows = handle["test_index"][()]
-        classes = handle["classes"][()]
-        logits = handle["logits_csim"][()].astype(np.float64)
-    sample = read_sample(src.data_path)
-    data = prepare(sample, config, scaling=scaling, jet_scaling=jet_scaling)
-    if not (np.array_equal(data.indices["test"], rows) and np.array_equal(data.classes["test"], classes)):
-        raise TriggerMLError(
-            f"{src.project_dir / 'csim_predictions.h5'} holds another test split than the data and config give",
-            f"run `trigger-ml hls '{config.name}' --force`",
-        )
-    inputs = model_inputs(data.inputs["test"], config)
-    flat = inputs.reshape(len(inputs), -1)
-    jets = FrontEndJets(flat, sample.jets[rows], sample.tracks[rows])
-    return {"inputs": flat, "jets": jets, "classes": classes, "rows": rows, "logits": logits}
-
-
 def _decimal_lines(codes: np.ndarray, fractional_bits: int) -> str:
     """One line per row: the exact decimal of every code * 2^-fractional_bits."""
     text = {int(c): verifier.exact_decimal(Fraction(int(c), 2**fractional_bits)) for c in np.unique(codes)}
@@ -455,8 +428,8 @@ def tarball_bytes(root: Path, top: str) -> bytes:
 def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_vectors: int) -> str:
     """Write every file of the bundle into ``root``; returns the firmware identity."""
     from trigger_ml.data.dataset import FeatureScaling
+    from trigger_ml.decision.frontend import csim_test_split, front_end_for
     from trigger_ml.firmware.modelcard import model_card
-    from trigger_ml.decision.frontend import front_end_for
     from trigger_ml.firmware.spec import input_spec, output_spec
 
     root.mkdir()
@@ -466,7 +439,8 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
     scaling = FeatureScaling.load(src.run_dir / "scaling.json")
     jet_path = src.run_dir / "jet_scaling.json"
     jet_scaling = FeatureScaling.load(jet_path) if jet_path.is_file() else None
-    split = _test_split(config, src, scaling, jet_scaling)
+    split = csim_test_split(config, src.data_path, src.project_dir, scaling, jet_scaling)
+    front = front_end_for(config, interface)
     n = min(n_vectors, len(split["rows"]))
     _write_vectors(root, interface, split, n)
     hostile = write_bundle_vectors(root, config, src.run_dir, src.project_dir, interface, root.parent / "hostile")
@@ -479,6 +453,7 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
             root,
             config,
             interface,
+            front,
             split["jets"].head(n),
             split["logits"][:n],
             src.decision,
@@ -494,7 +469,7 @@ def _assemble(config: ModelConfig, ws: Workspace, src: _Sources, root: Path, n_v
         jet_scaling,
         sample_settings,
         report["fidelity"].get("permutation_invariant_fraction"),
-        front_end_for(config, interface),
+        front,
     )
     out_spec = output_spec(config, interface, split["logits"], split["classes"])
     if decision_spec is not None:

@@ -11,9 +11,6 @@ import numpy as np
 from trigger_ml.config import ModelConfig
 from trigger_ml.data.dataset import MIN_DR, FeatureScaling
 from trigger_ml.firmware.interface import FixedType, Interface
-
-if TYPE_CHECKING:
-    from trigger_ml.decision.frontend import FrontEnd
 from trigger_ml.firmware.verifier import WP_SIGMAS
 from trigger_ml.physics import (
     CLASS_NAMES,
@@ -24,6 +21,9 @@ from trigger_ml.physics import (
     rejection,
     threshold_at_efficiency,
 )
+
+if TYPE_CHECKING:
+    from trigger_ml.decision.frontend import FrontEnd
 
 TRACK_FEATURE_DOCS: dict[str, tuple[str, str]] = {
     "sd0": ("lifetime-signed transverse impact-parameter significance d0 / sigma(d0)", "1"),

@@ -51,8 +51,7 @@ class TrackWordFrontEnd(FrontEnd):
                 f"{config.name}: the track-word front end is for inputs.tracks l1",
                 "use front_end_for(config, interface)",
             )
-        self.config = config
-        self.interface = interface  # type: ignore[assignment]
+        super().__init__(config, interface)  # type: ignore[arg-type]
         self.preprocessing: L1Preprocessing = spec_for(config, n_in)
         if interface is not None:
             port = interface.input.fixed
